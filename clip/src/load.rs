@@ -1,0 +1,220 @@
+//! The only module that reads model files: from a local directory (any Hugging Face model
+//! snapshot) or, with the `hub` feature, from the Hugging Face hub by repository id, cached in
+//! the standard HF cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`) so later runs and
+//! offline machines need no network. Also writes the browser's model bundle.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+use crate::config::ClipConfig;
+use crate::error::{ClipError, Result};
+use crate::export::{self, FileEntry, Manifest, Variant};
+use crate::model::ClipModel;
+use crate::tokenizer::ClipTokenizer;
+use crate::weights::Weights;
+
+/// The default model: OpenAI's ViT-B/32 CLIP.
+pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
+
+/// Files of a model snapshot.
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A directory holding `config.json`, `model.safetensors` and `tokenizer.json`.
+    Dir(PathBuf),
+    /// A Hugging Face hub repository id such as `openai/clip-vit-base-patch32`.
+    Hub { repo: String, revision: String },
+}
+
+impl ModelSource {
+    /// An existing directory is a `Dir`; anything else is a hub repository id (`repo[@revision]`).
+    pub fn parse(spec: &str) -> Self {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return ModelSource::Dir(path.to_path_buf());
+        }
+        match spec.split_once('@') {
+            Some((repo, rev)) => ModelSource::Hub { repo: repo.to_string(), revision: rev.to_string() },
+            None => ModelSource::Hub { repo: spec.to_string(), revision: "main".to_string() },
+        }
+    }
+
+    /// A short name for manifests and logs.
+    pub fn id(&self) -> String {
+        match self {
+            ModelSource::Dir(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string()),
+            ModelSource::Hub { repo, .. } => repo.clone(),
+        }
+    }
+}
+
+/// Paths of a resolved model's files.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub id: String,
+    pub config: PathBuf,
+    pub weights: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+/// Reports download progress (the binaries draw a progress bar; this crate never prints).
+pub trait DownloadProgress {
+    /// A download of `file` with `size` bytes starts.
+    fn start(&mut self, file: &str, size: u64);
+    /// `bytes` more have arrived.
+    fn advance(&mut self, bytes: u64);
+    /// The current file is complete.
+    fn finish(&mut self);
+}
+
+/// Ignores progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl DownloadProgress for NoProgress {
+    fn start(&mut self, _file: &str, _size: u64) {}
+    fn advance(&mut self, _bytes: u64) {}
+    fn finish(&mut self) {}
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| ClipError::Io { path: path.to_path_buf(), source })
+}
+
+/// Finds (and, for the hub, downloads once into the HF cache) the model's three files.
+pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+    match source {
+        ModelSource::Dir(dir) => {
+            let file = |name: &str| {
+                let p = dir.join(name);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(ClipError::Io { path: p, source: std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found") })
+                }
+            };
+            Ok(ModelFiles { id: source.id(), config: file(CONFIG_FILE)?, weights: file(WEIGHTS_FILE)?, tokenizer: file(TOKENIZER_FILE)? })
+        }
+        ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, progress),
+    }
+}
+
+#[cfg(feature = "hub")]
+mod hub {
+    use super::*;
+    use hf_hub::{Cache, Repo, RepoType, api::sync::ApiBuilder};
+
+    struct Adapter<'a>(&'a mut dyn DownloadProgress);
+
+    impl hf_hub::api::Progress for Adapter<'_> {
+        fn init(&mut self, size: usize, filename: &str) {
+            self.0.start(filename, size as u64);
+        }
+        fn update(&mut self, size: usize) {
+            self.0.advance(size as u64);
+        }
+        fn finish(&mut self) {
+            self.0.finish();
+        }
+    }
+
+    pub(super) fn resolve(repo_id: &str, revision: &str, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+        let cache = Cache::from_env().repo(repo.clone());
+        let mut api = None;
+        let mut get = |name: &str| -> Result<PathBuf> {
+            // The cache first: a model downloaded once works offline.
+            if let Some(p) = cache.get(name) {
+                return Ok(p);
+            }
+            if api.is_none() {
+                api = Some(ApiBuilder::from_env().with_progress(false).build().map_err(|e| ClipError::Download(e.to_string()))?);
+            }
+            let api = api.as_ref().expect("set above");
+            api.repo(repo.clone())
+                .download_with_progress(name, Adapter(progress))
+                .map_err(|e| ClipError::Download(format!("{repo_id}/{name} (revision {revision}): {e}")))
+        };
+        Ok(ModelFiles { id: repo_id.to_string(), config: get(CONFIG_FILE)?, weights: get(WEIGHTS_FILE)?, tokenizer: get(TOKENIZER_FILE)? })
+    }
+}
+
+#[cfg(not(feature = "hub"))]
+mod hub {
+    use super::*;
+
+    pub(super) fn resolve(repo_id: &str, _revision: &str, _progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+        Err(ClipError::Download(format!(
+            "{repo_id:?} is not a local directory, and this build has no hub support (feature \"hub\")"
+        )))
+    }
+}
+
+/// A loaded model with its tokenizer.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub id: String,
+    pub model: ClipModel,
+    pub tokenizer: ClipTokenizer,
+}
+
+/// Reads and builds the model and tokenizer on `device`.
+pub fn load(files: &ModelFiles, device: &Device) -> Result<Loaded> {
+    let config = ClipConfig::from_json(&read(&files.config)?).map_err(|e| in_file(&files.config, e))?;
+    let tokenizer = ClipTokenizer::from_json(&read(&files.tokenizer)?)
+        .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
+        .map_err(|e| in_file(&files.tokenizer, e))?;
+    let weights = Weights::from_safetensors(read(&files.weights)?, device).map_err(|e| in_file(&files.weights, e))?;
+    let model = ClipModel::new(&config, &weights).map_err(|e| in_file(&files.weights, e))?;
+    Ok(Loaded { id: files.id.clone(), model, tokenizer })
+}
+
+/// Names the file an error came from.
+fn in_file(path: &Path, e: ClipError) -> ClipError {
+    match e {
+        ClipError::Io { .. } => e,
+        other => ClipError::Io { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+    }
+}
+
+/// Writes the browser bundle into `out`: `config.json`, `tokenizer.json`, one text-tower file per
+/// variant and `manifest.json` (written last, so a reader never sees a manifest whose files are
+/// missing). Returns the manifest.
+pub fn write_browser_bundle(files: &ModelFiles, variants: &[Variant], out: &Path) -> Result<Manifest> {
+    let config_bytes = read(&files.config)?;
+    let config = ClipConfig::from_json(&config_bytes).map_err(|e| in_file(&files.config, e))?;
+    let tokenizer_bytes = read(&files.tokenizer)?;
+    ClipTokenizer::from_json(&tokenizer_bytes).map_err(|e| in_file(&files.tokenizer, e))?;
+    let checkpoint = read(&files.weights)?;
+    std::fs::create_dir_all(out).map_err(|source| ClipError::Io { path: out.to_path_buf(), source })?;
+    let write = |name: &str, data: &[u8]| -> Result<FileEntry> {
+        let path = out.join(name);
+        let tmp = out.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, data)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| ClipError::Io { path: path.clone(), source })?;
+        Ok(FileEntry::describe(name, data))
+    };
+    let mut variant_entries = std::collections::BTreeMap::new();
+    for &v in variants {
+        let data = export::export_text(&checkpoint, v).map_err(|e| in_file(&files.weights, e))?;
+        let key = serde_json::to_value(v).ok().and_then(|k| k.as_str().map(str::to_string)).unwrap_or_default();
+        variant_entries.insert(key, write(v.file_name(), &data)?);
+    }
+    let manifest = Manifest {
+        model_id: files.id.clone(),
+        dim: config.projection_dim,
+        context_length: config.text.max_position_embeddings,
+        config: write(CONFIG_FILE, &config_bytes)?,
+        tokenizer: write(TOKENIZER_FILE, &tokenizer_bytes)?,
+        variants: variant_entries,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ClipError::Input(e.to_string()))?;
+    write("manifest.json", &json)?;
+    Ok(manifest)
+}

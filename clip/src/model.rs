@@ -1,0 +1,376 @@
+//! The CLIP text and vision transformers, mirroring `transformers/models/clip/modeling_clip.py`
+//! (comments quote the Python lines being mirrored). Model code takes a config and a [`Weights`]
+//! source and never touches disk or network.
+//!
+//! Written here rather than reused from `candle-transformers` because that one only knows
+//! `quick_gelu`, and the text tower here must accept the trimmed, batch-padded token layout of
+//! [`TextEncoder::encode`].
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::LayerNorm;
+
+use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig};
+use crate::error::{ClipError, Result};
+use crate::weights::{Embedding, Linear, Weights};
+
+/// `CLIPAttention`: multi-head self-attention with biases on every projection.
+#[derive(Debug, Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn new(hidden: usize, heads: usize, w: &Weights) -> Result<Self> {
+        let head_dim = hidden / heads;
+        Ok(Self {
+            q_proj: w.pp("q_proj").linear(hidden, hidden, true)?,
+            k_proj: w.pp("k_proj").linear(hidden, hidden, true)?,
+            v_proj: w.pp("v_proj").linear(hidden, hidden, true)?,
+            out_proj: w.pp("out_proj").linear(hidden, hidden, true)?,
+            heads,
+            head_dim,
+            // self.scale = self.head_dim**-0.5
+            scale: (head_dim as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, hidden) = xs.dims3()?;
+        let split = |x: Tensor| -> candle_core::Result<Tensor> {
+            x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        // attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling (+ causal mask)
+        let mut att = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            att = att.broadcast_add(mask)?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, hidden))?;
+        Ok(self.out_proj.forward(&out)?)
+    }
+}
+
+/// `CLIPMLP`: fc1 → activation → fc2.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = self.fc1.forward(xs)?;
+        let xs = match self.activation {
+            // QuickGELUActivation: input * torch.sigmoid(1.702 * input)
+            Activation::QuickGelu => (&xs * candle_nn::ops::sigmoid(&(&xs * 1.702)?)?)?,
+            Activation::Gelu => xs.gelu_erf()?,
+            Activation::GeluTanh => xs.gelu()?,
+        };
+        Ok(self.fc2.forward(&xs)?)
+    }
+}
+
+/// `CLIPEncoderLayer`: pre-norm attention and MLP blocks with residuals.
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    self_attn: Attention,
+    layer_norm2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl EncoderLayer {
+    fn new(hidden: usize, intermediate: usize, heads: usize, act: Activation, eps: f64, w: &Weights) -> Result<Self> {
+        Ok(Self {
+            layer_norm1: w.pp("layer_norm1").layer_norm(hidden, eps)?,
+            self_attn: Attention::new(hidden, heads, &w.pp("self_attn"))?,
+            layer_norm2: w.pp("layer_norm2").layer_norm(hidden, eps)?,
+            mlp: Mlp {
+                fc1: w.pp("mlp.fc1").linear(hidden, intermediate, true)?,
+                fc2: w.pp("mlp.fc2").linear(intermediate, hidden, true)?,
+                activation: act,
+            },
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let residual = xs;
+        let xs = self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let xs = (residual + xs)?;
+        let residual = &xs;
+        let ys = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
+        Ok((residual + ys)?)
+    }
+}
+
+fn encoder_layers(
+    n: usize,
+    hidden: usize,
+    intermediate: usize,
+    heads: usize,
+    act: Activation,
+    eps: f64,
+    w: &Weights,
+) -> Result<Vec<EncoderLayer>> {
+    (0..n).map(|i| EncoderLayer::new(hidden, intermediate, heads, act, eps, &w.pp(format!("encoder.layers.{i}")))).collect()
+}
+
+/// Divides each row by its L2 norm.
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+    Ok(xs.broadcast_div(&norm)?)
+}
+
+/// The text tower with its projection: `CLIPTextTransformer` + `text_projection`.
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
+    token_embedding: Embedding,
+    position_embedding: Tensor,
+    layers: Vec<EncoderLayer>,
+    final_layer_norm: LayerNorm,
+    projection: Linear,
+    config: TextConfig,
+    projection_dim: usize,
+    device: Device,
+}
+
+impl TextEncoder {
+    /// Reads `text_model.*` and `text_projection.weight` from `w` (the root of a CLIPModel
+    /// checkpoint, or of a text-only export).
+    pub fn new(config: &TextConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
+        let c = config;
+        let tm = w.pp("text_model");
+        let emb = tm.pp("embeddings");
+        Ok(Self {
+            token_embedding: emb.pp("token_embedding").embedding(c.vocab_size, c.hidden_size)?,
+            position_embedding: emb.pp("position_embedding").tensor("weight", &[c.max_position_embeddings, c.hidden_size])?,
+            layers: encoder_layers(
+                c.num_hidden_layers,
+                c.hidden_size,
+                c.intermediate_size,
+                c.num_attention_heads,
+                c.activation,
+                c.layer_norm_eps,
+                &tm,
+            )?,
+            final_layer_norm: tm.pp("final_layer_norm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            projection: w.pp("text_projection").linear(c.hidden_size, projection_dim, false)?,
+            config: c.clone(),
+            projection_dim,
+            device: w.device().clone(),
+        })
+    }
+
+    /// The tower's configuration.
+    pub fn config(&self) -> &TextConfig {
+        &self.config
+    }
+
+    /// Size of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.projection_dim
+    }
+
+    /// The reference computation over every position of `ids` (`[b, t]` u32), pooled at the
+    /// first occurrence of the largest id of each row (the end token, 49407, for CLIP's
+    /// vocabulary): `CLIPTextTransformer.forward` with
+    /// `pooled_output = last_hidden_state[arange(b), input_ids.argmax(dim=-1)]`.
+    /// Returns unnormalised `[b, projection_dim]` features (`get_text_features`).
+    pub fn forward_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        let rows = ids.to_vec2::<u32>()?;
+        let pool = rows.iter().map(|r| first_max_position(r)).collect::<Vec<_>>();
+        self.forward_pooled(ids, &pool)
+    }
+
+    /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]), computing each only
+    /// up to its end token and padding the batch only to its longest member. Because the text
+    /// tower is causal and pools at the end token, this equals [`Self::forward_ids`] on the
+    /// 77-token padded input, at a fraction of the cost for short queries.
+    /// Returns unnormalised `[b, projection_dim]` features.
+    pub fn encode(&self, sequences: &[Vec<u32>]) -> Result<Tensor> {
+        if sequences.is_empty() {
+            return Err(ClipError::Input("empty batch of token sequences".into()));
+        }
+        let trimmed: Vec<&[u32]> = sequences
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    return Err(ClipError::Input("empty token sequence".into()));
+                }
+                Ok(&s[..=first_max_position(s)])
+            })
+            .collect::<Result<_>>()?;
+        let longest = trimmed.iter().map(|s| s.len()).max().unwrap_or(1);
+        if longest > self.config.max_position_embeddings {
+            return Err(ClipError::Input(format!(
+                "token sequence of {longest} tokens is longer than the context of {}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let mut flat = Vec::with_capacity(trimmed.len() * longest);
+        for s in &trimmed {
+            flat.extend_from_slice(s);
+            // Padding sits after the end token, where the causal mask hides it from the pooled position.
+            flat.extend(std::iter::repeat_n(*s.last().unwrap_or(&0), longest - s.len()));
+        }
+        let ids = Tensor::from_vec(flat, (trimmed.len(), longest), &self.device)?;
+        let pool = trimmed.iter().map(|s| s.len() - 1).collect::<Vec<_>>();
+        self.forward_pooled(&ids, &pool)
+    }
+
+    /// [`Self::encode`] followed by L2 normalisation, as plain vectors.
+    pub fn embed(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        Ok(l2_normalize(&self.encode(sequences)?)?.to_vec2::<f32>()?)
+    }
+
+    fn forward_pooled(&self, ids: &Tensor, pool: &[usize]) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            return Err(ClipError::Input(format!("{t} tokens exceed the context of {}", self.config.max_position_embeddings)));
+        }
+        if let Some(bad) = ids.flatten_all()?.to_vec1::<u32>()?.into_iter().find(|&id| id as usize >= self.config.vocab_size) {
+            return Err(ClipError::Input(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
+        }
+        // embeddings = inputs_embeds + self.position_embedding(position_ids)
+        let positions = self.position_embedding.narrow(0, 0, t)?;
+        let mut xs = self.token_embedding.forward(ids)?.broadcast_add(&positions)?;
+        // _create_4d_causal_attention_mask: -inf above the diagonal.
+        let mask: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+        let mask = Tensor::from_vec(mask, (t, t), &self.device)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, Some(&mask))?;
+        }
+        let xs = self.final_layer_norm.forward(&xs)?;
+        let hidden = self.config.hidden_size;
+        let index: Vec<u32> = pool.iter().enumerate().map(|(row, &p)| (row * t + p) as u32).collect();
+        let index = Tensor::from_vec(index, b, &self.device)?;
+        let pooled = xs.reshape((b * t, hidden))?.index_select(&index, 0)?;
+        Ok(self.projection.forward(&pooled)?)
+    }
+}
+
+/// Position of the first occurrence of the largest id (torch's `argmax` picks the first maximum).
+fn first_max_position(ids: &[u32]) -> usize {
+    let mut best = 0;
+    for (i, &id) in ids.iter().enumerate() {
+        if id > ids[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The vision tower with its projection: `CLIPVisionTransformer` + `visual_projection`.
+#[derive(Debug, Clone)]
+pub struct VisionEncoder {
+    patch_embedding: Tensor,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_layrnorm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    post_layernorm: LayerNorm,
+    projection: Linear,
+    config: VisionConfig,
+    projection_dim: usize,
+}
+
+impl VisionEncoder {
+    /// Reads `vision_model.*` and `visual_projection.weight` from `w`.
+    pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
+        let c = config;
+        let vm = w.pp("vision_model");
+        let emb = vm.pp("embeddings");
+        let patches = c.grid() * c.grid();
+        Ok(Self {
+            patch_embedding: emb.pp("patch_embedding").tensor("weight", &[c.hidden_size, c.num_channels, c.patch_size, c.patch_size])?,
+            class_embedding: emb.tensor("class_embedding", &[c.hidden_size])?,
+            position_embedding: emb.pp("position_embedding").tensor("weight", &[patches + 1, c.hidden_size])?,
+            // (sic) the transformers attribute is spelled `pre_layrnorm`.
+            pre_layrnorm: vm.pp("pre_layrnorm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            layers: encoder_layers(
+                c.num_hidden_layers,
+                c.hidden_size,
+                c.intermediate_size,
+                c.num_attention_heads,
+                c.activation,
+                c.layer_norm_eps,
+                &vm,
+            )?,
+            post_layernorm: vm.pp("post_layernorm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            projection: w.pp("visual_projection").linear(c.hidden_size, projection_dim, false)?,
+            config: c.clone(),
+            projection_dim,
+        })
+    }
+
+    /// The tower's configuration.
+    pub fn config(&self) -> &VisionConfig {
+        &self.config
+    }
+
+    /// Size of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.projection_dim
+    }
+
+    /// `get_image_features`: preprocessed pixels `[b, 3, S, S]` f32 → unnormalised
+    /// `[b, projection_dim]`.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, ch, h, w) = pixels.dims4()?;
+        if (ch, h, w) != (c.num_channels, c.image_size, c.image_size) {
+            return Err(ClipError::Input(format!(
+                "pixels have shape [{b}, {ch}, {h}, {w}], the model needs [b, {}, {}, {}]",
+                c.num_channels, c.image_size, c.image_size
+            )));
+        }
+        let pixels = pixels.to_dtype(DType::F32)?;
+        // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch, no bias)
+        let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
+        // patch_embeds.flatten(2).transpose(1, 2)
+        let patches = patches.flatten_from(2)?.transpose(1, 2)?;
+        let class = self.class_embedding.reshape((1, 1, c.hidden_size))?.broadcast_as((b, 1, c.hidden_size))?;
+        let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        let mut xs = self.pre_layrnorm.forward(&xs)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, None)?;
+        }
+        // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
+        let pooled = self.post_layernorm.forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok(self.projection.forward(&pooled)?)
+    }
+
+    /// [`Self::forward`] followed by L2 normalisation, as plain vectors.
+    pub fn embed(&self, pixels: &Tensor) -> Result<Vec<Vec<f32>>> {
+        Ok(l2_normalize(&self.forward(pixels)?)?.to_vec2::<f32>()?)
+    }
+}
+
+/// Both towers: a whole `CLIPModel`.
+#[derive(Debug, Clone)]
+pub struct ClipModel {
+    pub text: TextEncoder,
+    pub vision: VisionEncoder,
+    pub config: ClipConfig,
+}
+
+impl ClipModel {
+    /// Builds both towers from a checkpoint's weights.
+    pub fn new(config: &ClipConfig, w: &Weights) -> Result<Self> {
+        Ok(Self {
+            text: TextEncoder::new(&config.text, config.projection_dim, w)?,
+            vision: VisionEncoder::new(&config.vision, config.projection_dim, w)?,
+            config: config.clone(),
+        })
+    }
+}

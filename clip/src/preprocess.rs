@@ -1,0 +1,312 @@
+//! Image bytes → the model's input pixels, equal to transformers' `CLIPImageProcessor` (the
+//! PIL-based one, which is also what the original OpenAI code does):
+//!
+//! 1. decode (JPEG, PNG, GIF — first frame —, WebP, BMP, TIFF), refusing decompression bombs
+//!    from the header before any pixel is allocated;
+//! 2. apply the EXIF orientation (PIL's `ImageOps.exif_transpose`; the processor itself does not,
+//!    but a photo search that shows sideways photos is broken);
+//! 3. convert to 8-bit RGB (`image.convert("RGB")`);
+//! 4. resize so the shortest side is 224 with PIL's bicubic filter (`Image.resize(..., BICUBIC)`),
+//!    reimplemented here with the same fixed-point arithmetic as Pillow's `Resample.c` so the
+//!    8-bit result is identical, not merely close;
+//! 5. center crop 224×224 (`top = (height - 224) // 2`);
+//! 6. scale to [0, 1] and normalise with CLIP's mean and std, channels first.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::config::VisionConfig;
+use crate::error::{ClipError, Result};
+
+/// CLIP's per-channel mean (`OPENAI_CLIP_MEAN` in transformers).
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's per-channel standard deviation (`OPENAI_CLIP_STD` in transformers).
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+/// Pillow's `Image.MAX_IMAGE_PIXELS * 2`, the size above which PIL refuses to open an image.
+pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// The preprocessing pipeline for one model's input size.
+#[derive(Debug, Clone)]
+pub struct ImageProcessor {
+    /// Side of the square model input (224 for ViT-B/32).
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Images whose header announces more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for ImageProcessor {
+    fn default() -> Self {
+        Self { size: 224, mean: CLIP_MEAN, std: CLIP_STD, max_pixels: DEFAULT_MAX_PIXELS }
+    }
+}
+
+impl ImageProcessor {
+    /// The pipeline for a vision tower's input size.
+    pub fn for_model(config: &VisionConfig) -> Self {
+        Self { size: config.image_size as u32, ..Self::default() }
+    }
+
+    /// Steps 1–3: bytes → upright 8-bit RGB.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        if bytes.is_empty() {
+            return Err(ClipError::Decode("empty file".into()));
+        }
+        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ClipError::Decode(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(ClipError::Decode("not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)".into()));
+        }
+        let mut limits = image::Limits::default();
+        // The pixel check below covers bombs; this bounds what a decoder may allocate besides.
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).min(4 << 30));
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(|e| ClipError::Decode(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels {
+            return Err(ClipError::TooLarge { width, height, pixels, limit: self.max_pixels });
+        }
+        if pixels == 0 {
+            return Err(ClipError::Decode(format!("image is {width}x{height}")));
+        }
+        let orientation = decoder.orientation().map_err(|e| ClipError::Decode(e.to_string()))?;
+        let mut img = DynamicImage::from_decoder(decoder).map_err(|e| ClipError::Decode(e.to_string()))?;
+        img.apply_orientation(orientation);
+        Ok(to_rgb8(img))
+    }
+
+    /// Steps 4–5: the 8-bit `size`×`size` crop the model sees.
+    pub fn resize_crop(&self, img: &RgbImage) -> RgbImage {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (nw, nh) = resized_size(w, h, self.size as usize);
+        let resized = resize_bicubic(img, nw, nh);
+        let s = self.size as usize;
+        // transformers.image_transforms.center_crop: top = (orig_height - crop_height) // 2
+        let (top, left) = ((nh.saturating_sub(s)) / 2, (nw.saturating_sub(s)) / 2);
+        image::imageops::crop_imm(&resized, left as u32, top as u32, s as u32, s as u32).to_image()
+    }
+
+    /// Step 6: `[3, size, size]` channels-first f32, normalised.
+    pub fn normalize(&self, crop: &RgbImage) -> Vec<f32> {
+        let plane = (crop.width() * crop.height()) as usize;
+        let mut out = vec![0f32; 3 * plane];
+        for (i, px) in crop.pixels().enumerate() {
+            for c in 0..3 {
+                // rescale (x * 1/255), then normalize ((x - mean) / std)
+                out[c * plane + i] = (f32::from(px.0[c]) * (1.0 / 255.0) - self.mean[c]) / self.std[c];
+            }
+        }
+        out
+    }
+
+    /// The whole pipeline: image file bytes → `[3, size, size]` model input.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>> {
+        Ok(self.normalize(&self.resize_crop(&self.decode(bytes)?)))
+    }
+}
+
+/// transformers' `convert_rgb`: an image with an alpha channel (RGBA, LA, or a palette with a
+/// transparent entry, which decoders hand over as RGBA) is composited onto opaque white,
+/// `round((c·a + 255·(255 − a)) / 255)`; grey is replicated. 16-bit samples are scaled to 8 bits
+/// (`(v + 128) / 257`). PIL instead clamps 16-bit grey to `min(v, 255)`, which turns a normal
+/// 16-bit photo white: a deliberate, tested divergence (see the fixtures' NOTES.md).
+fn to_rgb8(img: DynamicImage) -> RgbImage {
+    if let DynamicImage::ImageRgb8(rgb) = img {
+        return rgb;
+    }
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u32::from(p.0[3]);
+        for c in 0..3 {
+            let x = u32::from(p.0[c]) * a + 255 * (255 - a);
+            // round(x / 255) with halves up, in integers.
+            o.0[c] = ((2 * x + 255) / 510) as u8;
+        }
+    }
+    out
+}
+
+/// `get_resize_output_image_size(default_to_square=False)`: the shortest side becomes `short`,
+/// the other `int(short * long / short_side)`. Returns (width, height).
+pub fn resized_size(width: usize, height: usize, short: usize) -> (usize, usize) {
+    let (s, l) = if width <= height { (width, height) } else { (height, width) };
+    let long = ((short * l) as f64 / s as f64) as usize;
+    if width <= height { (short, long) } else { (long, short) }
+}
+
+// ---- Pillow's Resample.c, bicubic, 8 bits per channel ----
+
+/// Pillow keeps filter weights as fixed point with this many fractional bits.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's `bicubic_filter` (a = -0.5), support 2.
+fn bicubic_filter(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Per output pixel: first input index, taps, and fixed-point weights (`precompute_coeffs` +
+/// `normalize_coeffs_8bpc`).
+struct Coeffs {
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<i32>,
+    ksize: usize,
+}
+
+fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 2.0 * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's (int) cast truncates toward zero, as `as` does.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let w = bicubic_filter((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for x in 0..xmax {
+            let w = if ww != 0.0 { k[x] / ww } else { k[x] };
+            let fixed = w * f64::from(1u32 << PRECISION_BITS);
+            weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+        }
+        bounds.push((xmin, xmax));
+    }
+    Coeffs { bounds, weights, ksize }
+}
+
+#[inline]
+fn clip8(v: i32) -> u8 {
+    if v >= (1 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// `Image.resize((width, height), Image.BICUBIC)` for RGB: a horizontal pass over the rows the
+/// vertical pass needs, rounded to 8 bits, then a vertical pass (`ImagingResampleInner`).
+pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
+    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    if (in_w, in_h) == (width, height) {
+        return img.clone();
+    }
+    let src = img.as_raw();
+    let horiz = precompute_coeffs(in_w, width);
+    let vert = precompute_coeffs(in_h, height);
+    // Rows of the source that the vertical pass reads.
+    let y_first = vert.bounds[0].0;
+    let y_last = vert.bounds[height - 1].0 + vert.bounds[height - 1].1;
+
+    let (tmp, tmp_w, row0) = if width != in_w {
+        let rows = y_last - y_first;
+        let mut tmp = vec![0u8; rows * width * 3];
+        for y in 0..rows {
+            let in_row = &src[(y + y_first) * in_w * 3..(y + y_first + 1) * in_w * 3];
+            let out_row = &mut tmp[y * width * 3..(y + 1) * width * 3];
+            for (xx, &(xmin, n)) in horiz.bounds.iter().enumerate() {
+                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
+                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+                for (x, &kx) in k.iter().enumerate() {
+                    let p = &in_row[(xmin + x) * 3..(xmin + x) * 3 + 3];
+                    for c in 0..3 {
+                        acc[c] += i32::from(p[c]) * kx;
+                    }
+                }
+                for c in 0..3 {
+                    out_row[xx * 3 + c] = clip8(acc[c]);
+                }
+            }
+        }
+        (tmp, width, y_first)
+    } else {
+        (src.to_vec(), in_w, 0)
+    };
+
+    if height == in_h {
+        // Only the horizontal pass was needed (it covered every row).
+        return RgbImage::from_raw(width as u32, height as u32, tmp).expect("buffer has width*height*3 bytes");
+    }
+    let mut out = vec![0u8; width * height * 3];
+    let stride = tmp_w * 3;
+    for (yy, &(ymin, n)) in vert.bounds.iter().enumerate() {
+        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
+        let base = ymin - row0;
+        let out_row = &mut out[yy * width * 3..(yy + 1) * width * 3];
+        for (i, o) in out_row.iter_mut().enumerate() {
+            let mut acc = 1i32 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                acc += i32::from(tmp[(base + y) * stride + i]) * ky;
+            }
+            *o = clip8(acc);
+        }
+    }
+    RgbImage::from_raw(width as u32, height as u32, out).expect("buffer has width*height*3 bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_size(w: usize, h: usize, expected: (usize, usize)) {
+        assert_eq!(resized_size(w, h, 224), expected, "{w}x{h}");
+    }
+
+    #[test]
+    fn resized_size_matches_transformers() {
+        check_size(640, 480, (298, 224));
+        check_size(480, 640, (224, 298));
+        check_size(224, 224, (224, 224));
+        check_size(17, 9, (423, 224));
+        check_size(333, 257, (290, 224));
+        check_size(1, 10_000, (224, 2_240_000));
+    }
+
+    #[test]
+    fn filter_weights_sum_to_one() {
+        for (i, o) in [(640, 224), (17, 224), (224, 224), (1000, 3)] {
+            let c = precompute_coeffs(i, o);
+            for (xx, &(_, n)) in c.bounds.iter().enumerate() {
+                let sum: i64 = c.weights[xx * c.ksize..xx * c.ksize + n].iter().map(|&w| i64::from(w)).sum();
+                assert!((sum - (1 << PRECISION_BITS)).abs() <= n as i64, "{i}->{o} pixel {xx}: {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = RgbImage::from_pixel(37, 91, image::Rgb([200, 10, 0]));
+        let out = resize_bicubic(&img, 224, 551);
+        assert!(out.pixels().all(|p| p.0 == [200, 10, 0]));
+    }
+
+    #[test]
+    fn bad_bytes_are_errors() {
+        let p = ImageProcessor::default();
+        assert!(p.decode(b"").unwrap_err().to_string().contains("empty file"));
+        assert!(p.decode(b"<html>not an image</html>").unwrap_err().to_string().contains("supported format"));
+    }
+}

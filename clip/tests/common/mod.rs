@@ -1,0 +1,65 @@
+//! Fixture access shared by the integration tests: the tiny reference CLIP and the outputs of
+//! transformers on it (made by `fixtures/generate.py`).
+
+#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clip::{ClipConfig, ClipModel, ClipTokenizer, Device, Tensor, Weights};
+
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+pub fn read(path: &str) -> Vec<u8> {
+    std::fs::read(fixture(path)).unwrap_or_else(|e| panic!("{}: {e}", fixture(path).display()))
+}
+
+pub fn json(path: &str) -> serde_json::Value {
+    serde_json::from_slice(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The tiny model with the config in `config_dir` (`tiny-clip` or `tiny-clip-gelu`).
+pub fn model(config_dir: &str) -> ClipModel {
+    let config = ClipConfig::from_json(&read(&format!("{config_dir}/config.json"))).unwrap();
+    let weights = Weights::from_safetensors(read("tiny-clip/model.safetensors"), &Device::Cpu).unwrap();
+    ClipModel::new(&config, &weights).unwrap()
+}
+
+pub fn tokenizer() -> ClipTokenizer {
+    ClipTokenizer::from_json(&read("tiny-clip/tokenizer.json")).unwrap()
+}
+
+/// Every tensor of a fixture safetensors file.
+pub fn tensors(path: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load_buffer(&read(path), &Device::Cpu).unwrap()
+}
+
+pub fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().unwrap()
+}
+
+/// (text, reference ids) for every string of `tokens.json`, in embedding row order.
+pub fn token_cases() -> Vec<(String, Vec<u32>)> {
+    json("tokens.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            (c["text"].as_str().unwrap().to_string(), ids)
+        })
+        .collect()
+}
+
+/// The image entries of `images.json`, in embedding row order.
+pub fn image_cases() -> Vec<serde_json::Value> {
+    json("images.json")["images"].as_array().unwrap().clone()
+}
+
+/// Largest absolute difference between two equally long vectors.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
