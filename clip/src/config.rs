@@ -161,7 +161,8 @@ fn check_heads(tower: &str, hidden: usize, heads: usize) -> Result<()> {
 impl ClipConfig {
     /// Parses a Hugging Face `config.json` of a `CLIPModel`.
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        let raw: RawClip = serde_json::from_slice(json).map_err(|e| ClipError::Config(e.to_string()))?;
+        let raw: RawClip =
+            serde_json::from_slice(json).map_err(|e| ClipError::Config(e.to_string()))?;
         if let Some(t) = raw.model_type.as_deref()
             && t != "clip"
         {
@@ -172,7 +173,9 @@ impl ClipConfig {
         if let Some(archs) = &raw.architectures
             && let Some(a) = archs.iter().find(|a| !a.starts_with("CLIP"))
         {
-            return Err(ClipError::UnsupportedArchitecture(format!("{a:?} (only CLIPModel is implemented)")));
+            return Err(ClipError::UnsupportedArchitecture(format!(
+                "{a:?} (only CLIPModel is implemented)"
+            )));
         }
         let t = raw.text_config.unwrap_or_default();
         let v = raw.vision_config.unwrap_or_default();
@@ -198,7 +201,11 @@ impl ClipConfig {
             layer_norm_eps: v.layer_norm_eps,
         };
         check_heads("text_config", text.hidden_size, text.num_attention_heads)?;
-        check_heads("vision_config", vision.hidden_size, vision.num_attention_heads)?;
+        check_heads(
+            "vision_config",
+            vision.hidden_size,
+            vision.num_attention_heads,
+        )?;
         if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
             return Err(ClipError::Config(format!(
                 "vision_config: image_size {} is not a multiple of patch_size {}",
@@ -211,12 +218,17 @@ impl ClipConfig {
                 vision.num_channels
             )));
         }
-        Ok(Self { text, vision, projection_dim: raw.projection_dim.unwrap_or(512) })
+        Ok(Self {
+            text,
+            vision,
+            projection_dim: raw.projection_dim.unwrap_or(512),
+        })
     }
 
     /// `openai/clip-vit-base-patch32`, the default model.
     pub fn vit_base_patch32() -> Self {
-        Self::from_json(br#"{"model_type":"clip","projection_dim":512}"#).expect("built-in config is valid")
+        Self::from_json(br#"{"model_type":"clip","projection_dim":512}"#)
+            .expect("built-in config is valid")
     }
 
     /// Serialises back to a transformers-compatible `config.json` (used by the text-only export).
@@ -255,15 +267,30 @@ mod tests {
     use super::*;
 
     fn check_err(json: &str, expected: &str) {
-        let err = ClipConfig::from_json(json.as_bytes()).unwrap_err().to_string();
-        assert!(err.contains(expected), "{json}: got {err:?}, expected it to contain {expected:?}");
+        let err = ClipConfig::from_json(json.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "{json}: got {err:?}, expected it to contain {expected:?}"
+        );
     }
 
     #[test]
     fn defaults_are_vit_b32() {
         let c = ClipConfig::vit_base_patch32();
-        assert_eq!((c.text.hidden_size, c.text.num_hidden_layers, c.text.num_attention_heads), (512, 12, 8));
-        assert_eq!((c.vision.hidden_size, c.vision.patch_size, c.vision.grid()), (768, 32, 7));
+        assert_eq!(
+            (
+                c.text.hidden_size,
+                c.text.num_hidden_layers,
+                c.text.num_attention_heads
+            ),
+            (512, 12, 8)
+        );
+        assert_eq!(
+            (c.vision.hidden_size, c.vision.patch_size, c.vision.grid()),
+            (768, 32, 7)
+        );
         assert_eq!(c.text.activation, Activation::QuickGelu);
         assert_eq!(c.projection_dim, 512);
     }
@@ -282,16 +309,28 @@ mod tests {
         assert_eq!(c.vision.grid(), 16);
         assert_eq!(c.projection_dim, 1024);
         // Round trip through the exporter's JSON.
-        assert_eq!(ClipConfig::from_json(c.to_json().to_string().as_bytes()).unwrap(), c);
+        assert_eq!(
+            ClipConfig::from_json(c.to_json().to_string().as_bytes()).unwrap(),
+            c
+        );
     }
 
     #[test]
     fn bad_configs_are_refused_with_the_reason() {
         check_err(r#"{"model_type":"siglip"}"#, "model_type \"siglip\"");
         check_err(r#"{"architectures":["BertModel"]}"#, "BertModel");
-        check_err(r#"{"text_config":{"hidden_act":"relu"}}"#, "unsupported activation function \"relu\"");
-        check_err(r#"{"text_config":{"hidden_size":100,"num_attention_heads":8}}"#, "not divisible");
-        check_err(r#"{"vision_config":{"image_size":224,"patch_size":30}}"#, "not a multiple");
+        check_err(
+            r#"{"text_config":{"hidden_act":"relu"}}"#,
+            "unsupported activation function \"relu\"",
+        );
+        check_err(
+            r#"{"text_config":{"hidden_size":100,"num_attention_heads":8}}"#,
+            "not divisible",
+        );
+        check_err(
+            r#"{"vision_config":{"image_size":224,"patch_size":30}}"#,
+            "not a multiple",
+        );
         check_err(r#"{"vision_config":{"num_channels":1}}"#, "only RGB");
         check_err("{not json", "invalid model config");
     }

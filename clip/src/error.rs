@@ -14,14 +14,20 @@ pub enum ClipError {
     #[error("unsupported architecture: {0}")]
     UnsupportedArchitecture(String),
     /// The config names an activation function this crate does not implement.
-    #[error("unsupported activation function {0:?} (supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)")]
+    #[error(
+        "unsupported activation function {0:?} (supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)"
+    )]
     UnsupportedActivation(String),
     /// A tensor the model needs is not in the weights file.
     #[error("weights have no tensor named {name:?}")]
     MissingTensor { name: String },
     /// A tensor exists but its shape does not match the config.
     #[error("tensor {name:?} has shape {found:?}, the config needs {expected:?}")]
-    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+    ShapeMismatch {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     /// The weights file itself is unreadable (not safetensors / GGUF, truncated, ...).
     #[error("unreadable weights: {0}")]
     Weights(String),
@@ -33,7 +39,12 @@ pub enum ClipError {
     Decode(String),
     /// The image header announces more pixels than allowed (decompression bomb protection).
     #[error("image is {width}x{height} = {pixels} pixels, more than the limit of {limit}")]
-    TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
     /// Input handed to an encoder is malformed (empty batch, wrong pixel shape, ...).
     #[error("invalid input: {0}")]
     Input(String),

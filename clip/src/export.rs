@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ClipError, Result};
 
 /// Precision of an exported text tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// f32 safetensors: exactly the checkpoint's numbers.
@@ -43,7 +43,9 @@ impl Variant {
             "f32" => Ok(Variant::F32),
             "f16" => Ok(Variant::F16),
             "q8" => Ok(Variant::Q8),
-            other => Err(ClipError::Input(format!("unknown model variant {other:?} (expected f32, f16 or q8)"))),
+            other => Err(ClipError::Input(format!(
+                "unknown model variant {other:?} (expected f32, f16 or q8)"
+            ))),
         }
     }
 }
@@ -59,7 +61,11 @@ pub struct FileEntry {
 impl FileEntry {
     /// Describes `data` published as `file`.
     pub fn describe(file: &str, data: &[u8]) -> Self {
-        Self { file: file.to_string(), bytes: data.len() as u64, sha256: sha256_hex(data) }
+        Self {
+            file: file.to_string(),
+            bytes: data.len() as u64,
+            sha256: sha256_hex(data),
+        }
     }
 }
 
@@ -89,17 +95,28 @@ fn is_text_tensor(name: &str) -> bool {
 
 /// The text tower's tensors of a CLIPModel safetensors file, as f32, sorted by name.
 fn text_tensors(checkpoint: &[u8]) -> Result<Vec<(String, Tensor)>> {
-    let st = safetensors::SafeTensors::deserialize(checkpoint).map_err(|e| ClipError::Weights(format!("not a safetensors file: {e}")))?;
-    let mut names: Vec<String> = st.names().into_iter().filter(|n| is_text_tensor(n)).map(str::to_string).collect();
+    let st = safetensors::SafeTensors::deserialize(checkpoint)
+        .map_err(|e| ClipError::Weights(format!("not a safetensors file: {e}")))?;
+    let mut names: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| is_text_tensor(n))
+        .map(str::to_string)
+        .collect();
     names.sort();
     if !names.iter().any(|n| n == "text_projection.weight") {
-        return Err(ClipError::MissingTensor { name: "text_projection.weight".into() });
+        return Err(ClipError::MissingTensor {
+            name: "text_projection.weight".into(),
+        });
     }
     names
         .into_iter()
         .map(|name| {
-            let view = st.tensor(&name).map_err(|e| ClipError::Weights(format!("{name}: {e}")))?;
-            let t = candle_core::safetensors::Load::load(&view, &Device::Cpu)?.to_dtype(DType::F32)?;
+            let view = st
+                .tensor(&name)
+                .map_err(|e| ClipError::Weights(format!("{name}: {e}")))?;
+            let t =
+                candle_core::safetensors::Load::load(&view, &Device::Cpu)?.to_dtype(DType::F32)?;
             Ok((name, t))
         })
         .collect()
@@ -110,8 +127,15 @@ pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
     let tensors = text_tensors(checkpoint)?;
     match variant {
         Variant::F32 | Variant::F16 => {
-            let dtype = if variant == Variant::F16 { DType::F16 } else { DType::F32 };
-            let converted = tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<Result<Vec<_>>>()?;
+            let dtype = if variant == Variant::F16 {
+                DType::F16
+            } else {
+                DType::F32
+            };
+            let converted = tensors
+                .into_iter()
+                .map(|(n, t)| Ok((n, t.to_dtype(dtype)?)))
+                .collect::<Result<Vec<_>>>()?;
             safetensors::serialize(converted.iter().map(|(n, t)| (n.as_str(), t)), None)
                 .map_err(|e| ClipError::Weights(format!("cannot write safetensors: {e}")))
         }
@@ -133,6 +157,11 @@ pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
 /// norms and position embeddings are tiny and stay f32 (they also matter most for accuracy).
 fn q8_dtype(name: &str, t: &Tensor) -> GgmlDType {
     let dims = t.dims();
-    let matrix = dims.len() == 2 && name.ends_with(".weight") && !name.contains("position_embedding");
-    if matrix && dims[1] % GgmlDType::Q8_0.block_size() == 0 { GgmlDType::Q8_0 } else { GgmlDType::F32 }
+    let matrix =
+        dims.len() == 2 && name.ends_with(".weight") && !name.contains("position_embedding");
+    if matrix && dims[1] % GgmlDType::Q8_0.block_size() == 0 {
+        GgmlDType::Q8_0
+    } else {
+        GgmlDType::F32
+    }
 }

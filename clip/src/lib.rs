@@ -12,6 +12,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod preprocess;
+pub mod random;
 pub mod tokenizer;
 pub mod weights;
 
@@ -28,10 +29,17 @@ pub use weights::Weights;
 pub fn pixel_batch(images: &[Vec<f32>], size: usize, device: &Device) -> Result<Tensor> {
     let per = 3 * size * size;
     if let Some(bad) = images.iter().find(|i| i.len() != per) {
-        return Err(ClipError::Input(format!("preprocessed image has {} values, expected 3x{size}x{size} = {per}", bad.len())));
+        return Err(ClipError::Input(format!(
+            "preprocessed image has {} values, expected 3x{size}x{size} = {per}",
+            bad.len()
+        )));
     }
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
-    Ok(Tensor::from_vec(flat, (images.len(), 3, size, size), device)?)
+    Ok(Tensor::from_vec(
+        flat,
+        (images.len(), 3, size, size),
+        device,
+    )?)
 }
 
 /// Cosine similarity of two vectors (a helper for tests, benchmarks and evaluation).

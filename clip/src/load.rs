@@ -39,15 +39,24 @@ impl ModelSource {
             return ModelSource::Dir(path.to_path_buf());
         }
         match spec.split_once('@') {
-            Some((repo, rev)) => ModelSource::Hub { repo: repo.to_string(), revision: rev.to_string() },
-            None => ModelSource::Hub { repo: spec.to_string(), revision: "main".to_string() },
+            Some((repo, rev)) => ModelSource::Hub {
+                repo: repo.to_string(),
+                revision: rev.to_string(),
+            },
+            None => ModelSource::Hub {
+                repo: spec.to_string(),
+                revision: "main".to_string(),
+            },
         }
     }
 
     /// A short name for manifests and logs.
     pub fn id(&self) -> String {
         match self {
-            ModelSource::Dir(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string()),
+            ModelSource::Dir(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string()),
             ModelSource::Hub { repo, .. } => repo.clone(),
         }
     }
@@ -83,7 +92,10 @@ impl DownloadProgress for NoProgress {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ClipError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| ClipError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Finds (and, for the hub, downloads once into the HF cache) the model's three files.
@@ -95,10 +107,21 @@ pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Res
                 if p.is_file() {
                     Ok(p)
                 } else {
-                    Err(ClipError::Io { path: p, source: std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found") })
+                    Err(ClipError::Io {
+                        path: p,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "model file not found",
+                        ),
+                    })
                 }
             };
-            Ok(ModelFiles { id: source.id(), config: file(CONFIG_FILE)?, weights: file(WEIGHTS_FILE)?, tokenizer: file(TOKENIZER_FILE)? })
+            Ok(ModelFiles {
+                id: source.id(),
+                config: file(CONFIG_FILE)?,
+                weights: file(WEIGHTS_FILE)?,
+                tokenizer: file(TOKENIZER_FILE)?,
+            })
         }
         ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, progress),
     }
@@ -123,7 +146,11 @@ mod hub {
         }
     }
 
-    pub(super) fn resolve(repo_id: &str, revision: &str, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+    pub(super) fn resolve(
+        repo_id: &str,
+        revision: &str,
+        progress: &mut dyn DownloadProgress,
+    ) -> Result<ModelFiles> {
         let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
         let cache = Cache::from_env().repo(repo.clone());
         let mut api = None;
@@ -133,14 +160,26 @@ mod hub {
                 return Ok(p);
             }
             if api.is_none() {
-                api = Some(ApiBuilder::from_env().with_progress(false).build().map_err(|e| ClipError::Download(e.to_string()))?);
+                api = Some(
+                    ApiBuilder::from_env()
+                        .with_progress(false)
+                        .build()
+                        .map_err(|e| ClipError::Download(e.to_string()))?,
+                );
             }
             let api = api.as_ref().expect("set above");
             api.repo(repo.clone())
                 .download_with_progress(name, Adapter(progress))
-                .map_err(|e| ClipError::Download(format!("{repo_id}/{name} (revision {revision}): {e}")))
+                .map_err(|e| {
+                    ClipError::Download(format!("{repo_id}/{name} (revision {revision}): {e}"))
+                })
         };
-        Ok(ModelFiles { id: repo_id.to_string(), config: get(CONFIG_FILE)?, weights: get(WEIGHTS_FILE)?, tokenizer: get(TOKENIZER_FILE)? })
+        Ok(ModelFiles {
+            id: repo_id.to_string(),
+            config: get(CONFIG_FILE)?,
+            weights: get(WEIGHTS_FILE)?,
+            tokenizer: get(TOKENIZER_FILE)?,
+        })
     }
 }
 
@@ -148,7 +187,11 @@ mod hub {
 mod hub {
     use super::*;
 
-    pub(super) fn resolve(repo_id: &str, _revision: &str, _progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+    pub(super) fn resolve(
+        repo_id: &str,
+        _revision: &str,
+        _progress: &mut dyn DownloadProgress,
+    ) -> Result<ModelFiles> {
         Err(ClipError::Download(format!(
             "{repo_id:?} is not a local directory, and this build has no hub support (feature \"hub\")"
         )))
@@ -165,45 +208,67 @@ pub struct Loaded {
 
 /// Reads and builds the model and tokenizer on `device`.
 pub fn load(files: &ModelFiles, device: &Device) -> Result<Loaded> {
-    let config = ClipConfig::from_json(&read(&files.config)?).map_err(|e| in_file(&files.config, e))?;
+    let config =
+        ClipConfig::from_json(&read(&files.config)?).map_err(|e| in_file(&files.config, e))?;
     let tokenizer = ClipTokenizer::from_json(&read(&files.tokenizer)?)
         .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
         .map_err(|e| in_file(&files.tokenizer, e))?;
-    let weights = Weights::from_safetensors(read(&files.weights)?, device).map_err(|e| in_file(&files.weights, e))?;
+    let weights = Weights::from_safetensors(read(&files.weights)?, device)
+        .map_err(|e| in_file(&files.weights, e))?;
     let model = ClipModel::new(&config, &weights).map_err(|e| in_file(&files.weights, e))?;
-    Ok(Loaded { id: files.id.clone(), model, tokenizer })
+    Ok(Loaded {
+        id: files.id.clone(),
+        model,
+        tokenizer,
+    })
 }
 
 /// Names the file an error came from.
 fn in_file(path: &Path, e: ClipError) -> ClipError {
     match e {
         ClipError::Io { .. } => e,
-        other => ClipError::Io { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+        other => ClipError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
     }
 }
 
 /// Writes the browser bundle into `out`: `config.json`, `tokenizer.json`, one text-tower file per
 /// variant and `manifest.json` (written last, so a reader never sees a manifest whose files are
 /// missing). Returns the manifest.
-pub fn write_browser_bundle(files: &ModelFiles, variants: &[Variant], out: &Path) -> Result<Manifest> {
+pub fn write_browser_bundle(
+    files: &ModelFiles,
+    variants: &[Variant],
+    out: &Path,
+) -> Result<Manifest> {
     let config_bytes = read(&files.config)?;
     let config = ClipConfig::from_json(&config_bytes).map_err(|e| in_file(&files.config, e))?;
     let tokenizer_bytes = read(&files.tokenizer)?;
     ClipTokenizer::from_json(&tokenizer_bytes).map_err(|e| in_file(&files.tokenizer, e))?;
     let checkpoint = read(&files.weights)?;
-    std::fs::create_dir_all(out).map_err(|source| ClipError::Io { path: out.to_path_buf(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| ClipError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
     let write = |name: &str, data: &[u8]| -> Result<FileEntry> {
         let path = out.join(name);
         let tmp = out.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, data)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| ClipError::Io { path: path.clone(), source })?;
+            .map_err(|source| ClipError::Io {
+                path: path.clone(),
+                source,
+            })?;
         Ok(FileEntry::describe(name, data))
     };
     let mut variant_entries = std::collections::BTreeMap::new();
     for &v in variants {
         let data = export::export_text(&checkpoint, v).map_err(|e| in_file(&files.weights, e))?;
-        let key = serde_json::to_value(v).ok().and_then(|k| k.as_str().map(str::to_string)).unwrap_or_default();
+        let key = serde_json::to_value(v)
+            .ok()
+            .and_then(|k| k.as_str().map(str::to_string))
+            .unwrap_or_default();
         variant_entries.insert(key, write(v.file_name(), &data)?);
     }
     let manifest = Manifest {

@@ -43,7 +43,9 @@ impl Attention {
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, hidden) = xs.dims3()?;
         let split = |x: Tensor| -> candle_core::Result<Tensor> {
-            x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+            x.reshape((b, t, self.heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
         let k = split(self.k_proj.forward(xs)?)?;
@@ -90,7 +92,14 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(hidden: usize, intermediate: usize, heads: usize, act: Activation, eps: f64, w: &Weights) -> Result<Self> {
+    fn new(
+        hidden: usize,
+        intermediate: usize,
+        heads: usize,
+        act: Activation,
+        eps: f64,
+        w: &Weights,
+    ) -> Result<Self> {
         Ok(Self {
             layer_norm1: w.pp("layer_norm1").layer_norm(hidden, eps)?,
             self_attn: Attention::new(hidden, heads, &w.pp("self_attn"))?,
@@ -105,7 +114,9 @@ impl EncoderLayer {
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let residual = xs;
-        let xs = self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let xs = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(xs)?, mask)?;
         let xs = (residual + xs)?;
         let residual = &xs;
         let ys = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
@@ -122,7 +133,18 @@ fn encoder_layers(
     eps: f64,
     w: &Weights,
 ) -> Result<Vec<EncoderLayer>> {
-    (0..n).map(|i| EncoderLayer::new(hidden, intermediate, heads, act, eps, &w.pp(format!("encoder.layers.{i}")))).collect()
+    (0..n)
+        .map(|i| {
+            EncoderLayer::new(
+                hidden,
+                intermediate,
+                heads,
+                act,
+                eps,
+                &w.pp(format!("encoder.layers.{i}")),
+            )
+        })
+        .collect()
 }
 
 /// Divides each row by its L2 norm.
@@ -152,8 +174,12 @@ impl TextEncoder {
         let tm = w.pp("text_model");
         let emb = tm.pp("embeddings");
         Ok(Self {
-            token_embedding: emb.pp("token_embedding").embedding(c.vocab_size, c.hidden_size)?,
-            position_embedding: emb.pp("position_embedding").tensor("weight", &[c.max_position_embeddings, c.hidden_size])?,
+            token_embedding: emb
+                .pp("token_embedding")
+                .embedding(c.vocab_size, c.hidden_size)?,
+            position_embedding: emb
+                .pp("position_embedding")
+                .tensor("weight", &[c.max_position_embeddings, c.hidden_size])?,
             layers: encoder_layers(
                 c.num_hidden_layers,
                 c.hidden_size,
@@ -163,8 +189,12 @@ impl TextEncoder {
                 c.layer_norm_eps,
                 &tm,
             )?,
-            final_layer_norm: tm.pp("final_layer_norm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
-            projection: w.pp("text_projection").linear(c.hidden_size, projection_dim, false)?,
+            final_layer_norm: tm
+                .pp("final_layer_norm")
+                .layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            projection: w
+                .pp("text_projection")
+                .linear(c.hidden_size, projection_dim, false)?,
             config: c.clone(),
             projection_dim,
             device: w.device().clone(),
@@ -188,7 +218,10 @@ impl TextEncoder {
     /// Returns unnormalised `[b, projection_dim]` features (`get_text_features`).
     pub fn forward_ids(&self, ids: &Tensor) -> Result<Tensor> {
         let rows = ids.to_vec2::<u32>()?;
-        let pool = rows.iter().map(|r| first_max_position(r)).collect::<Vec<_>>();
+        let pool = rows
+            .iter()
+            .map(|r| first_max_position(r))
+            .collect::<Vec<_>>();
         self.forward_pooled(ids, &pool)
     }
 
@@ -221,7 +254,10 @@ impl TextEncoder {
         for s in &trimmed {
             flat.extend_from_slice(s);
             // Padding sits after the end token, where the causal mask hides it from the pooled position.
-            flat.extend(std::iter::repeat_n(*s.last().unwrap_or(&0), longest - s.len()));
+            flat.extend(std::iter::repeat_n(
+                *s.last().unwrap_or(&0),
+                longest - s.len(),
+            ));
         }
         let ids = Tensor::from_vec(flat, (trimmed.len(), longest), &self.device)?;
         let pool = trimmed.iter().map(|s| s.len() - 1).collect::<Vec<_>>();
@@ -236,23 +272,43 @@ impl TextEncoder {
     fn forward_pooled(&self, ids: &Tensor, pool: &[usize]) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.max_position_embeddings {
-            return Err(ClipError::Input(format!("{t} tokens exceed the context of {}", self.config.max_position_embeddings)));
+            return Err(ClipError::Input(format!(
+                "{t} tokens exceed the context of {}",
+                self.config.max_position_embeddings
+            )));
         }
-        if let Some(bad) = ids.flatten_all()?.to_vec1::<u32>()?.into_iter().find(|&id| id as usize >= self.config.vocab_size) {
-            return Err(ClipError::Input(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
+        if let Some(bad) = ids
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .find(|&id| id as usize >= self.config.vocab_size)
+        {
+            return Err(ClipError::Input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab_size
+            )));
         }
         // embeddings = inputs_embeds + self.position_embedding(position_ids)
         let positions = self.position_embedding.narrow(0, 0, t)?;
-        let mut xs = self.token_embedding.forward(ids)?.broadcast_add(&positions)?;
+        let mut xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&positions)?;
         // _create_4d_causal_attention_mask: -inf above the diagonal.
-        let mask: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
         let mask = Tensor::from_vec(mask, (t, t), &self.device)?;
         for layer in &self.layers {
             xs = layer.forward(&xs, Some(&mask))?;
         }
         let xs = self.final_layer_norm.forward(&xs)?;
         let hidden = self.config.hidden_size;
-        let index: Vec<u32> = pool.iter().enumerate().map(|(row, &p)| (row * t + p) as u32).collect();
+        let index: Vec<u32> = pool
+            .iter()
+            .enumerate()
+            .map(|(row, &p)| (row * t + p) as u32)
+            .collect();
         let index = Tensor::from_vec(index, b, &self.device)?;
         let pooled = xs.reshape((b * t, hidden))?.index_select(&index, 0)?;
         Ok(self.projection.forward(&pooled)?)
@@ -292,11 +348,18 @@ impl VisionEncoder {
         let emb = vm.pp("embeddings");
         let patches = c.grid() * c.grid();
         Ok(Self {
-            patch_embedding: emb.pp("patch_embedding").tensor("weight", &[c.hidden_size, c.num_channels, c.patch_size, c.patch_size])?,
+            patch_embedding: emb.pp("patch_embedding").tensor(
+                "weight",
+                &[c.hidden_size, c.num_channels, c.patch_size, c.patch_size],
+            )?,
             class_embedding: emb.tensor("class_embedding", &[c.hidden_size])?,
-            position_embedding: emb.pp("position_embedding").tensor("weight", &[patches + 1, c.hidden_size])?,
+            position_embedding: emb
+                .pp("position_embedding")
+                .tensor("weight", &[patches + 1, c.hidden_size])?,
             // (sic) the transformers attribute is spelled `pre_layrnorm`.
-            pre_layrnorm: vm.pp("pre_layrnorm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            pre_layrnorm: vm
+                .pp("pre_layrnorm")
+                .layer_norm(c.hidden_size, c.layer_norm_eps)?,
             layers: encoder_layers(
                 c.num_hidden_layers,
                 c.hidden_size,
@@ -306,8 +369,12 @@ impl VisionEncoder {
                 c.layer_norm_eps,
                 &vm,
             )?,
-            post_layernorm: vm.pp("post_layernorm").layer_norm(c.hidden_size, c.layer_norm_eps)?,
-            projection: w.pp("visual_projection").linear(c.hidden_size, projection_dim, false)?,
+            post_layernorm: vm
+                .pp("post_layernorm")
+                .layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            projection: w
+                .pp("visual_projection")
+                .linear(c.hidden_size, projection_dim, false)?,
             config: c.clone(),
             projection_dim,
         })
@@ -339,14 +406,19 @@ impl VisionEncoder {
         let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
         // patch_embeds.flatten(2).transpose(1, 2)
         let patches = patches.flatten_from(2)?.transpose(1, 2)?;
-        let class = self.class_embedding.reshape((1, 1, c.hidden_size))?.broadcast_as((b, 1, c.hidden_size))?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, c.hidden_size))?
+            .broadcast_as((b, 1, c.hidden_size))?;
         let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
         let mut xs = self.pre_layrnorm.forward(&xs)?;
         for layer in &self.layers {
             xs = layer.forward(&xs, None)?;
         }
         // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
-        let pooled = self.post_layernorm.forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        let pooled = self
+            .post_layernorm
+            .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
         Ok(self.projection.forward(&pooled)?)
     }
 

@@ -39,14 +39,22 @@ pub struct ImageProcessor {
 
 impl Default for ImageProcessor {
     fn default() -> Self {
-        Self { size: 224, mean: CLIP_MEAN, std: CLIP_STD, max_pixels: DEFAULT_MAX_PIXELS }
+        Self {
+            size: 224,
+            mean: CLIP_MEAN,
+            std: CLIP_STD,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
     }
 }
 
 impl ImageProcessor {
     /// The pipeline for a vision tower's input size.
     pub fn for_model(config: &VisionConfig) -> Self {
-        Self { size: config.image_size as u32, ..Self::default() }
+        Self {
+            size: config.image_size as u32,
+            ..Self::default()
+        }
     }
 
     /// Steps 1–3: bytes → upright 8-bit RGB.
@@ -54,25 +62,47 @@ impl ImageProcessor {
         if bytes.is_empty() {
             return Err(ClipError::Decode("empty file".into()));
         }
-        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ClipError::Decode(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(ClipError::Decode("not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)".into()));
+        let mut reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ClipError::Decode(e.to_string()))?;
+        match reader.format() {
+            None => {
+                return Err(ClipError::Decode(
+                    "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)".into(),
+                ));
+            }
+            Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+                return Err(ClipError::Decode(
+                    "truncated JPEG: the last scan has no end-of-image marker".into(),
+                ));
+            }
+            Some(_) => {}
         }
         let mut limits = image::Limits::default();
         // The pixel check below covers bombs; this bounds what a decoder may allocate besides.
         limits.max_alloc = Some(self.max_pixels.saturating_mul(8).min(4 << 30));
         reader.limits(limits);
-        let mut decoder = reader.into_decoder().map_err(|e| ClipError::Decode(e.to_string()))?;
+        let mut decoder = reader
+            .into_decoder()
+            .map_err(|e| ClipError::Decode(e.to_string()))?;
         let (width, height) = decoder.dimensions();
         let pixels = u64::from(width) * u64::from(height);
         if pixels > self.max_pixels {
-            return Err(ClipError::TooLarge { width, height, pixels, limit: self.max_pixels });
+            return Err(ClipError::TooLarge {
+                width,
+                height,
+                pixels,
+                limit: self.max_pixels,
+            });
         }
         if pixels == 0 {
             return Err(ClipError::Decode(format!("image is {width}x{height}")));
         }
-        let orientation = decoder.orientation().map_err(|e| ClipError::Decode(e.to_string()))?;
-        let mut img = DynamicImage::from_decoder(decoder).map_err(|e| ClipError::Decode(e.to_string()))?;
+        let orientation = decoder
+            .orientation()
+            .map_err(|e| ClipError::Decode(e.to_string()))?;
+        let mut img =
+            DynamicImage::from_decoder(decoder).map_err(|e| ClipError::Decode(e.to_string()))?;
         img.apply_orientation(orientation);
         Ok(to_rgb8(img))
     }
@@ -95,7 +125,8 @@ impl ImageProcessor {
         for (i, px) in crop.pixels().enumerate() {
             for c in 0..3 {
                 // rescale (x * 1/255), then normalize ((x - mean) / std)
-                out[c * plane + i] = (f32::from(px.0[c]) * (1.0 / 255.0) - self.mean[c]) / self.std[c];
+                out[c * plane + i] =
+                    (f32::from(px.0[c]) * (1.0 / 255.0) - self.mean[c]) / self.std[c];
             }
         }
         out
@@ -104,6 +135,19 @@ impl ImageProcessor {
     /// The whole pipeline: image file bytes → `[3, size, size]` model input.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         Ok(self.normalize(&self.resize_crop(&self.decode(bytes)?)))
+    }
+}
+
+/// The JPEG decoder fills a cut-off scan with grey instead of failing (Pillow raises "image file
+/// is truncated"). A complete file has an end-of-image marker (FF D9) after its last start-of-scan
+/// marker (FF DA); neither byte pair can occur inside entropy-coded data, where FF is stuffed as
+/// FF 00. An EXIF thumbnail's own markers come before the main image's scans, so they do not
+/// mislead the check.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
     }
 }
 
@@ -135,9 +179,17 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
 /// `get_resize_output_image_size(default_to_square=False)`: the shortest side becomes `short`,
 /// the other `int(short * long / short_side)`. Returns (width, height).
 pub fn resized_size(width: usize, height: usize, short: usize) -> (usize, usize) {
-    let (s, l) = if width <= height { (width, height) } else { (height, width) };
+    let (s, l) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
     let long = ((short * l) as f64 / s as f64) as usize;
-    if width <= height { (short, long) } else { (long, short) }
+    if width <= height {
+        (short, long)
+    } else {
+        (long, short)
+    }
 }
 
 // ---- Pillow's Resample.c, bicubic, 8 bits per channel ----
@@ -189,11 +241,19 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
         for x in 0..xmax {
             let w = if ww != 0.0 { k[x] / ww } else { k[x] };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+            weights[xx * ksize + x] = if w < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
         }
         bounds.push((xmin, xmax));
     }
-    Coeffs { bounds, weights, ksize }
+    Coeffs {
+        bounds,
+        weights,
+        ksize,
+    }
 }
 
 #[inline]
@@ -248,7 +308,8 @@ pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
 
     if height == in_h {
         // Only the horizontal pass was needed (it covered every row).
-        return RgbImage::from_raw(width as u32, height as u32, tmp).expect("buffer has width*height*3 bytes");
+        return RgbImage::from_raw(width as u32, height as u32, tmp)
+            .expect("buffer has width*height*3 bytes");
     }
     let mut out = vec![0u8; width * height * 3];
     let stride = tmp_w * 3;
@@ -290,8 +351,14 @@ mod tests {
         for (i, o) in [(640, 224), (17, 224), (224, 224), (1000, 3)] {
             let c = precompute_coeffs(i, o);
             for (xx, &(_, n)) in c.bounds.iter().enumerate() {
-                let sum: i64 = c.weights[xx * c.ksize..xx * c.ksize + n].iter().map(|&w| i64::from(w)).sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= n as i64, "{i}->{o} pixel {xx}: {sum}");
+                let sum: i64 = c.weights[xx * c.ksize..xx * c.ksize + n]
+                    .iter()
+                    .map(|&w| i64::from(w))
+                    .sum();
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= n as i64,
+                    "{i}->{o} pixel {xx}: {sum}"
+                );
             }
         }
     }
@@ -306,7 +373,17 @@ mod tests {
     #[test]
     fn bad_bytes_are_errors() {
         let p = ImageProcessor::default();
-        assert!(p.decode(b"").unwrap_err().to_string().contains("empty file"));
-        assert!(p.decode(b"<html>not an image</html>").unwrap_err().to_string().contains("supported format"));
+        assert!(
+            p.decode(b"")
+                .unwrap_err()
+                .to_string()
+                .contains("empty file")
+        );
+        assert!(
+            p.decode(b"<html>not an image</html>")
+                .unwrap_err()
+                .to_string()
+                .contains("supported format")
+        );
     }
 }

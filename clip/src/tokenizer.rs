@@ -25,18 +25,28 @@ pub struct ClipTokenizer {
 impl ClipTokenizer {
     /// Parses a Hugging Face `tokenizer.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(|e| ClipError::Tokenizer(format!("cannot parse tokenizer.json: {e}")))?;
+        let inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| ClipError::Tokenizer(format!("cannot parse tokenizer.json: {e}")))?;
         let id = |tok: &str| {
-            inner.token_to_id(tok).ok_or_else(|| ClipError::Tokenizer(format!("vocabulary has no {tok} token")))
+            inner
+                .token_to_id(tok)
+                .ok_or_else(|| ClipError::Tokenizer(format!("vocabulary has no {tok} token")))
         };
         let (bos, eos) = (id("<|startoftext|>")?, id("<|endoftext|>")?);
-        Ok(Self { inner, bos, eos, max_len: CONTEXT_LENGTH })
+        Ok(Self {
+            inner,
+            bos,
+            eos,
+            max_len: CONTEXT_LENGTH,
+        })
     }
 
     /// Uses another context length (the text tower's `max_position_embeddings`).
     pub fn with_max_len(mut self, max_len: usize) -> Result<Self> {
         if max_len < 2 {
-            return Err(ClipError::Tokenizer(format!("context length {max_len} leaves no room for the start and end tokens")));
+            return Err(ClipError::Tokenizer(format!(
+                "context length {max_len} leaves no room for the start and end tokens"
+            )));
         }
         self.max_len = max_len;
         Ok(self)
@@ -55,7 +65,10 @@ impl ClipTokenizer {
     /// `[BOS, tokens…, EOS]`, truncated to the context length keeping the end token: the same as
     /// `tokenizer(text, truncation=True, max_length=77)["input_ids"]` in transformers.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, true).map_err(|e| ClipError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| ClipError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
         if ids.len() > self.max_len {
             ids.truncate(self.max_len - 1);

@@ -43,27 +43,43 @@ impl<'a> Weights<'a> {
     /// Weights from a safetensors file in memory (f32, f16 or bf16; computed in f32).
     pub fn from_safetensors(bytes: Vec<u8>, device: &Device) -> Result<Weights<'static>> {
         // Validate the header first: candle's error for a non-safetensors file is terse.
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ClipError::Weights(format!("not a safetensors file: {e}")))?;
+        safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| ClipError::Weights(format!("not a safetensors file: {e}")))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)?;
-        Ok(Weights { inner: Inner::Dense(vb), prefix: String::new(), device: device.clone() })
+        Ok(Weights {
+            inner: Inner::Dense(vb),
+            prefix: String::new(),
+            device: device.clone(),
+        })
     }
 
     /// Weights from a candle `VarBuilder` (memory-mapped files, or random tensors in benchmarks).
     pub fn from_var_builder(vb: VarBuilder<'a>) -> Self {
         let device = vb.device().clone();
-        Weights { inner: Inner::Dense(vb), prefix: String::new(), device }
+        Weights {
+            inner: Inner::Dense(vb),
+            prefix: String::new(),
+            device,
+        }
     }
 
     /// Weights from a GGUF file in memory (as written by [`crate::export`]).
     pub fn from_gguf(bytes: &[u8], device: &Device) -> Result<Weights<'static>> {
         let mut cursor = std::io::Cursor::new(bytes);
-        let content = gguf_file::Content::read(&mut cursor).map_err(|e| ClipError::Weights(format!("not a GGUF file: {e}")))?;
+        let content = gguf_file::Content::read(&mut cursor)
+            .map_err(|e| ClipError::Weights(format!("not a GGUF file: {e}")))?;
         let mut tensors = HashMap::new();
         for name in content.tensor_infos.keys() {
-            let t = content.tensor(&mut cursor, name, device).map_err(|e| ClipError::Weights(format!("tensor {name:?}: {e}")))?;
+            let t = content
+                .tensor(&mut cursor, name, device)
+                .map_err(|e| ClipError::Weights(format!("tensor {name:?}: {e}")))?;
             tensors.insert(name.clone(), Arc::new(t));
         }
-        Ok(Weights { inner: Inner::Quantized(Arc::new(tensors)), prefix: String::new(), device: device.clone() })
+        Ok(Weights {
+            inner: Inner::Quantized(Arc::new(tensors)),
+            prefix: String::new(),
+            device: device.clone(),
+        })
     }
 
     /// The device tensors are placed on.
@@ -73,28 +89,46 @@ impl<'a> Weights<'a> {
 
     /// The same source, scoped one level deeper (`pp("encoder")`).
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
-        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
         let inner = match &self.inner {
             Inner::Dense(vb) => Inner::Dense(vb.pp(name.to_string())),
             Inner::Quantized(map) => Inner::Quantized(map.clone()),
         };
-        Weights { inner, prefix, device: self.device.clone() }
+        Weights {
+            inner,
+            prefix,
+            device: self.device.clone(),
+        }
     }
 
     fn full_name(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
     }
 
     fn check_shape(&self, name: &str, found: &[usize], expected: &[usize]) -> Result<()> {
         if found != expected {
-            return Err(ClipError::ShapeMismatch { name: self.full_name(name), expected: expected.to_vec(), found: found.to_vec() });
+            return Err(ClipError::ShapeMismatch {
+                name: self.full_name(name),
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            });
         }
         Ok(())
     }
 
     fn qtensor(&self, name: &str, map: &HashMap<String, Arc<QTensor>>) -> Result<Arc<QTensor>> {
         let full = self.full_name(name);
-        map.get(&full).cloned().ok_or(ClipError::MissingTensor { name: full })
+        map.get(&full)
+            .cloned()
+            .ok_or(ClipError::MissingTensor { name: full })
     }
 
     /// A dense f32 tensor of the given shape.
@@ -102,7 +136,9 @@ impl<'a> Weights<'a> {
         let t = match &self.inner {
             Inner::Dense(vb) => {
                 if !vb.contains_tensor(name) {
-                    return Err(ClipError::MissingTensor { name: self.full_name(name) });
+                    return Err(ClipError::MissingTensor {
+                        name: self.full_name(name),
+                    });
                 }
                 vb.get_unchecked_dtype(name, DType::F32)?
             }
@@ -114,7 +150,11 @@ impl<'a> Weights<'a> {
 
     /// `nn.Linear(in_dim, out_dim, bias)`: weight `[out_dim, in_dim]` under `name.weight`.
     pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-        let bias = if bias { Some(self.tensor("bias", &[out_dim])?) } else { None };
+        let bias = if bias {
+            Some(self.tensor("bias", &[out_dim])?)
+        } else {
+            None
+        };
         match &self.inner {
             Inner::Dense(_) => {
                 let weight = self.tensor("weight", &[out_dim, in_dim])?;
@@ -123,7 +163,10 @@ impl<'a> Weights<'a> {
             Inner::Quantized(map) => {
                 let q = self.qtensor("weight", map)?;
                 self.check_shape("weight", q.shape().dims(), &[out_dim, in_dim])?;
-                Ok(Linear::Quantized { weight: QMatMul::from_arc(q)?, bias })
+                Ok(Linear::Quantized {
+                    weight: QMatMul::from_arc(q)?,
+                    bias,
+                })
             }
         }
     }
@@ -142,7 +185,11 @@ impl<'a> Weights<'a> {
 
     /// `nn.LayerNorm(dim, eps)`.
     pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<candle_nn::LayerNorm> {
-        Ok(candle_nn::LayerNorm::new(self.tensor("weight", &[dim])?, self.tensor("bias", &[dim])?, eps))
+        Ok(candle_nn::LayerNorm::new(
+            self.tensor("weight", &[dim])?,
+            self.tensor("bias", &[dim])?,
+            eps,
+        ))
     }
 }
 
@@ -150,7 +197,10 @@ impl<'a> Weights<'a> {
 #[derive(Debug, Clone)]
 pub enum Linear {
     Dense(candle_nn::Linear),
-    Quantized { weight: QMatMul, bias: Option<Tensor> },
+    Quantized {
+        weight: QMatMul,
+        bias: Option<Tensor>,
+    },
 }
 
 impl Module for Linear {
@@ -182,7 +232,9 @@ impl Embedding {
             Embedding::Dense(table) => {
                 let (b, t) = ids.dims2()?;
                 let dim = table.dim(1)?;
-                table.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, dim))
+                table
+                    .index_select(&ids.flatten_all()?, 0)?
+                    .reshape((b, t, dim))
             }
             Embedding::Quantized(q) => q.embedding(ids),
         }

@@ -20,7 +20,13 @@ fn token_ids_equal_reference() {
             (&got != ids).then(|| format!("{text:?}\n  got      {got:?}\n  expected {ids:?}"))
         })
         .collect();
-    assert!(wrong.is_empty(), "{} of {} strings differ:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} strings differ:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
     // Truncation keeps the end token.
     let long = tok.encode(&"a photo of a cat ".repeat(30)).unwrap();
     assert_eq!((long.len(), long[0], long[76]), (77, 49406, 49407));
@@ -46,9 +52,16 @@ fn pixels_equal_reference() {
     let mut jpegs = 0;
     for case in image_cases() {
         let file = case["file"].as_str().unwrap();
-        let expected_path = case.get("alt_crop_scaled16").and_then(|v| v.as_str()).unwrap_or_else(|| case["crop"].as_str().unwrap());
-        let expected = image::load_from_memory(&read(expected_path)).unwrap().to_rgb8();
-        let decoded = proc.decode(&read(&format!("images/{file}"))).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let expected_path = case
+            .get("alt_crop_scaled16")
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| case["crop"].as_str().unwrap());
+        let expected = image::load_from_memory(&read(expected_path))
+            .unwrap()
+            .to_rgb8();
+        let decoded = proc
+            .decode(&read(&format!("images/{file}")))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         let oriented = case["oriented_size"].as_array().unwrap();
         assert_eq!(
             [decoded.width() as u64, decoded.height() as u64],
@@ -56,19 +69,34 @@ fn pixels_equal_reference() {
             "{file}: size after EXIF orientation"
         );
         let crop = proc.resize_crop(&decoded);
-        let diffs: Vec<u8> = crop.as_raw().iter().zip(expected.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+        let diffs: Vec<u8> = crop
+            .as_raw()
+            .iter()
+            .zip(expected.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
         let max = diffs.iter().copied().max().unwrap();
         let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
         // Exact JPEGs (the 8x8-block mosaics) count too: they prove orientation is exact.
         let is_jpeg = file.ends_with(".jpg");
         jpegs += usize::from(is_jpeg);
-        let ok = if is_jpeg { max <= 8 && mean < 0.5 } else { max == 0 };
+        let ok = if is_jpeg {
+            max <= 8 && mean < 0.5
+        } else {
+            max == 0
+        };
         if !ok {
-            report.push(format!("{file}: max difference {max} levels, mean {mean:.3}"));
+            report.push(format!(
+                "{file}: max difference {max} levels, mean {mean:.3}"
+            ));
         }
     }
     assert!(jpegs >= 10, "only {jpegs} JPEGs");
-    assert!(report.is_empty(), "crops differ from the reference:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "crops differ from the reference:\n{}",
+        report.join("\n")
+    );
 }
 
 /// Normalisation equals transformers' float32 `rescale` + `normalize` (the fixture's look-up
@@ -84,7 +112,10 @@ fn normalisation_equals_reference() {
     }
     let px = proc.normalize(&crop);
     for c in 0..3 {
-        assert!(max_abs_diff(&px[c * 256..(c + 1) * 256], &lut[c]) <= 1e-6, "channel {c}");
+        assert!(
+            max_abs_diff(&px[c * 256..(c + 1) * 256], &lut[c]) <= 1e-6,
+            "channel {c}"
+        );
     }
 }
 
@@ -94,7 +125,9 @@ fn reference_pixels() -> Tensor {
     let images: Vec<Vec<f32>> = image_cases()
         .iter()
         .map(|case| {
-            let crop = image::load_from_memory(&read(case["crop"].as_str().unwrap())).unwrap().to_rgb8();
+            let crop = image::load_from_memory(&read(case["crop"].as_str().unwrap()))
+                .unwrap()
+                .to_rgb8();
             let plane = 224 * 224;
             let mut out = vec![0f32; 3 * plane];
             for (i, p) in crop.pixels().enumerate() {
@@ -112,7 +145,10 @@ fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>], min_cos: f32,
     assert_eq!(got.len(), expected.len(), "{what}: row count");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let (cos, diff) = (cosine(g, e), max_abs_diff(g, e));
-        assert!(cos >= min_cos && diff <= max_abs, "{what} row {i}: cosine {cos}, max abs diff {diff}");
+        assert!(
+            cos >= min_cos && diff <= max_abs,
+            "{what} row {i}: cosine {cos}, max abs diff {diff}"
+        );
     }
 }
 
@@ -124,9 +160,21 @@ fn image_embeddings_equal_reference() {
     for (dir, act) in [("tiny-clip", "quick_gelu"), ("tiny-clip-gelu", "gelu")] {
         let m = model(dir);
         let got = m.vision.forward(&pixels).unwrap();
-        check_rows(&format!("image {act}"), &rows(&got), &rows(&reference[&format!("image_embeds.{act}")]), 0.99999, 1e-4);
+        check_rows(
+            &format!("image {act}"),
+            &rows(&got),
+            &rows(&reference[&format!("image_embeds.{act}")]),
+            0.99999,
+            1e-4,
+        );
         let normalized = rows(&l2_normalize(&got).unwrap());
-        check_rows(&format!("image {act} normalised"), &normalized, &rows(&reference[&format!("image_embeds_normalized.{act}")]), 0.99999, 1e-5);
+        check_rows(
+            &format!("image {act} normalised"),
+            &normalized,
+            &rows(&reference[&format!("image_embeds_normalized.{act}")]),
+            0.99999,
+            1e-5,
+        );
     }
 }
 
@@ -141,12 +189,24 @@ fn text_embeddings_equal_reference() {
         for chunk in ids.chunks(64) {
             got.extend(rows(&m.text.encode(chunk).unwrap()));
         }
-        check_rows(&format!("text {act}"), &got, &rows(&reference[&format!("text_embeds.{act}")]), 0.99999, 1e-4);
+        check_rows(
+            &format!("text {act}"),
+            &got,
+            &rows(&reference[&format!("text_embeds.{act}")]),
+            0.99999,
+            1e-4,
+        );
         let mut normalized = Vec::new();
         for chunk in ids.chunks(64) {
             normalized.extend(m.text.embed(chunk).unwrap());
         }
-        check_rows(&format!("text {act} normalised"), &normalized, &rows(&reference[&format!("text_embeds_normalized.{act}")]), 0.99999, 1e-5);
+        check_rows(
+            &format!("text {act} normalised"),
+            &normalized,
+            &rows(&reference[&format!("text_embeds_normalized.{act}")]),
+            0.99999,
+            1e-5,
+        );
     }
 }
 
@@ -155,16 +215,43 @@ fn text_embeddings_equal_reference() {
 #[test]
 fn trimmed_text_equals_full_context() {
     let m = model("tiny-clip");
-    let ids: Vec<Vec<u32>> = token_cases().into_iter().map(|(_, ids)| ids).take(120).collect();
+    let ids: Vec<Vec<u32>> = token_cases()
+        .into_iter()
+        .map(|(_, ids)| ids)
+        .take(120)
+        .collect();
     let trimmed = rows(&m.text.encode(&ids).unwrap());
-    let padded: Vec<u32> = ids.iter().flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(49407, 77 - s.len()))).collect();
-    let full = rows(&m.text.forward_ids(&Tensor::from_vec(padded, (ids.len(), 77), &Device::Cpu).unwrap()).unwrap());
+    let padded: Vec<u32> = ids
+        .iter()
+        .flat_map(|s| {
+            s.iter()
+                .copied()
+                .chain(std::iter::repeat_n(49407, 77 - s.len()))
+        })
+        .collect();
+    let full = rows(
+        &m.text
+            .forward_ids(&Tensor::from_vec(padded, (ids.len(), 77), &Device::Cpu).unwrap())
+            .unwrap(),
+    );
     for (i, (t, f)) in trimmed.iter().zip(&full).enumerate() {
-        assert!(max_abs_diff(t, f) <= 1e-5, "string {i}: {}", max_abs_diff(t, f));
+        assert!(
+            max_abs_diff(t, f) <= 1e-5,
+            "string {i}: {}",
+            max_abs_diff(t, f)
+        );
     }
     // And tokens after the end token never matter: different junk there, same result.
-    let junk: Vec<u32> = ids[7].iter().copied().chain([320, 1125, 539].into_iter().cycle().take(77 - ids[7].len())).collect();
-    let with_junk = rows(&m.text.forward_ids(&Tensor::from_vec(junk, (1, 77), &Device::Cpu).unwrap()).unwrap());
+    let junk: Vec<u32> = ids[7]
+        .iter()
+        .copied()
+        .chain([320, 1125, 539].into_iter().cycle().take(77 - ids[7].len()))
+        .collect();
+    let with_junk = rows(
+        &m.text
+            .forward_ids(&Tensor::from_vec(junk, (1, 77), &Device::Cpu).unwrap())
+            .unwrap(),
+    );
     assert!(max_abs_diff(&with_junk[0], &full[7]) <= 1e-5);
 }
 
@@ -182,7 +269,10 @@ fn image_bytes_to_embedding_matches_reference() {
         }
         let file = case["file"].as_str().unwrap();
         let px = proc.preprocess(&read(&format!("images/{file}"))).unwrap();
-        let got = m.vision.embed(&pixel_batch(&[px], 224, &Device::Cpu).unwrap()).unwrap();
+        let got = m
+            .vision
+            .embed(&pixel_batch(&[px], 224, &Device::Cpu).unwrap())
+            .unwrap();
         let cos = cosine(&got[0], expected);
         assert!(cos >= 0.999, "{file}: cosine {cos}");
         checked += 1;

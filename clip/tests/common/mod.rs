@@ -1,7 +1,10 @@
 //! Fixture access shared by the integration tests: the tiny reference CLIP and the outputs of
 //! transformers on it (made by `fixtures/generate.py`).
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +12,9 @@ use std::path::PathBuf;
 use clip::{ClipConfig, ClipModel, ClipTokenizer, Device, Tensor, Weights};
 
 pub fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
 }
 
 pub fn read(path: &str) -> Vec<u8> {
@@ -23,7 +28,8 @@ pub fn json(path: &str) -> serde_json::Value {
 /// The tiny model with the config in `config_dir` (`tiny-clip` or `tiny-clip-gelu`).
 pub fn model(config_dir: &str) -> ClipModel {
     let config = ClipConfig::from_json(&read(&format!("{config_dir}/config.json"))).unwrap();
-    let weights = Weights::from_safetensors(read("tiny-clip/model.safetensors"), &Device::Cpu).unwrap();
+    let weights =
+        Weights::from_safetensors(read("tiny-clip/model.safetensors"), &Device::Cpu).unwrap();
     ClipModel::new(&config, &weights).unwrap()
 }
 
@@ -47,7 +53,12 @@ pub fn token_cases() -> Vec<(String, Vec<u32>)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let ids = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let ids = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
             (c["text"].as_str().unwrap().to_string(), ids)
         })
         .collect()
@@ -61,5 +72,8 @@ pub fn image_cases() -> Vec<serde_json::Value> {
 /// Largest absolute difference between two equally long vectors.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -1,0 +1,133 @@
+//! The browser's text-tower exports (f32, f16, 8-bit) against the full-precision model, at the
+//! real ViT-B/32 text shapes (random weights: quantization error depends on shapes and value
+//! statistics, not on what was learned), and the model loaders' errors.
+
+mod common;
+
+use clip::export::{Variant, export_text};
+use clip::random::random_checkpoint;
+use clip::{ClipConfig, ClipError, ClipModel, Device, TextEncoder, Weights, cosine};
+use common::*;
+
+fn load_text(config: &ClipConfig, variant: Variant, bytes: Vec<u8>) -> TextEncoder {
+    let w = match variant {
+        Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu).unwrap(),
+        _ => Weights::from_safetensors(bytes, &Device::Cpu).unwrap(),
+    };
+    TextEncoder::new(&config.text, config.projection_dim, &w).unwrap()
+}
+
+/// f16 keeps cosine ≥ 0.999 and 8-bit ≥ 0.99 on every one of ≥ 50 real queries, and the exports
+/// are the expected fraction of the f32 size.
+#[test]
+fn exported_variants_stay_close_to_f32() {
+    let config = ClipConfig::vit_base_patch32();
+    let checkpoint = random_checkpoint(&config, true, 7).unwrap();
+    let tok = tokenizer();
+    let texts: Vec<String> = token_cases()
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| !t.trim().is_empty())
+        .take(60)
+        .collect();
+    assert!(texts.len() >= 50);
+    let ids = tok.encode_batch(&texts).unwrap();
+
+    let reference = load_text(&config, Variant::F32, checkpoint.clone())
+        .embed(&ids)
+        .unwrap();
+    let mut sizes = std::collections::HashMap::new();
+    for (variant, min_cos) in [
+        (Variant::F32, 0.999_999),
+        (Variant::F16, 0.999),
+        (Variant::Q8, 0.99),
+    ] {
+        let bytes = export_text(&checkpoint, variant).unwrap();
+        sizes.insert(variant, bytes.len());
+        let got = load_text(&config, variant, bytes).embed(&ids).unwrap();
+        let worst = got
+            .iter()
+            .zip(&reference)
+            .map(|(g, r)| cosine(g, r))
+            .fold(1.0f32, f32::min);
+        assert!(
+            worst >= min_cos,
+            "{variant:?}: worst cosine {worst} < {min_cos}"
+        );
+    }
+    // ViT-B/32 text tower: 63.4M parameters.
+    let f32_bytes = sizes[&Variant::F32] as f64;
+    assert!(
+        (f32_bytes / 4.0 - 63.4e6).abs() < 0.1e6,
+        "f32 export has {f32_bytes} bytes"
+    );
+    assert!((sizes[&Variant::F16] as f64 / f32_bytes - 0.5).abs() < 0.01);
+    // Q8_0: 34 bytes per 32 weights, plus small f32 tensors: under the 70 MB browser budget.
+    assert!(
+        sizes[&Variant::Q8] < 70_000_000,
+        "q8 export has {} bytes",
+        sizes[&Variant::Q8]
+    );
+}
+
+/// The exports of the tiny fixture model load and give the reference embeddings (its matrices are
+/// too narrow for 8-bit blocks, so q8 keeps them f32 and must be exact).
+#[test]
+fn tiny_model_exports_load() {
+    let config = ClipConfig::from_json(&read("tiny-clip/config.json")).unwrap();
+    let checkpoint = read("tiny-clip/model.safetensors");
+    let ids: Vec<Vec<u32>> = token_cases()
+        .into_iter()
+        .map(|(_, ids)| ids)
+        .take(50)
+        .collect();
+    let full = model("tiny-clip").text.embed(&ids).unwrap();
+    for variant in Variant::ALL {
+        let got = load_text(&config, variant, export_text(&checkpoint, variant).unwrap())
+            .embed(&ids)
+            .unwrap();
+        for (g, f) in got.iter().zip(&full) {
+            assert!(max_abs_diff(g, f) <= 1e-6, "{variant:?}");
+        }
+    }
+}
+
+fn check_load_error(config_json: &str, weights: Vec<u8>, expected: &str) {
+    let config = ClipConfig::from_json(config_json.as_bytes()).unwrap();
+    let err = match Weights::from_safetensors(weights, &Device::Cpu) {
+        Ok(w) => ClipModel::new(&config, &w).unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string().contains(expected),
+        "got {err}, expected it to mention {expected:?}"
+    );
+}
+
+/// Wrong checkpoints fail with the tensor's name and both shapes, never deep in a matmul.
+#[test]
+fn bad_weights_are_named() {
+    let tiny = String::from_utf8(read("tiny-clip/config.json")).unwrap();
+    let weights = read("tiny-clip/model.safetensors");
+    // A config that does not match the weights.
+    let wider = tiny.replacen("\"hidden_size\": 24", "\"hidden_size\": 48", 1);
+    assert_ne!(wider, tiny, "fixture config layout changed");
+    check_load_error(
+        &wider,
+        weights.clone(),
+        "has shape [49408, 24], the config needs [49408, 48]",
+    );
+    // A checkpoint without the vision tower.
+    let text_only = export_text(&weights, Variant::F32).unwrap();
+    check_load_error(&tiny, text_only, "no tensor named \"vision_model.");
+    // Not a weights file.
+    check_load_error(
+        &tiny,
+        b"{\"not\": \"weights\"}".to_vec(),
+        "not a safetensors file",
+    );
+    assert!(matches!(
+        Weights::from_gguf(b"GGUF but not really", &Device::Cpu),
+        Err(ClipError::Weights(_))
+    ));
+}
