@@ -150,7 +150,7 @@ struct RawClip {
 }
 
 fn check_heads(tower: &str, hidden: usize, heads: usize) -> Result<()> {
-    if heads == 0 || hidden % heads != 0 {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(ClipError::Config(format!(
             "{tower}: hidden_size {hidden} is not divisible by num_attention_heads {heads}"
         )));
@@ -206,7 +206,7 @@ impl ClipConfig {
             vision.hidden_size,
             vision.num_attention_heads,
         )?;
-        if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
+        if vision.patch_size == 0 || !vision.image_size.is_multiple_of(vision.patch_size) {
             return Err(ClipError::Config(format!(
                 "vision_config: image_size {} is not a multiple of patch_size {}",
                 vision.image_size, vision.patch_size

@@ -159,7 +159,7 @@ fn q8_dtype(name: &str, t: &Tensor) -> GgmlDType {
     let dims = t.dims();
     let matrix =
         dims.len() == 2 && name.ends_with(".weight") && !name.contains("position_embedding");
-    if matrix && dims[1] % GgmlDType::Q8_0.block_size() == 0 {
+    if matrix && dims[1].is_multiple_of(GgmlDType::Q8_0.block_size()) {
         GgmlDType::Q8_0
     } else {
         GgmlDType::F32

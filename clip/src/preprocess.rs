@@ -22,6 +22,10 @@ use crate::error::{ClipError, Result};
 /// CLIP's per-channel mean (`OPENAI_CLIP_MEAN` in transformers).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// CLIP's per-channel standard deviation (`OPENAI_CLIP_STD` in transformers).
+#[allow(
+    clippy::excessive_precision,
+    reason = "the digits exactly as transformers writes OPENAI_CLIP_STD"
+)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 /// Pillow's `Image.MAX_IMAGE_PIXELS * 2`, the size above which PIL refuses to open an image.
 pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;

@@ -24,10 +24,11 @@ fn exported_variants_stay_close_to_f32() {
     let config = ClipConfig::vit_base_patch32();
     let checkpoint = random_checkpoint(&config, true, 7).unwrap();
     let tok = tokenizer();
+    // Query-length strings (the browser encodes queries), skipping the empty ones.
     let texts: Vec<String> = token_cases()
         .into_iter()
+        .filter(|(t, ids)| !t.trim().is_empty() && ids.len() <= 24)
         .map(|(t, _)| t)
-        .filter(|t| !t.trim().is_empty())
         .take(60)
         .collect();
     assert!(texts.len() >= 50);
