@@ -100,6 +100,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Finds (and, for the hub, downloads once into the HF cache) the model's three files.
 pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
+    resolve_in(source, None, progress)
+}
+
+/// [`resolve`] with an explicit hub cache directory (the `hub` folder of `HF_HOME`) instead of
+/// the environment's.
+pub fn resolve_in(
+    source: &ModelSource,
+    hub_cache: Option<&Path>,
+    progress: &mut dyn DownloadProgress,
+) -> Result<ModelFiles> {
     match source {
         ModelSource::Dir(dir) => {
             let file = |name: &str| {
@@ -123,7 +133,7 @@ pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Res
                 tokenizer: file(TOKENIZER_FILE)?,
             })
         }
-        ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, progress),
+        ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, hub_cache, progress),
     }
 }
 
@@ -149,20 +159,29 @@ mod hub {
     pub(super) fn resolve(
         repo_id: &str,
         revision: &str,
+        hub_cache: Option<&Path>,
         progress: &mut dyn DownloadProgress,
     ) -> Result<ModelFiles> {
         let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
-        let cache = Cache::from_env().repo(repo.clone());
+        let cache = match hub_cache {
+            Some(dir) => Cache::new(dir.to_path_buf()),
+            None => Cache::from_env(),
+        };
+        let mut builder = Some(ApiBuilder::from_cache(cache.clone()));
+        let cache = cache.repo(repo.clone());
         let mut api = None;
         let mut get = |name: &str| -> Result<PathBuf> {
             // The cache first: a model downloaded once works offline.
             if let Some(p) = cache.get(name) {
                 return Ok(p);
             }
-            if api.is_none() {
+            if let Some(mut b) = builder.take() {
+                // The same mirror setting as the Python client.
+                if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+                    b = b.with_endpoint(endpoint);
+                }
                 api = Some(
-                    ApiBuilder::from_env()
-                        .with_progress(false)
+                    b.with_progress(false)
                         .build()
                         .map_err(|e| ClipError::Download(e.to_string()))?,
                 );
@@ -190,6 +209,7 @@ mod hub {
     pub(super) fn resolve(
         repo_id: &str,
         _revision: &str,
+        _hub_cache: Option<&Path>,
         _progress: &mut dyn DownloadProgress,
     ) -> Result<ModelFiles> {
         Err(ClipError::Download(format!(

@@ -48,6 +48,36 @@ fn local_directory_loads() {
     assert!(max_abs_diff(&got[0], &reference[7]) <= 1e-5);
 }
 
+/// A hub model already in the Hugging Face cache resolves with no network: the cache layout of
+/// `huggingface_hub` (refs/<revision> holds the commit, snapshots/<commit>/ the files).
+#[test]
+fn cached_hub_model_resolves_offline() {
+    let hub = std::env::temp_dir().join(format!("text2img-hf-cache-{}", std::process::id()));
+    let repo = hub.join("models--someone--tiny-clip");
+    let snapshot = repo.join("snapshots/0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture(&format!("tiny-clip/{f}")), snapshot.join(f)).unwrap();
+    }
+    let source = ModelSource::parse("someone/tiny-clip");
+    let resolved = load::resolve_in(&source, Some(&hub), &mut NoProgress);
+    if cfg!(feature = "hub") {
+        let files = resolved.unwrap();
+        assert_eq!(files.weights, snapshot.join("model.safetensors"));
+        assert_eq!(
+            load::load(&files, &Device::Cpu).unwrap().id,
+            "someone/tiny-clip"
+        );
+    } else {
+        // Without the feature a repository id is refused, and says why.
+        let err = resolved.unwrap_err().to_string();
+        assert!(err.contains("no hub support"), "{err}");
+    }
+    std::fs::remove_dir_all(&hub).unwrap();
+}
+
 /// Missing files are reported with their path.
 #[test]
 fn missing_model_files_are_named() {
