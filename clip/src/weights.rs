@@ -206,7 +206,22 @@ pub enum Linear {
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Linear::Dense(l) => l.forward(xs),
+            Linear::Dense(l) => {
+                // One (rows × in) · (in × out) product over every token of the batch rather than
+                // candle's per-sample batched matmul against a broadcast weight: one large GEMM
+                // keeps the kernel busy where a batch of small ones does not.
+                let dims = xs.dims();
+                if dims.len() > 2 {
+                    let (lead, inner) = dims.split_at(dims.len() - 1);
+                    let rows: usize = lead.iter().product();
+                    let ys = l.forward(&xs.reshape((rows, inner[0]))?)?;
+                    let mut out_dims = lead.to_vec();
+                    out_dims.push(ys.dim(1)?);
+                    ys.reshape(out_dims)
+                } else {
+                    l.forward(xs)
+                }
+            }
             Linear::Quantized { weight, bias } => {
                 let ys = weight.forward(xs)?;
                 match bias {

@@ -1,3 +1,5 @@
+#![cfg(not(target_arch = "wasm32"))]
+
 //! Reading models from disk and writing the browser bundle (the crate's only I/O), and the
 //! image decoder's refusals.
 

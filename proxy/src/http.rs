@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -23,8 +24,11 @@ pub fn router(config: &ServeConfig) -> Router {
     let index = config.public_dir.join("index.html");
     let site = ServeDir::new(&config.public_dir).fallback(ServeFile::new(index));
     let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
-    if let Some(model) = &config.model_dir {
-        app = app.nest_service("/model", ServeDir::new(model));
-    }
+    app = match &config.model_dir {
+        Some(model) => app.nest_service("/model", ServeDir::new(model)),
+        // Without a bundle, model files are a plain 404 (not the site's index.html fallback),
+        // so the web app can say that no model is installed.
+        None => app.route("/model/{*file}", get(|| async { StatusCode::NOT_FOUND })),
+    };
     app.fallback_service(site)
 }
