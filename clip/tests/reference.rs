@@ -11,22 +11,7 @@ use common::*;
 #[test]
 fn token_ids_equal_reference() {
     let tok = tokenizer();
-    let cases = token_cases();
-    assert!(cases.len() >= 300, "only {} strings", cases.len());
-    let wrong: Vec<String> = cases
-        .iter()
-        .filter_map(|(text, ids)| {
-            let got = tok.encode(text).unwrap();
-            (&got != ids).then(|| format!("{text:?}\n  got      {got:?}\n  expected {ids:?}"))
-        })
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} of {} strings differ:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong.join("\n")
-    );
+    check_token_ids(&tok, &token_cases());
     // Truncation keeps the end token.
     let long = tok.encode(&"a photo of a cat ".repeat(30)).unwrap();
     assert_eq!((long.len(), long[0], long[76]), (77, 49406, 49407));

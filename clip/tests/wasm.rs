@@ -8,6 +8,8 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use clip::export::{Variant, export_text};
@@ -20,21 +22,8 @@ const TOKENIZER: &[u8] = include_bytes!("fixtures/tiny-clip/tokenizer.json");
 const TOKENS: &[u8] = include_bytes!("fixtures/tokens.json");
 const REFERENCE: &[u8] = include_bytes!("fixtures/reference.safetensors");
 
-/// (text, reference ids) for every string of `tokens.json`, in embedding row order.
 fn token_cases() -> Vec<(String, Vec<u32>)> {
-    let cases: Vec<serde_json::Value> = serde_json::from_slice(TOKENS).unwrap();
-    cases
-        .iter()
-        .map(|c| {
-            let ids = c["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            (c["text"].as_str().unwrap().to_string(), ids)
-        })
-        .collect()
+    common::parse_token_cases(TOKENS)
 }
 
 fn tokenizer() -> ClipTokenizer {
@@ -91,23 +80,7 @@ fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>], min_cos: f32,
 /// The tokenizer (pure-Rust regex in wasm) gives exactly the reference ids for every string.
 #[wasm_bindgen_test]
 fn token_ids_equal_reference() {
-    let tok = tokenizer();
-    let cases = token_cases();
-    assert!(cases.len() >= 300, "only {} strings", cases.len());
-    let wrong: Vec<String> = cases
-        .iter()
-        .filter_map(|(text, ids)| {
-            let got = tok.encode(text).unwrap();
-            (&got != ids).then(|| format!("{text:?}\n  got      {got:?}\n  expected {ids:?}"))
-        })
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} of {} strings differ:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong.join("\n")
-    );
+    common::check_token_ids(&tokenizer(), &token_cases());
 }
 
 /// String → tokenizer → text tower → unit vector in wasm equals transformers (SIMD128 kernels

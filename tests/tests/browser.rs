@@ -11,9 +11,9 @@ mod common;
 use std::time::Duration;
 
 use clip::Device;
-use clip::load::{ModelFiles, load};
+use clip::load::load;
 use common::browser::{Browser, ENTER};
-use common::{Server, artifacts, public_dir, workspace, write_tiny_bundle};
+use common::{Server, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
 use proxy::http::ServeConfig;
 
 /// Loading stages end in an ellipsis; anything else is the outcome.
@@ -23,13 +23,7 @@ fn settled(status: &str) -> bool {
 
 /// The query vector of the tiny model, computed natively.
 fn native_embedding(query: &str) -> Vec<f32> {
-    let dir = workspace().join("clip/tests/fixtures/tiny-clip");
-    let files = ModelFiles {
-        id: "tiny-clip".into(),
-        config: dir.join("config.json"),
-        weights: dir.join("model.safetensors"),
-        tokenizer: dir.join("tokenizer.json"),
-    };
+    let files = tiny_model_files();
     let loaded = load(&files, &Device::Cpu).expect("the tiny model");
     let ids = loaded.tokenizer.encode(query).expect("tokenizing");
     loaded

@@ -48,9 +48,13 @@ pub fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 /// (text, reference ids) for every string of `tokens.json`, in embedding row order.
 pub fn token_cases() -> Vec<(String, Vec<u32>)> {
-    json("tokens.json")
-        .as_array()
-        .unwrap()
+    parse_token_cases(&read("tokens.json"))
+}
+
+/// [`token_cases`] from the bytes of `tokens.json` (the wasm tests embed the file).
+pub fn parse_token_cases(json: &[u8]) -> Vec<(String, Vec<u32>)> {
+    let cases: Vec<serde_json::Value> = serde_json::from_slice(json).unwrap();
+    cases
         .iter()
         .map(|c| {
             let ids = c["ids"]
@@ -62,6 +66,25 @@ pub fn token_cases() -> Vec<(String, Vec<u32>)> {
             (c["text"].as_str().unwrap().to_string(), ids)
         })
         .collect()
+}
+
+/// Asserts that every string tokenizes to exactly its reference ids, listing all mismatches.
+pub fn check_token_ids(tok: &ClipTokenizer, cases: &[(String, Vec<u32>)]) {
+    assert!(cases.len() >= 300, "only {} strings", cases.len());
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(text, ids)| {
+            let got = tok.encode(text).unwrap();
+            (&got != ids).then(|| format!("{text:?}\n  got      {got:?}\n  expected {ids:?}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} strings differ:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }
 
 /// The image entries of `images.json`, in embedding row order.

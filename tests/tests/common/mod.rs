@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clip::export::Variant;
-use clip::load::{ModelFiles, write_browser_bundle};
+use clip::load::{ModelFiles, ModelSource, NoProgress, resolve, write_browser_bundle};
 use proxy::http::{ServeConfig, router};
 
 /// The workspace root.
@@ -41,16 +41,15 @@ pub fn public_dir() -> PathBuf {
     public
 }
 
+/// The tiny fixture CLIP's files (a local model directory).
+pub fn tiny_model_files() -> ModelFiles {
+    let dir = workspace().join("clip/tests/fixtures/tiny-clip");
+    resolve(&ModelSource::Dir(dir), &mut NoProgress).expect("the tiny fixture model")
+}
+
 /// Writes the browser bundle of the tiny fixture CLIP (every variant) into `out`.
 pub fn write_tiny_bundle(out: &Path) {
-    let dir = workspace().join("clip/tests/fixtures/tiny-clip");
-    let files = ModelFiles {
-        id: "tiny-clip".into(),
-        config: dir.join("config.json"),
-        weights: dir.join("model.safetensors"),
-        tokenizer: dir.join("tokenizer.json"),
-    };
-    write_browser_bundle(&files, &Variant::ALL, out)
+    write_browser_bundle(&tiny_model_files(), &Variant::ALL, out)
         .unwrap_or_else(|e| panic!("writing the tiny model bundle: {e}"));
 }
 
