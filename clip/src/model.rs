@@ -92,22 +92,15 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(
-        hidden: usize,
-        intermediate: usize,
-        heads: usize,
-        act: Activation,
-        eps: f64,
-        w: &Weights,
-    ) -> Result<Self> {
+    fn new(t: &Tower, w: &Weights) -> Result<Self> {
         Ok(Self {
-            layer_norm1: w.pp("layer_norm1").layer_norm(hidden, eps)?,
-            self_attn: Attention::new(hidden, heads, &w.pp("self_attn"))?,
-            layer_norm2: w.pp("layer_norm2").layer_norm(hidden, eps)?,
+            layer_norm1: w.pp("layer_norm1").layer_norm(t.hidden, t.eps)?,
+            self_attn: Attention::new(t.hidden, t.heads, &w.pp("self_attn"))?,
+            layer_norm2: w.pp("layer_norm2").layer_norm(t.hidden, t.eps)?,
             mlp: Mlp {
-                fc1: w.pp("mlp.fc1").linear(hidden, intermediate, true)?,
-                fc2: w.pp("mlp.fc2").linear(intermediate, hidden, true)?,
-                activation: act,
+                fc1: w.pp("mlp.fc1").linear(t.hidden, t.intermediate, true)?,
+                fc2: w.pp("mlp.fc2").linear(t.intermediate, t.hidden, true)?,
+                activation: t.activation,
             },
         })
     }
@@ -124,26 +117,47 @@ impl EncoderLayer {
     }
 }
 
-fn encoder_layers(
-    n: usize,
+/// The shape of a transformer encoder: what the text and vision towers have in common.
+#[derive(Debug, Clone, Copy)]
+struct Tower {
+    layers: usize,
     hidden: usize,
     intermediate: usize,
     heads: usize,
-    act: Activation,
+    activation: Activation,
     eps: f64,
-    w: &Weights,
-) -> Result<Vec<EncoderLayer>> {
-    (0..n)
-        .map(|i| {
-            EncoderLayer::new(
-                hidden,
-                intermediate,
-                heads,
-                act,
-                eps,
-                &w.pp(format!("encoder.layers.{i}")),
-            )
-        })
+}
+
+impl From<&TextConfig> for Tower {
+    fn from(c: &TextConfig) -> Self {
+        Tower {
+            layers: c.num_hidden_layers,
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            activation: c.activation,
+            eps: c.layer_norm_eps,
+        }
+    }
+}
+
+impl From<&VisionConfig> for Tower {
+    fn from(c: &VisionConfig) -> Self {
+        Tower {
+            layers: c.num_hidden_layers,
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            activation: c.activation,
+            eps: c.layer_norm_eps,
+        }
+    }
+}
+
+/// `encoder.layers.{i}` for every layer of the tower.
+fn encoder_layers(t: Tower, w: &Weights) -> Result<Vec<EncoderLayer>> {
+    (0..t.layers)
+        .map(|i| EncoderLayer::new(&t, &w.pp(format!("encoder.layers.{i}"))))
         .collect()
 }
 
@@ -180,15 +194,7 @@ impl TextEncoder {
             position_embedding: emb
                 .pp("position_embedding")
                 .tensor("weight", &[c.max_position_embeddings, c.hidden_size])?,
-            layers: encoder_layers(
-                c.num_hidden_layers,
-                c.hidden_size,
-                c.intermediate_size,
-                c.num_attention_heads,
-                c.activation,
-                c.layer_norm_eps,
-                &tm,
-            )?,
+            layers: encoder_layers(Tower::from(c), &tm)?,
             final_layer_norm: tm
                 .pp("final_layer_norm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
@@ -360,15 +366,7 @@ impl VisionEncoder {
             pre_layrnorm: vm
                 .pp("pre_layrnorm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
-            layers: encoder_layers(
-                c.num_hidden_layers,
-                c.hidden_size,
-                c.intermediate_size,
-                c.num_attention_heads,
-                c.activation,
-                c.layer_norm_eps,
-                &vm,
-            )?,
+            layers: encoder_layers(Tower::from(c), &vm)?,
             post_layernorm: vm
                 .pp("post_layernorm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
