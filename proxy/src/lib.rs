@@ -1,6 +1,16 @@
 //! The text2img proxy: the HTTP API in front of Qdrant, the static site from `public/`, and the
-//! command-line tools that share its configuration (`ingest`, `eval`, `export-model`).
+//! command-line tools that share its configuration (`ingest`, `proxy eval`, `proxy export-model`).
 //!
-//! Architecture Invariant: only [`http`] knows about JSON wire types and status codes.
+//! Architecture Invariant: only [`http`] knows about JSON wire types and status codes; only
+//! [`store`] knows Qdrant's types; library code never prints (the binaries report through
+//! [`cli`]'s progress bars and `tracing`).
 
+pub mod cli;
+pub mod config;
+pub mod eval;
 pub mod http;
+pub mod ingest;
+pub mod labels;
+pub mod metrics;
+pub mod model;
+pub mod store;

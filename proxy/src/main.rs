@@ -1,15 +1,19 @@
-//! `proxy`: serve the site and API, or export the browser's model files.
+//! `proxy`: serve the site and API, evaluate retrieval from labels, or export the browser's model.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use clip::export::Variant;
-use clip::load::{self, DownloadProgress, ModelSource};
-use indicatif::{ProgressBar, ProgressStyle};
-use proxy::http::{ServeConfig, router};
+use clip::load::{self, ModelSource};
+use proxy::cli::{self, DownloadBar};
+use proxy::config::{Flags, Settings};
+use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
+use proxy::labels::LabelLog;
+use proxy::model::{NativeTextEncoder, collection_spec, load_model};
 
 #[derive(Parser)]
 #[command(
@@ -22,21 +26,71 @@ struct Cli {
     command: Command,
 }
 
+/// Where vectors live (flags > environment > qdrant.env > defaults).
+#[derive(Args, Debug, Clone)]
+struct StoreArgs {
+    /// Local state: the embedded Qdrant store, thumbnails, labels.
+    #[arg(long)]
+    storage: Option<PathBuf>,
+    /// A Qdrant server or cluster (gRPC, e.g. http://localhost:6334); unset: embedded.
+    #[arg(long)]
+    qdrant_url: Option<String>,
+    /// The collection (default `images`).
+    #[arg(long)]
+    collection: Option<String>,
+    /// The settings file (default ./qdrant.env when present).
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// A local model directory or a Hugging Face repository id.
+    #[arg(long, default_value = load::DEFAULT_MODEL)]
+    model: String,
+}
+
+impl StoreArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let settings = Settings::resolve(&Flags {
+            storage: self.storage.clone(),
+            qdrant_url: self.qdrant_url.clone(),
+            collection: self.collection.clone(),
+            env_file: self.env_file.clone(),
+        })?;
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(settings)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the web app (and, as they land, the search API).
+    /// Serve the web app and the search API.
     Serve {
-        /// Port on 127.0.0.1 (use --host 0.0.0.0 to listen on every interface).
+        /// Port.
         #[arg(long, default_value_t = 8501)]
         port: u16,
+        /// Address to listen on (0.0.0.0 for every interface).
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
         /// The static site (the trunk build of frontend/).
         #[arg(long, default_value = "public")]
         public: PathBuf,
-        /// The browser's model bundle, as written by `export-model`.
+        /// The browser's model bundle, as written by `export-model` (default public/model when
+        /// it has a manifest).
         #[arg(long)]
         model_dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Recall@K, MRR and nDCG@10 from data/queries.tsv and the stored labels.
+    Eval {
+        /// Labelled queries: `query`, `relevant_ids` (comma separated).
+        #[arg(long, default_value = "data/queries.tsv")]
+        queries: PathBuf,
+        /// Where the report goes (report.md, report.json, recall.svg); default <storage>/eval.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Write the browser's model bundle: config, tokenizer, text tower as f32 / f16 / 8-bit,
     /// and manifest.json with sha256 sums.
@@ -53,32 +107,6 @@ enum Command {
     },
 }
 
-/// A terminal progress bar for model downloads.
-struct Bar(Option<ProgressBar>);
-
-impl DownloadProgress for Bar {
-    fn start(&mut self, file: &str, size: u64) {
-        let bar = ProgressBar::new(size).with_message(file.to_string());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:30} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        self.0 = Some(bar);
-    }
-    fn advance(&mut self, bytes: u64) {
-        if let Some(b) = &self.0 {
-            b.inc(bytes);
-        }
-    }
-    fn finish(&mut self) {
-        if let Some(b) = self.0.take() {
-            b.finish();
-        }
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -86,26 +114,123 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             host,
             public,
             model_dir,
+            store,
         } => {
+            let settings = store.settings()?;
             if !public.join("index.html").is_file() {
                 anyhow::bail!(
                     "{}: no index.html; build the frontend first (see README)",
                     public.display()
                 );
             }
+            let model_dir = model_dir.or_else(|| {
+                let default = public.join("model");
+                default.join("manifest.json").is_file().then_some(default)
+            });
+            let bundle = model_dir.as_deref().map(ModelBundle::open).transpose()?;
+            let loaded = {
+                let spec = store.model.clone();
+                tokio::task::spawn_blocking(move || {
+                    load_model(&spec, &clip::Device::Cpu, &mut DownloadBar::default())
+                })
+                .await??
+            };
+            let spec = collection_spec(&settings.collection, &loaded);
+            let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
+            drop(loaded);
+            let (labels, report) = LabelLog::open(settings.storage.join("labels.jsonl"))?;
+            if report.truncated_bytes > 0 {
+                tracing::warn!(
+                    "{}: cut a torn last line ({} bytes) left by an interrupted write",
+                    labels.path().display(),
+                    report.truncated_bytes
+                );
+            }
+            let store_handle = cli::store(&settings)?;
+            let state = Arc::new(AppState::new(
+                store_handle.clone(),
+                spec.clone(),
+                Some(encoder),
+                Arc::new(labels),
+                settings.storage.join("thumbs"),
+                settings.admin_token.clone(),
+                bundle,
+            ));
+            // Open now to report problems early; a store that is down or not ingested yet is
+            // retried on each request.
+            match store_handle.open_collection(&spec).await {
+                Ok(()) => tracing::info!(
+                    "{}: {} points",
+                    settings.describe(),
+                    store_handle.count().await.unwrap_or(0)
+                ),
+                Err(e) => tracing::warn!("{}: {e}", settings.describe()),
+            }
             let addr = SocketAddr::new(host, port);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!("serving {} on http://{addr}", public.display());
-            axum::serve(
-                listener,
-                router(&ServeConfig {
+            let app = router(
+                &ServeConfig {
                     public_dir: public,
-                    model_dir,
-                }),
-            )
-            .await?;
+                    cors_origins: settings.cors_origins.clone(),
+                },
+                state,
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(())
+        }
+        Command::Eval {
+            queries,
+            out,
+            store,
+        } => {
+            let settings = store.settings()?;
+            let judged_tsv = proxy::eval::read_queries(&queries)?;
+            let labels_path = settings.storage.join("labels.jsonl");
+            let labels = if labels_path.is_file() {
+                LabelLog::open(&labels_path)?.0.all()
+            } else {
+                Vec::new()
+            };
+            let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
+            if judged.is_empty() {
+                anyhow::bail!("{}: no query has a relevant image (and no labels add one)", queries.display());
+            }
+            let loaded = {
+                let spec = store.model.clone();
+                tokio::task::spawn_blocking(move || {
+                    load_model(&spec, &clip::Device::Cpu, &mut DownloadBar::default())
+                })
+                .await??
+            };
+            let spec = collection_spec(&settings.collection, &loaded);
+            let encoder = NativeTextEncoder::new(&loaded);
+            let store_handle = cli::store(&settings)?;
+            store_handle.open_collection(&spec).await?;
+            let report = proxy::eval::evaluate(&judged, skipped, &encoder, store_handle.as_ref()).await?;
+            let out = out.unwrap_or_else(|| settings.storage.join("eval"));
+            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+            let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
+            let markdown = report.markdown(&title);
+            let write = |name: &str, body: &str| {
+                let path = out.join(name);
+                std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
+            };
+            write("report.md", &markdown)?;
+            write("report.json", &serde_json::to_string_pretty(&report.json())?)?;
+            write(
+                "recall.svg",
+                &proxy::metrics::recall_curve_svg(&report.curve, &format!("Recall@K, {} queries", report.summary.queries)),
+            )?;
+            use std::io::Write;
+            std::io::stdout().write_all(markdown.as_bytes())?;
+            tracing::info!("wrote report.md, report.json and recall.svg in {}", out.display());
             Ok(())
         }
         Command::ExportModel {
@@ -118,8 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|v| Variant::parse(v))
                 .collect::<Result<Vec<_>, _>>()?;
             let source = ModelSource::parse(&model);
-            let files =
-                load::resolve(&source, &mut Bar(None)).with_context(|| format!("model {model}"))?;
+            let files = load::resolve(&source, &mut DownloadBar::default())
+                .with_context(|| format!("model {model}"))?;
             let manifest = load::write_browser_bundle(&files, &variants, &out)
                 .with_context(|| format!("writing {}", out.display()))?;
             for (variant, entry) in &manifest.variants {
@@ -136,12 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

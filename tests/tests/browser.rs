@@ -14,7 +14,6 @@ use clip::Device;
 use clip::load::load;
 use common::browser::{Browser, ENTER};
 use common::{Server, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
-use proxy::http::ServeConfig;
 
 /// Loading stages end in an ellipsis; anything else is the outcome.
 fn settled(status: &str) -> bool {
@@ -79,10 +78,7 @@ fn assert_not_blank(png: &[u8]) {
 fn app_loads_the_model_and_encodes_a_query() {
     let model_dir = tempfile::tempdir().expect("a temporary model directory");
     write_tiny_bundle(model_dir.path());
-    let server = Server::start(&ServeConfig {
-        public_dir: public_dir(),
-        model_dir: Some(model_dir.path().to_path_buf()),
-    });
+    let server = Server::start(public_dir(), Some(model_dir.path()));
     let browser = Browser::start();
     browser.goto(&server.url("/"));
 
@@ -141,10 +137,7 @@ fn app_loads_the_model_and_encodes_a_query() {
 #[test]
 fn app_says_when_there_is_no_model() {
     let empty = tempfile::tempdir().expect("a temporary model directory");
-    let server = Server::start(&ServeConfig {
-        public_dir: public_dir(),
-        model_dir: Some(empty.path().to_path_buf()),
-    });
+    let server = Server::start(public_dir(), Some(empty.path()));
     let browser = Browser::start();
     browser.goto(&server.url("/"));
 

@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 
 use clip::export::Variant;
 use clip::load::{ModelFiles, ModelSource, NoProgress, resolve, write_browser_bundle};
-use proxy::http::{ServeConfig, router};
+use std::sync::Arc;
+
+use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
+use proxy::labels::LabelLog;
+use proxy::model::{NativeTextEncoder, collection_spec, load_model};
+use proxy::store::edge::EdgeStore;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -57,18 +62,45 @@ pub fn write_tiny_bundle(out: &Path) {
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
-    // Dropping the runtime stops the server.
+    // Dropping the runtime stops the server (fields drop in order: the runtime first).
     _runtime: tokio::runtime::Runtime,
+    _state_dir: tempfile::TempDir,
 }
 
 impl Server {
-    pub fn start(config: &ServeConfig) -> Self {
+    /// Serve `public_dir`, and the browser model bundle in `model_dir` when it has a manifest,
+    /// over an empty embedded store and the tiny fixture model.
+    pub fn start(public_dir: PathBuf, model_dir: Option<&Path>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let app = router(config);
+        let state_dir = tempfile::tempdir().expect("a state directory");
+        let loaded = load_model(
+            &workspace().join("clip/tests/fixtures/tiny-clip").display().to_string(),
+            &clip::Device::Cpu,
+            &mut NoProgress,
+        )
+        .expect("the tiny fixture model");
+        let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
+        let (labels, _) = LabelLog::open(state_dir.path().join("labels.jsonl")).expect("labels");
+        let state = AppState::new(
+            Arc::new(EdgeStore::new(state_dir.path().join("qdrant"))),
+            collection_spec("images", &loaded),
+            Some(encoder),
+            Arc::new(labels),
+            state_dir.path().join("thumbs"),
+            None,
+            model_dir.and_then(|d| ModelBundle::open(d).ok()),
+        );
+        let app = router(
+            &ServeConfig {
+                public_dir,
+                cors_origins: Vec::new(),
+            },
+            Arc::new(state),
+        );
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("binding a local port");
@@ -76,6 +108,7 @@ impl Server {
         runtime.spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
         Server {
             addr,
+            _state_dir: state_dir,
             _runtime: runtime,
         }
     }

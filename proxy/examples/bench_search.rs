@@ -1,0 +1,203 @@
+//! Search latency through the proxy (HTTP + JSON) against the store called directly, in the same
+//! run, on embedded Qdrant Edge holding random unit vectors.
+//!
+//! ```text
+//! cargo run --release -p proxy --example bench_search -- --points 100000 --dim 512 --seconds 10
+//! ```
+//!
+//! For 1 and 64 concurrent clients: p50, p99 and QPS of `VectorStore::search` (tokio tasks) and
+//! of `POST /api/search` (one blocking HTTP client with keep-alive per thread), limit 20. The
+//! collection is optimized (HNSW) before timing; build and index times are printed too.
+//! `--storage DIR` keeps the collection for another run (it is reused when it holds `--points`).
+#![allow(
+    clippy::print_stdout,
+    reason = "the report on standard output is what a benchmark produces"
+)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proxy::http::{AppState, ServeConfig, router};
+use proxy::labels::LabelLog;
+use proxy::store::edge::EdgeStore;
+use proxy::store::{CollectionSpec, Point, SearchQuery, SharedStore, VectorStore, point_id};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Options {
+    points: usize,
+    dim: usize,
+    seconds: f64,
+    clients: Vec<usize>,
+    storage: Option<PathBuf>,
+}
+
+fn options() -> Res<Options> {
+    let mut o = Options {
+        points: 100_000,
+        dim: 512,
+        seconds: 10.0,
+        clients: vec![1, 64],
+        storage: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--points" => o.points = value()?.parse()?,
+            "--dim" => o.dim = value()?.parse()?,
+            "--seconds" => o.seconds = value()?.parse()?,
+            "--clients" => o.clients = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--storage" => o.storage = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    Ok(o)
+}
+
+/// A small, fast, seeded generator (SplitMix64): the same vectors on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self, dim: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dim).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+}
+
+struct Stats {
+    p50_ms: f64,
+    p99_ms: f64,
+    qps: f64,
+}
+
+fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+    Stats {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        qps: latencies.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+async fn direct(store: SharedStore, dim: usize, clients: usize, seconds: f64) -> Stats {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(1000 + c as u64);
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let q = SearchQuery { vector: rng.unit(dim), limit: 20, offset: 0, filter: Default::default() };
+                let t = Instant::now();
+                let hits = store.search(&q).await.expect("search");
+                lat.push(t.elapsed());
+                assert_eq!(hits.len(), 20);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    stats(all, started.elapsed())
+}
+
+fn through_proxy(addr: SocketAddr, dim: usize, clients: usize, seconds: f64) -> Stats {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(1).build();
+                let url = format!("http://{addr}/api/search");
+                let mut rng = Rng(1000 + c as u64);
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let body = format!("{{\"vector\":{:?},\"limit\":20}}", rng.unit(dim));
+                    let t = Instant::now();
+                    let response = agent.post(&url).set("Content-Type", "application/json").send_string(&body).expect("search");
+                    let text = response.into_string().expect("body");
+                    lat.push(t.elapsed());
+                    assert!(text.starts_with("{\"results\":["));
+                }
+                lat
+            })
+        })
+        .collect();
+    let all = threads.into_iter().flat_map(|t| t.join().expect("client")).collect();
+    stats(all, started.elapsed())
+}
+
+fn main() -> Res<()> {
+    let o = options()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let temp = tempfile::tempdir()?;
+    let dir = o.storage.clone().unwrap_or_else(|| temp.path().join("qdrant"));
+    let spec = CollectionSpec { name: "bench".into(), dim: o.dim, model: format!("random-{}", o.dim) };
+    let store = Arc::new(EdgeStore::new(&dir));
+    runtime.block_on(store.ensure_collection(&spec))?;
+    let have = runtime.block_on(store.count())?;
+    if have != o.points {
+        let started = Instant::now();
+        let mut rng = Rng(42);
+        for start in (0..o.points).step_by(1000) {
+            let points = (start..(start + 1000).min(o.points))
+                .map(|i| Point {
+                    id: point_id(&format!("p{i}")),
+                    vector: rng.unit(o.dim),
+                    payload: [("id".to_string(), serde_json::json!(format!("p{i}")))].into_iter().collect(),
+                })
+                .collect();
+            runtime.block_on(store.upsert(points))?;
+        }
+        println!("upserted {} points of {} dims in {:.1} s", o.points, o.dim, started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        runtime.block_on(store.optimize())?;
+        println!("optimize (HNSW index) took {:.1} s", started.elapsed().as_secs_f64());
+    } else {
+        println!("reusing {} points in {}", have, dir.display());
+    }
+    let shared: SharedStore = store.clone();
+
+    let public = temp.path().join("public");
+    std::fs::create_dir_all(&public)?;
+    std::fs::write(public.join("index.html"), "bench")?;
+    let (labels, _) = LabelLog::open(temp.path().join("labels.jsonl"))?;
+    let state = AppState::new(shared.clone(), spec, None, Arc::new(labels), temp.path().join("thumbs"), None, None);
+    let app = router(&ServeConfig { public_dir: public, cors_origins: vec![] }, Arc::new(state));
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    println!("\n| clients | store p50 ms | store p99 ms | store QPS | proxy p50 ms | proxy p99 ms | proxy QPS | proxy adds at p50 |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &c in &o.clients {
+        // Warm-up, then the measurements.
+        runtime.block_on(direct(shared.clone(), o.dim, c, 1.0));
+        let d = runtime.block_on(direct(shared.clone(), o.dim, c, o.seconds));
+        through_proxy(addr, o.dim, c, 1.0);
+        let p = through_proxy(addr, o.dim, c, o.seconds);
+        println!(
+            "| {c} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:+.2} ms |",
+            d.p50_ms, d.p99_ms, d.qps, p.p50_ms, p.p99_ms, p.qps, p.p50_ms - d.p50_ms
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `ingest`: embed the images of a TSV into Qdrant (embedded by default).
+//!
+//! Exit codes: 0 when the collection holds the TSV's images (some rows may have failed: they are
+//! listed), 1 when nothing could be indexed, 2 on a configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use clip::load;
+use proxy::cli::{self, DownloadBar, RowsBar};
+use proxy::config::{Flags, Settings};
+use proxy::ingest::fetch::FetchConfig;
+use proxy::ingest::{Embedder, IngestOptions, IngestPaths};
+use proxy::model::{collection_spec, load_model};
+
+#[derive(Parser, Debug)]
+#[command(name = "ingest", version, about = "Embed the images listed in a TSV into Qdrant")]
+struct Args {
+    /// The image list: `id`, `url` (http(s) or a path relative to the TSV), optional `caption`,
+    /// other columns become payload fields.
+    #[arg(long, default_value = "data/images.tsv")]
+    tsv: PathBuf,
+    /// A local model directory or a Hugging Face repository id.
+    #[arg(long, default_value = load::DEFAULT_MODEL)]
+    model: String,
+    /// Local state: the embedded Qdrant store, thumbnails, the failures TSV.
+    #[arg(long)]
+    storage: Option<PathBuf>,
+    /// A Qdrant server or cluster (gRPC); unset: embedded.
+    #[arg(long)]
+    qdrant_url: Option<String>,
+    #[arg(long)]
+    collection: Option<String>,
+    /// The settings file (default ./qdrant.env when present).
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Delete points whose rows are no longer in the TSV.
+    #[arg(long)]
+    prune: bool,
+    /// cpu, or cuda / cuda:N (built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    batch_size: u16,
+    /// Concurrent downloads.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    fetch_workers: u16,
+    /// Decode threads (default: one per core).
+    #[arg(long)]
+    decode_workers: Option<usize>,
+    /// Seconds per download before it is abandoned (then retried).
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Retries per download for transient failures.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Largest image accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_bytes: u64,
+}
+
+fn main() -> ExitCode {
+    cli::init_logging();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Ok(false) when nothing could be indexed.
+fn run(args: &Args) -> anyhow::Result<bool> {
+    let settings = Settings::resolve(&Flags {
+        storage: args.storage.clone(),
+        qdrant_url: args.qdrant_url.clone(),
+        collection: args.collection.clone(),
+        env_file: args.env_file.clone(),
+    })?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    if !args.tsv.is_file() {
+        anyhow::bail!("--tsv {}: no such file", args.tsv.display());
+    }
+    let device = cli::device(&args.device)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let loaded = load_model(&args.model, &device, &mut DownloadBar::default())?;
+    let spec = collection_spec(&settings.collection, &loaded);
+    let store = cli::store(&settings)?;
+    runtime.block_on(store.ensure_collection(&spec))?;
+    tracing::info!("ingesting {} into {}", args.tsv.display(), settings.describe());
+
+    let options = IngestOptions {
+        batch_size: args.batch_size.into(),
+        fetch_workers: args.fetch_workers.into(),
+        decode_workers: args.decode_workers.unwrap_or(IngestOptions::default().decode_workers),
+        prune: args.prune,
+        fetch: FetchConfig {
+            timeout: Duration::from_secs(args.timeout.max(1)),
+            retries: args.retries,
+            max_bytes: args.max_bytes,
+            ..FetchConfig::default()
+        },
+    };
+    let paths = IngestPaths {
+        tsv: args.tsv.clone(),
+        thumbs: settings.storage.join("thumbs"),
+        failures: settings.storage.join("ingest-failures.tsv"),
+    };
+    let started = Instant::now();
+    let embedder = Embedder::new(&loaded.model, &device);
+    let report = proxy::ingest::run(
+        &paths,
+        &options,
+        &embedder,
+        store.as_ref(),
+        runtime.handle(),
+        &RowsBar::default(),
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "{} indexed, {} updated, {} unchanged, {} failed, {} pruned; {} points in `{}` ({:.1} s, {:.1} images/s)",
+        report.indexed,
+        report.updated,
+        report.unchanged,
+        report.failures.len(),
+        report.pruned,
+        report.points,
+        spec.name,
+        secs,
+        report.indexed as f64 / secs.max(1e-9),
+    );
+    for f in &report.failures {
+        tracing::warn!(
+            "line {} ({}): {}",
+            f.line,
+            f.id.as_deref().unwrap_or("no id"),
+            f.reason
+        );
+    }
+    if !report.failures.is_empty() {
+        tracing::warn!("failures written to {}", paths.failures.display());
+    }
+    Ok(report.any_indexed())
+}

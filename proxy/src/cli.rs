@@ -1,0 +1,112 @@
+//! cli: what the binaries (`proxy`, `ingest`) share — logging, progress bars, opening the store,
+//! choosing the device.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clip::Device;
+use clip::load::DownloadProgress;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Settings;
+use crate::store::SharedStore;
+use crate::store::edge::EdgeStore;
+use crate::store::remote::RemoteStore;
+
+/// Structured logs on stderr (`RUST_LOG` filters; default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,qdrant_edge=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// A terminal progress bar for model downloads.
+#[derive(Debug, Default)]
+pub struct DownloadBar(Option<ProgressBar>);
+
+impl DownloadProgress for DownloadBar {
+    fn start(&mut self, file: &str, size: u64) {
+        let bar = ProgressBar::new(size).with_message(file.to_string());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:30} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        self.0 = Some(bar);
+    }
+    fn advance(&mut self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.finish();
+        }
+    }
+}
+
+/// The ingest progress bar: rows, rate and ETA.
+#[derive(Debug)]
+pub struct RowsBar(ProgressBar);
+
+impl Default for RowsBar {
+    fn default() -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} images {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        Self(bar)
+    }
+}
+
+impl crate::ingest::Progress for RowsBar {
+    fn start(&self, rows: u64) {
+        self.0.set_length(rows);
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    fn advance(&self, rows: u64) {
+        self.0.inc(rows);
+    }
+    fn finish(&self) {
+        self.0.finish();
+    }
+}
+
+/// The store the settings name (not opened yet).
+pub fn store(settings: &Settings) -> anyhow::Result<SharedStore> {
+    Ok(match settings.remote() {
+        None => Arc::new(EdgeStore::new(&settings.storage)),
+        Some(remote) => Arc::new(RemoteStore::new(remote).context("QDRANT_URL")?),
+    })
+}
+
+/// `cpu`, or `cuda` / `cuda:N` where built with the `cuda` feature.
+pub fn device(name: &str) -> anyhow::Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+            let ordinal: usize = cuda
+                .strip_prefix("cuda:")
+                .map(|n| n.parse().with_context(|| format!("--device {cuda}: bad GPU number")))
+                .transpose()?
+                .unwrap_or(0);
+            if !cfg!(feature = "cuda") {
+                anyhow::bail!(
+                    "--device {cuda}: this binary was built without CUDA; build with `--features cuda`"
+                );
+            }
+            Device::new_cuda(ordinal).with_context(|| format!("--device {cuda}: cannot open the GPU"))
+        }
+        other => anyhow::bail!("--device {other}: use cpu, cuda or cuda:N"),
+    }
+}

@@ -1,0 +1,452 @@
+//! config: which store, which model, which directories — resolved once, at start.
+//!
+//! Every setting is layered: command-line flag > environment variable > `qdrant.env` > default,
+//! and validated here, so a typo is one clear error at start instead of a failure later. The
+//! Qdrant API key is kept in a [`Secret`] whose `Debug` never shows it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::store::remote::RemoteConfig;
+
+/// The keys `qdrant.env` (and the environment) may set.
+pub const KEYS: [&str; 6] = [
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "QDRANT_COLLECTION",
+    "QDRANT_TIMEOUT_SECS",
+    "TEXT2IMG_ADMIN_TOKEN",
+    "TEXT2IMG_CORS_ORIGINS",
+];
+
+/// Defaults.
+pub const DEFAULT_STORAGE: &str = "qdrant_storage";
+pub const DEFAULT_COLLECTION: &str = "images";
+pub const DEFAULT_ENV_FILE: &str = "qdrant.env";
+
+/// A string that must not be shown: `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Settings given on the command line (each overrides the environment and the file).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub storage: Option<PathBuf>,
+    pub qdrant_url: Option<String>,
+    pub collection: Option<String>,
+    pub env_file: Option<PathBuf>,
+}
+
+/// Where vectors live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// Qdrant Edge in `storage/`.
+    Embedded,
+    /// A Qdrant server or cluster.
+    Remote {
+        url: String,
+        api_key: Option<Secret>,
+        timeout: Duration,
+    },
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub backend: Backend,
+    pub collection: String,
+    /// The local state directory: the embedded store, thumbnails, labels, ingest failures.
+    pub storage: PathBuf,
+    /// Token for `GET /api/labels` (unset: the export is refused).
+    pub admin_token: Option<Secret>,
+    /// Origins allowed to call the API from another site (CORS); empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Things worth telling the user that are not errors.
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error, naming the setting and where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Resolve from flags, the process environment and the env file (`--env-file`, else
+    /// `./qdrant.env` when present).
+    pub fn resolve(flags: &Flags) -> Result<Self, ConfigError> {
+        Self::resolve_with(flags, |key| std::env::var(key).ok())
+    }
+
+    /// Resolve with an explicit environment (tests).
+    pub fn resolve_with(
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file = match &flags.env_file {
+            Some(path) => Some((path.clone(), read_env_file(path)?)),
+            None => {
+                let path = PathBuf::from(DEFAULT_ENV_FILE);
+                if path.is_file() {
+                    Some((path.clone(), read_env_file(&path)?))
+                } else {
+                    None
+                }
+            }
+        };
+        // flag > environment > file; an empty value counts as unset (qdrant.env ships
+        // `QDRANT_URL=` for "embedded").
+        let lookup = |key: &str, flag: Option<&str>| -> Option<(String, String)> {
+            if let Some(v) = flag.filter(|v| !v.is_empty()) {
+                return Some((v.to_string(), format!("--{}", key.to_lowercase())));
+            }
+            if let Some(v) = env(key).filter(|v| !v.is_empty()) {
+                return Some((v, format!("environment variable {key}")));
+            }
+            let (path, values) = file.as_ref()?;
+            values
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .map(|v| (v.clone(), format!("{key} in {}", path.display())))
+        };
+
+        let mut warnings = Vec::new();
+        let url = lookup("QDRANT_URL", flags.qdrant_url.as_deref());
+        let api_key = lookup("QDRANT_API_KEY", None);
+        let timeout = match lookup("QDRANT_TIMEOUT_SECS", None) {
+            None => Duration::from_secs(10),
+            Some((v, source)) => match v.parse::<u64>() {
+                Ok(s) if (1..=600).contains(&s) => Duration::from_secs(s),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{source}: `{v}` is not a number of seconds between 1 and 600"
+                    )));
+                }
+            },
+        };
+        let backend = match url {
+            None => {
+                if api_key.is_some() {
+                    warnings.push(
+                        "QDRANT_API_KEY is set but QDRANT_URL is empty: using embedded Qdrant, \
+                         the key is not used"
+                            .to_string(),
+                    );
+                }
+                Backend::Embedded
+            }
+            Some((url, source)) => {
+                validate_url(&url).map_err(|why| ConfigError(format!("{source}: {why}")))?;
+                if url.starts_with("http://")
+                    && api_key.is_some()
+                    && !is_loopback(&url)
+                {
+                    warnings.push(format!(
+                        "{source}: the API key is sent without TLS to a non-local host; use https://"
+                    ));
+                }
+                Backend::Remote {
+                    url,
+                    api_key: api_key.map(|(k, _)| Secret(k)),
+                    timeout,
+                }
+            }
+        };
+        let collection = match lookup("QDRANT_COLLECTION", flags.collection.as_deref()) {
+            None => DEFAULT_COLLECTION.to_string(),
+            Some((name, source)) => {
+                validate_collection(&name).map_err(|why| ConfigError(format!("{source}: {why}")))?;
+                name
+            }
+        };
+        let storage = flags
+            .storage
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORAGE));
+        if storage.exists() && !storage.is_dir() {
+            return Err(ConfigError(format!(
+                "--storage {}: exists and is not a directory",
+                storage.display()
+            )));
+        }
+        let admin_token = lookup("TEXT2IMG_ADMIN_TOKEN", None).map(|(t, _)| Secret(t));
+        let cors_origins = match lookup("TEXT2IMG_CORS_ORIGINS", None) {
+            None => Vec::new(),
+            Some((list, source)) => {
+                let origins: Vec<String> = list
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect();
+                for origin in &origins {
+                    if origin != "*" {
+                        validate_url(origin)
+                            .map_err(|why| ConfigError(format!("{source}: origin `{origin}`: {why}")))?;
+                    }
+                }
+                origins
+            }
+        };
+        Ok(Self {
+            backend,
+            collection,
+            storage,
+            admin_token,
+            cors_origins,
+            warnings,
+        })
+    }
+
+    /// The remote store's settings, when the backend is remote.
+    pub fn remote(&self) -> Option<RemoteConfig> {
+        match &self.backend {
+            Backend::Embedded => None,
+            Backend::Remote {
+                url,
+                api_key,
+                timeout,
+            } => Some(RemoteConfig {
+                url: url.clone(),
+                api_key: api_key.as_ref().map(|k| k.expose().to_string()),
+                timeout: *timeout,
+            }),
+        }
+    }
+
+    /// One line saying where vectors live (never shows the key).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Embedded => format!(
+                "embedded Qdrant in {}, collection `{}`",
+                self.storage.display(),
+                self.collection
+            ),
+            Backend::Remote { url, api_key, .. } => format!(
+                "Qdrant at {url}{}, collection `{}`",
+                if api_key.is_some() { " (API key set)" } else { "" },
+                self.collection
+            ),
+        }
+    }
+}
+
+/// Parse `KEY=VALUE` lines: `#` comments, blank lines, optional `export `, optional single or
+/// double quotes. Unknown keys are refused (a typo would otherwise be silently ignored).
+pub fn parse_env_file(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError(format!("{}: expected KEY=VALUE", at())));
+        };
+        let key = key.trim();
+        if !KEYS.contains(&key) {
+            return Err(ConfigError(format!(
+                "{}: unknown setting `{key}` (known: {})",
+                at(),
+                KEYS.join(", ")
+            )));
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    parse_env_file(&text, path)
+}
+
+fn validate_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` is not an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = match authority.strip_prefix('[') {
+        // [v6 address]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) => (addr, rest.strip_prefix(':')),
+            None => return Err(format!("`{url}`: unclosed `[` in the host")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("`{url}`: port `{port}` is not a number"));
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &str) -> bool {
+    ["http://localhost", "http://127.", "http://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+fn validate_collection(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "collection name `{name}`: use 1-64 letters, digits, `_` or `-`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(flags: Flags, env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut flags = flags;
+        if let Some(text) = file {
+            let path = dir.path().join("qdrant.env");
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            flags.env_file = Some(path);
+        } else {
+            flags.env_file = Some(dir.path().join("none.env"));
+            std::fs::write(flags.env_file.as_ref().unwrap_or(&PathBuf::new()), "")
+                .map_err(|e| e.to_string())?;
+        }
+        let env: BTreeMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::resolve_with(&flags, |k| env.get(k).cloned()).map_err(|e| e.to_string())
+    }
+
+    fn url_of(s: &Settings) -> Option<&str> {
+        match &s.backend {
+            Backend::Embedded => None,
+            Backend::Remote { url, .. } => Some(url),
+        }
+    }
+
+    #[test]
+    fn defaults_are_embedded_images() {
+        let s = resolve(Flags::default(), &[], Some("QDRANT_URL=\nQDRANT_API_KEY=\nQDRANT_COLLECTION=images\n"))
+            .expect("valid");
+        assert_eq!(s.backend, Backend::Embedded);
+        assert_eq!(s.collection, "images");
+        assert_eq!(s.storage, PathBuf::from("qdrant_storage"));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let file = Some("QDRANT_URL=http://file:6334\nQDRANT_COLLECTION=fromfile\n");
+        let s = resolve(Flags::default(), &[], file).expect("valid");
+        assert_eq!(url_of(&s), Some("http://file:6334"));
+        assert_eq!(s.collection, "fromfile");
+        let env = [("QDRANT_URL", "http://env:6334"), ("QDRANT_COLLECTION", "fromenv")];
+        let s = resolve(Flags::default(), &env, file).expect("valid");
+        assert_eq!(url_of(&s), Some("http://env:6334"));
+        assert_eq!(s.collection, "fromenv");
+        let flags = Flags {
+            qdrant_url: Some("https://flag:6334".into()),
+            collection: Some("fromflag".into()),
+            ..Flags::default()
+        };
+        let s = resolve(flags, &env, file).expect("valid");
+        assert_eq!(url_of(&s), Some("https://flag:6334"));
+        assert_eq!(s.collection, "fromflag");
+    }
+
+    #[test]
+    fn empty_env_value_falls_through_to_file() {
+        let s = resolve(Flags::default(), &[("QDRANT_URL", "")], Some("QDRANT_URL=http://f:1\n"))
+            .expect("valid");
+        assert_eq!(url_of(&s), Some("http://f:1"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_source() {
+        let check = |env: &[(&str, &str)], file: Option<&str>, expected: &str| {
+            let err = resolve(Flags::default(), env, file).expect_err("must be refused");
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        };
+        check(&[("QDRANT_URL", "localhost:6334")], None, "environment variable QDRANT_URL: `localhost:6334` is not an http");
+        check(&[], Some("QDRANT_URL=ftp://x\n"), "QDRANT_URL in ");
+        check(&[], Some("QDRANT_URL=http://:6334\n"), "has no host");
+        check(&[], Some("QDRANT_URL=http://h:port\n"), "port `port` is not a number");
+        check(&[], Some("QDRANT_COLLECTION=../etc\n"), "collection name `../etc`");
+        check(&[], Some("QDRANT_URLL=http://x\n"), "line 1: unknown setting `QDRANT_URLL`");
+        check(&[], Some("# c\n\nnot a pair\n"), "line 3: expected KEY=VALUE");
+        check(&[("QDRANT_TIMEOUT_SECS", "0")], Some("QDRANT_URL=http://h:1\n"), "between 1 and 600");
+        check(&[("TEXT2IMG_CORS_ORIGINS", "example.com")], None, "origin `example.com`");
+    }
+
+    #[test]
+    fn env_file_syntax() {
+        let values = parse_env_file(
+            "# comment\nexport QDRANT_URL=\"https://x.cloud:6334\"\nQDRANT_API_KEY='k=1'\n",
+            Path::new("qdrant.env"),
+        )
+        .expect("valid");
+        assert_eq!(values["QDRANT_URL"], "https://x.cloud:6334");
+        assert_eq!(values["QDRANT_API_KEY"], "k=1");
+    }
+
+    #[test]
+    fn api_key_never_in_debug_or_describe() {
+        let s = resolve(
+            Flags::default(),
+            &[("QDRANT_API_KEY", "sekrit-key-123")],
+            Some("QDRANT_URL=https://c.example:6334\n"),
+        )
+        .expect("valid");
+        assert!(!format!("{s:?}").contains("sekrit-key-123"));
+        assert!(!s.describe().contains("sekrit-key-123"));
+        assert!(!format!("{:?}", s.remote()).contains("sekrit-key-123"));
+        assert_eq!(s.remote().and_then(|r| r.api_key).as_deref(), Some("sekrit-key-123"));
+    }
+
+    #[test]
+    fn cors_origins_list() {
+        let s = resolve(
+            Flags::default(),
+            &[("TEXT2IMG_CORS_ORIGINS", "https://a.example, http://localhost:8080/")],
+            None,
+        )
+        .expect("valid");
+        assert_eq!(s.cors_origins, ["https://a.example", "http://localhost:8080"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! Getting an image's bytes: http(s) with timeouts, retries and a size cap, or a local file.
+//!
+//! Blocking on purpose: ingest runs a bounded pool of fetch threads (`--fetch-workers`), which
+//! bounds concurrency per host as well as memory. Every failure is a one-line reason that the
+//! ingest report prints beside the row.
+
+use std::io::Read;
+use std::time::Duration;
+
+use super::tsv::Source;
+
+/// Fetch limits.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Whole-request limit (connect + headers + body).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries after the first try, for transient failures (timeouts, connection errors, 5xx,
+    /// 408, 429).
+    pub retries: u32,
+    /// First backoff; doubled after each retry.
+    pub backoff: Duration,
+    /// Larger images are refused (default 64 MiB: a 100-megapixel JPEG fits).
+    pub max_bytes: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A reusable fetcher (one connection pool for all threads).
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    agent: ureq::Agent,
+    config: FetchConfig,
+}
+
+impl Fetcher {
+    pub fn new(config: FetchConfig) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(config.timeout)
+            .timeout_connect(config.connect_timeout)
+            .redirects(5)
+            .user_agent(concat!("text2img-ingest/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self { agent, config }
+    }
+
+    /// The bytes of an image, or why not.
+    pub fn fetch(&self, source: &Source) -> Result<Vec<u8>, String> {
+        let bytes = match source {
+            Source::File { path, .. } => self.read_file(path)?,
+            Source::Http(url) => self.get_with_retries(url)?,
+        };
+        if bytes.is_empty() {
+            return Err("empty (0 bytes)".into());
+        }
+        Ok(bytes)
+    }
+
+    fn read_file(&self, path: &std::path::Path) -> Result<Vec<u8>, String> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("file not found: {}", path.display()),
+            _ => format!("{}: {e}", path.display()),
+        })?;
+        if !meta.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+        if meta.len() > self.config.max_bytes {
+            return Err(format!(
+                "{} is {} bytes, over the {}-byte limit",
+                path.display(),
+                meta.len(),
+                self.config.max_bytes
+            ));
+        }
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn get_with_retries(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut backoff = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.get(url) {
+                Ok(bytes) => return Ok(bytes),
+                Err(Failure::Permanent(why)) => return Err(why),
+                Err(Failure::Transient(why)) if attempt >= self.config.retries => {
+                    return Err(if attempt == 0 {
+                        why
+                    } else {
+                        format!("{why} (after {} tries)", attempt + 1)
+                    });
+                }
+                Err(Failure::Transient(_)) => {
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn get(&self, url: &str) -> Result<Vec<u8>, Failure> {
+        let response = match self.agent.get(url).call() {
+            Ok(response) => response,
+            Err(ureq::Error::Status(code, _)) => {
+                let why = format!("HTTP {code} from {url}");
+                return Err(if code >= 500 || code == 408 || code == 429 {
+                    Failure::Transient(why)
+                } else {
+                    Failure::Permanent(why)
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                let why = match t.kind() {
+                    ureq::ErrorKind::Io if t.to_string().contains("timed out") => {
+                        format!("timed out after {:?} fetching {url}", self.config.timeout)
+                    }
+                    ureq::ErrorKind::Dns => format!("cannot resolve the host of {url}"),
+                    ureq::ErrorKind::ConnectionFailed => format!("cannot connect to {url}"),
+                    _ => format!("fetching {url}: {t}"),
+                };
+                return Err(match t.kind() {
+                    ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
+                        Failure::Permanent(why)
+                    }
+                    _ => Failure::Transient(why),
+                });
+            }
+        };
+        // Content check from the headers: a page served where an image was expected (a login
+        // wall, a 200 error page) is refused before reading it.
+        let content_type = response.content_type().to_ascii_lowercase();
+        if content_type.starts_with("text/") || content_type.contains("html") || content_type.contains("json") {
+            return Err(Failure::Permanent(format!(
+                "{url} served `{content_type}`, not an image"
+            )));
+        }
+        if let Some(length) = response.header("content-length").and_then(|v| v.parse::<u64>().ok())
+            && length > self.config.max_bytes
+        {
+            return Err(Failure::Permanent(format!(
+                "{url} is {length} bytes, over the {}-byte limit",
+                self.config.max_bytes
+            )));
+        }
+        let mut bytes = Vec::new();
+        response
+            .into_reader()
+            .take(self.config.max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timed out") {
+                    Failure::Transient(format!("timed out after {:?} fetching {url}", self.config.timeout))
+                } else {
+                    Failure::Transient(format!("reading {url}: {e}"))
+                }
+            })?;
+        if bytes.len() as u64 > self.config.max_bytes {
+            return Err(Failure::Permanent(format!(
+                "{url} is over the {}-byte limit",
+                self.config.max_bytes
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+enum Failure {
+    /// Worth another try.
+    Transient(String),
+    Permanent(String),
+}
+
+/// Whether the bytes start like an image format we decode; otherwise a short description of what
+/// they look like (for the failure report).
+pub fn sniff(bytes: &[u8]) -> Result<(), String> {
+    if image::guess_format(bytes).is_ok() {
+        return Ok(());
+    }
+    let head: String = String::from_utf8_lossy(&bytes[..bytes.len().min(24)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let head = head.trim();
+    if head.starts_with('<') {
+        Err(format!("not an image: the content is HTML or XML (`{head}`)"))
+    } else {
+        Err(format!("not an image: unknown format (starts with `{head}`)"))
+    }
+}

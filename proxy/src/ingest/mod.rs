@@ -1,0 +1,540 @@
+//! ingest/: how do images get into the store?
+//!
+//! `images.tsv` → fetch (a bounded pool of threads: http(s) with timeouts and retries, or local
+//! files) → content hash → decode + CLIP preprocessing + a ≤256 px thumbnail (a pool of threads,
+//! one per core) → the vision tower in batches (this thread) → upsert with deterministic ids.
+//! Decoding goes on while the model embeds the previous batch: the stages are joined by bounded
+//! channels.
+//!
+//! Incremental and resumable: a point's payload keeps the sha256 of its image bytes
+//! (`content_hash`) and of its row (`row_hash`). A re-run skips rows whose image and row are
+//! unchanged, rewrites the payload of rows whose image is unchanged, re-embeds the rest, and with
+//! `prune` deletes points whose rows left the TSV. Each batch is durable once upserted, and ids
+//! are UUIDv5 of the row id, so a run killed halfway is finished by the next with no duplicate and
+//! no gap.
+//!
+//! Architecture Invariant: ingest never prints; it reports through [`Progress`] and returns a
+//! [`Report`]. Only the store trait is used, never a Qdrant type.
+
+pub mod fetch;
+pub mod tsv;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use clip::Device;
+use clip::{ClipModel, ImageProcessor};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::store::{self, Payload, Point, VectorStore};
+use fetch::{FetchConfig, Fetcher};
+use tsv::{Row, RowError, Source};
+
+/// The longest side of a thumbnail, in pixels.
+pub const THUMB_SIDE: u32 = 256;
+
+/// How ingest runs.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Images per forward pass of the vision tower.
+    pub batch_size: usize,
+    /// Concurrent fetches.
+    pub fetch_workers: usize,
+    /// Decode + preprocess threads.
+    pub decode_workers: usize,
+    /// Delete points whose rows are no longer in the TSV.
+    pub prune: bool,
+    pub fetch: FetchConfig,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            batch_size: 32,
+            fetch_workers: 16,
+            decode_workers: cores,
+            prune: false,
+            fetch: FetchConfig::default(),
+        }
+    }
+}
+
+/// Where ingest reads and writes.
+#[derive(Debug, Clone)]
+pub struct IngestPaths {
+    pub tsv: PathBuf,
+    /// Thumbnails, `<point uuid>.jpg`.
+    pub thumbs: PathBuf,
+    /// The failures of the last run, as TSV.
+    pub failures: PathBuf,
+}
+
+/// Progress of a run (a terminal bar in the binary, nothing in tests).
+pub trait Progress: Send + Sync {
+    fn start(&self, rows: u64);
+    fn advance(&self, rows: u64);
+    fn finish(&self);
+}
+
+/// No progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Good rows in the TSV.
+    pub rows: usize,
+    /// Rows embedded and written (new or changed image).
+    pub indexed: usize,
+    /// Rows whose image was unchanged but whose other columns changed: payload rewritten.
+    pub updated: usize,
+    /// Rows skipped: image and row unchanged.
+    pub unchanged: usize,
+    /// Points deleted by `prune`.
+    pub pruned: usize,
+    /// Rows that failed, with the reason, in line order.
+    pub failures: Vec<RowError>,
+    /// Points in the collection after the run.
+    pub points: usize,
+}
+
+impl Report {
+    /// Whether anything is searchable from this TSV: the binary exits non-zero when not.
+    pub fn any_indexed(&self) -> bool {
+        self.indexed + self.updated + self.unchanged > 0
+    }
+}
+
+/// Errors that stop a run (row problems do not: they are [`Report::failures`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Header(#[from] tsv::HeaderError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The model side of ingest.
+#[derive(Debug)]
+pub struct Embedder<'a> {
+    pub model: &'a ClipModel,
+    pub device: &'a Device,
+    pub processor: ImageProcessor,
+}
+
+impl<'a> Embedder<'a> {
+    pub fn new(model: &'a ClipModel, device: &'a Device) -> Self {
+        Self {
+            model,
+            device,
+            processor: ImageProcessor::for_model(&model.config.vision),
+        }
+    }
+
+    fn embed(&self, images: &[Vec<f32>]) -> clip::Result<Vec<Vec<f32>>> {
+        let pixels = clip::pixel_batch(images, self.processor.size as usize, self.device)?;
+        self.model.vision.embed(&pixels)
+    }
+}
+
+/// An image fetched and hashed, on its way to decoding.
+struct Fetched {
+    row: Row,
+    bytes: Vec<u8>,
+    content_hash: String,
+    row_hash: String,
+}
+
+/// What the pipeline hands to the embedding thread.
+enum Msg {
+    Ready {
+        row: Row,
+        pixels: Vec<f32>,
+        payload: Payload,
+    },
+    PayloadOnly {
+        row: Row,
+        payload: Payload,
+    },
+    Unchanged,
+    Failed(RowError),
+}
+
+/// Run ingest. Store calls go through `runtime` (call this from a plain thread, not from inside
+/// the runtime).
+pub fn run(
+    paths: &IngestPaths,
+    options: &IngestOptions,
+    embedder: &Embedder<'_>,
+    store: &dyn VectorStore,
+    runtime: &tokio::runtime::Handle,
+    progress: &dyn Progress,
+) -> Result<Report, IngestError> {
+    let text = std::fs::read_to_string(&paths.tsv).map_err(|source| IngestError::Read {
+        path: paths.tsv.clone(),
+        source,
+    })?;
+    let base = paths
+        .tsv
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parsed = tsv::parse(&text, base, &paths.tsv.display().to_string())?;
+    std::fs::create_dir_all(&paths.thumbs).map_err(|source| IngestError::Write {
+        path: paths.thumbs.clone(),
+        source,
+    })?;
+
+    // What is stored already: point id → (content hash, row hash).
+    let existing: HashMap<Uuid, (String, String)> = runtime
+        .block_on(store::all_records(store))?
+        .into_iter()
+        .map(|r| {
+            let field = |k: &str| r.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (r.id, (field("content_hash"), field("row_hash")))
+        })
+        .collect();
+
+    let mut report = Report {
+        rows: parsed.rows.len(),
+        failures: parsed.errors.clone(),
+        ..Report::default()
+    };
+    progress.start(parsed.rows.len() as u64);
+
+    let fetcher = Fetcher::new(options.fetch.clone());
+    let existing = &existing;
+    let (row_tx, row_rx) = mpsc::channel::<Row>();
+    for row in parsed.rows.iter().cloned() {
+        // The receiver is alive: it is dropped only at the end of this function.
+        let _ = row_tx.send(row);
+    }
+    drop(row_tx);
+    let row_rx = Arc::new(Mutex::new(row_rx));
+    let (fetched_tx, fetched_rx) = mpsc::sync_channel::<Fetched>(options.fetch_workers.max(1) * 2);
+    let fetched_rx = Arc::new(Mutex::new(fetched_rx));
+    let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(options.batch_size.max(1) * 2);
+
+    std::thread::scope(|scope| -> Result<(), IngestError> {
+        for _ in 0..options.fetch_workers.max(1) {
+            let (rows, fetched, msgs, fetcher) =
+                (row_rx.clone(), fetched_tx.clone(), msg_tx.clone(), fetcher.clone());
+            let thumbs = &paths.thumbs;
+            scope.spawn(move || fetch_worker(&rows, &fetcher, existing, thumbs, &fetched, &msgs));
+        }
+        drop(fetched_tx);
+        for _ in 0..options.decode_workers.max(1) {
+            let (fetched, msgs) = (fetched_rx.clone(), msg_tx.clone());
+            let (processor, thumbs) = (&embedder.processor, &paths.thumbs);
+            scope.spawn(move || decode_worker(&fetched, processor, thumbs, &msgs));
+        }
+        drop(msg_tx);
+        let result = embed_loop(&msg_rx, options.batch_size.max(1), embedder, store, runtime, progress, &mut report);
+        // On an error, stop the workers: dropping the receiver makes their sends fail.
+        drop(msg_rx);
+        result
+    })?;
+
+    if options.prune {
+        let listed: HashSet<Uuid> = parsed.listed_ids.iter().map(|id| store::point_id(id)).collect();
+        let gone: Vec<Uuid> = existing.keys().filter(|id| !listed.contains(id)).copied().collect();
+        runtime.block_on(store.delete(&gone))?;
+        for id in &gone {
+            // A thumbnail already missing is fine.
+            let _ = std::fs::remove_file(thumb_path(&paths.thumbs, *id));
+        }
+        report.pruned = gone.len();
+    }
+    runtime.block_on(store.optimize())?;
+    report.points = runtime.block_on(store.count())?;
+    report.failures.sort_by_key(|f| f.line);
+    write_failures(&paths.failures, &report.failures)?;
+    progress.finish();
+    Ok(report)
+}
+
+fn fetch_worker(
+    rows: &Mutex<Receiver<Row>>,
+    fetcher: &Fetcher,
+    existing: &HashMap<Uuid, (String, String)>,
+    thumbs: &Path,
+    fetched: &SyncSender<Fetched>,
+    msgs: &SyncSender<Msg>,
+) {
+    loop {
+        let next = rows.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(row) = next else { return };
+        let bytes = match fetcher.fetch(&row.source).and_then(|b| fetch::sniff(&b).map(|()| b)) {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                if msgs.send(Msg::Failed(row_error(&row, reason))).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let content_hash = hex::encode(Sha256::digest(&bytes));
+        let row_hash = row_hash(&row);
+        let id = store::point_id(&row.id);
+        let sent = match existing.get(&id) {
+            Some((c, r)) if *c == content_hash && thumb_path(thumbs, id).is_file() => {
+                if *r == row_hash {
+                    msgs.send(Msg::Unchanged).is_ok()
+                } else {
+                    let payload = payload(&row, &content_hash, &row_hash, None);
+                    msgs.send(Msg::PayloadOnly { row, payload }).is_ok()
+                }
+            }
+            _ => fetched
+                .send(Fetched {
+                    row,
+                    bytes,
+                    content_hash,
+                    row_hash,
+                })
+                .is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+fn decode_worker(
+    fetched: &Mutex<Receiver<Fetched>>,
+    processor: &ImageProcessor,
+    thumbs: &Path,
+    msgs: &SyncSender<Msg>,
+) {
+    loop {
+        let next = fetched.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(item) = next else { return };
+        let msg = match decode(&item, processor, thumbs) {
+            Ok((pixels, (width, height))) => Msg::Ready {
+                payload: payload(&item.row, &item.content_hash, &item.row_hash, Some((width, height))),
+                row: item.row,
+                pixels,
+            },
+            Err(reason) => Msg::Failed(row_error(&item.row, reason)),
+        };
+        if msgs.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decode, preprocess for the model, and write the thumbnail. Returns the pixels and the
+/// original size.
+fn decode(item: &Fetched, processor: &ImageProcessor, thumbs: &Path) -> Result<(Vec<f32>, (u32, u32)), String> {
+    let image = processor.decode(&item.bytes).map_err(|e| e.to_string())?;
+    let size = image.dimensions();
+    let pixels = processor.normalize(&processor.resize_crop(&image));
+    let (w, h) = thumb_size(size.0, size.1);
+    let thumb = image::imageops::thumbnail(&image, w, h);
+    let path = thumb_path(thumbs, store::point_id(&item.row.id));
+    write_jpeg(&thumb, &path).map_err(|e| format!("writing thumbnail {}: {e}", path.display()))?;
+    Ok((pixels, size))
+}
+
+/// The thumbnail's size: the longest side at most [`THUMB_SIDE`], aspect kept, never upscaled.
+pub fn thumb_size(width: u32, height: u32) -> (u32, u32) {
+    let long = width.max(height).max(1);
+    if long <= THUMB_SIDE {
+        return (width.max(1), height.max(1));
+    }
+    let scale = |side: u32| ((u64::from(side) * u64::from(THUMB_SIDE) + u64::from(long) / 2) / u64::from(long)).max(1) as u32;
+    (scale(width), scale(height))
+}
+
+/// Where a point's thumbnail lives.
+pub fn thumb_path(thumbs: &Path, id: Uuid) -> PathBuf {
+    thumbs.join(format!("{id}.jpg"))
+}
+
+/// Write a JPEG atomically (temp file + rename): a reader never sees half a thumbnail.
+fn write_jpeg(image: &image::RgbImage, path: &Path) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
+        .encode_image(image)
+        .map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("jpg.tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn embed_loop(
+    msgs: &Receiver<Msg>,
+    batch_size: usize,
+    embedder: &Embedder<'_>,
+    store: &dyn VectorStore,
+    runtime: &tokio::runtime::Handle,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<(), IngestError> {
+    let mut batch: Vec<(Row, Vec<f32>, Payload)> = Vec::with_capacity(batch_size);
+    let flush = |batch: &mut Vec<(Row, Vec<f32>, Payload)>, report: &mut Report| -> Result<(), IngestError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let images: Vec<Vec<f32>> = batch.iter_mut().map(|(_, p, _)| std::mem::take(p)).collect();
+        let n = batch.len() as u64;
+        match embedder.embed(&images) {
+            Ok(vectors) => {
+                let points = batch
+                    .drain(..)
+                    .zip(vectors)
+                    .map(|((row, _, payload), vector)| Point {
+                        id: store::point_id(&row.id),
+                        vector,
+                        payload,
+                    })
+                    .collect::<Vec<_>>();
+                runtime.block_on(store.upsert(points))?;
+                report.indexed += n as usize;
+            }
+            Err(e) => {
+                for (row, _, _) in batch.drain(..) {
+                    report.failures.push(row_error(&row, format!("embedding failed: {e}")));
+                }
+            }
+        }
+        progress.advance(n);
+        Ok(())
+    };
+    for msg in msgs {
+        match msg {
+            Msg::Ready { row, pixels, payload } => {
+                batch.push((row, pixels, payload));
+                if batch.len() >= batch_size {
+                    flush(&mut batch, report)?;
+                }
+            }
+            Msg::PayloadOnly { row, payload } => {
+                runtime.block_on(store.set_payload(store::point_id(&row.id), payload))?;
+                report.updated += 1;
+                progress.advance(1);
+            }
+            Msg::Unchanged => {
+                report.unchanged += 1;
+                progress.advance(1);
+            }
+            Msg::Failed(error) => {
+                report.failures.push(error);
+                progress.advance(1);
+            }
+        }
+    }
+    flush(&mut batch, report)
+}
+
+/// The payload of a row's point.
+fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32)>) -> Payload {
+    let mut p = row.meta.clone();
+    p.insert("id".into(), Value::String(row.id.clone()));
+    p.insert("url".into(), Value::String(row.source.as_written().to_string()));
+    if let Some(caption) = &row.caption {
+        p.insert("caption".into(), Value::String(caption.clone()));
+    }
+    if let Source::File { path, .. } = &row.source {
+        let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+        p.insert("file".into(), Value::String(path.display().to_string()));
+    }
+    p.insert("content_hash".into(), Value::String(content_hash.to_string()));
+    p.insert("row_hash".into(), Value::String(row_hash.to_string()));
+    if let Some((w, h)) = size {
+        p.insert("width".into(), Value::from(w));
+        p.insert("height".into(), Value::from(h));
+    }
+    p
+}
+
+/// The hash of what a row says besides its image: a change re-writes the payload only.
+fn row_hash(row: &Row) -> String {
+    let mut h = Sha256::new();
+    h.update(row.source.as_written().as_bytes());
+    h.update([0]);
+    h.update(row.caption.as_deref().unwrap_or("").as_bytes());
+    h.update([0]);
+    // serde_json's Map is ordered (BTreeMap): the same columns hash the same.
+    h.update(Value::Object(row.meta.clone()).to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn row_error(row: &Row, reason: String) -> RowError {
+    RowError {
+        line: row.line,
+        id: Some(row.id.clone()),
+        url: Some(row.source.as_written().to_string()),
+        reason,
+    }
+}
+
+/// The failures as TSV (`line id url reason`), replaced at each run; removed when none.
+fn write_failures(path: &Path, failures: &[RowError]) -> Result<(), IngestError> {
+    let err = |source| IngestError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if failures.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
+            _ => Ok(()),
+        };
+    }
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let mut out = Vec::new();
+    let _ = writeln!(out, "line\tid\turl\treason");
+    for f in failures {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            f.line,
+            clean(f.id.as_deref().unwrap_or("")),
+            clean(f.url.as_deref().unwrap_or("")),
+            clean(&f.reason)
+        );
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(path, out).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnail_sizes() {
+        let check = |w, h, expected| assert_eq!(thumb_size(w, h), expected, "{w}x{h}");
+        check(512, 512, (256, 256));
+        check(1600, 1200, (256, 192));
+        check(1200, 1600, (192, 256));
+        check(100, 50, (100, 50));
+        check(20000, 1, (256, 1));
+        check(0, 0, (1, 1));
+    }
+}

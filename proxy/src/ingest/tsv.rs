@@ -1,0 +1,335 @@
+//! The image list: `images.tsv` rows into typed [`Row`]s, every bad row reported by line.
+//!
+//! Columns (header row, tab-separated): `id`, `url` (an http(s) URL or a path relative to the
+//! TSV's folder), optional `caption`; any further column becomes a payload field. A bad row is a
+//! [`RowError`] naming its line; the good rows go on. Only a bad header stops everything.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::store::Payload;
+
+/// Payload fields ingest writes itself: a TSV column may not use these names.
+pub const RESERVED: [&str; 8] = [
+    "id",
+    "url",
+    "caption",
+    "file",
+    "content_hash",
+    "row_hash",
+    "width",
+    "height",
+];
+
+/// The longest row id (it becomes part of URLs and file names through its UUID).
+pub const MAX_ID_LEN: usize = 256;
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An http(s) URL.
+    Http(String),
+    /// A file inside the TSV's folder (the path as written, resolved against the folder).
+    File { written: String, path: PathBuf },
+}
+
+impl Source {
+    /// The `url` column as written.
+    pub fn as_written(&self) -> &str {
+        match self {
+            Self::Http(url) => url,
+            Self::File { written, .. } => written,
+        }
+    }
+}
+
+/// One good row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based line in the file (the header is line 1).
+    pub line: usize,
+    pub id: String,
+    pub source: Source,
+    pub caption: Option<String>,
+    /// The other columns, by header name (empty cells left out).
+    pub meta: Payload,
+}
+
+/// A row that cannot be ingested, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: usize,
+    /// The row's id when it could be read.
+    pub id: Option<String>,
+    /// The `url` cell when it could be read.
+    pub url: Option<String>,
+    pub reason: String,
+}
+
+/// A header the file cannot be read with.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} line 1 (header): {message}")]
+pub struct HeaderError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The parsed file.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub rows: Vec<Row>,
+    pub errors: Vec<RowError>,
+    /// Ids of every row with an id, good or bad (`--prune` keeps points of rows still listed,
+    /// even if they failed this time).
+    pub listed_ids: Vec<String>,
+}
+
+/// Parse TSV text; `base` is the folder relative paths are resolved against (the TSV's own).
+pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError> {
+    let mut lines = text.split('\n').enumerate();
+    let header_error = |message: String| HeaderError {
+        path: name.to_string(),
+        message,
+    };
+    let header: Vec<String> = match lines.next() {
+        Some((_, line)) if !line.trim().is_empty() => line
+            .trim_end_matches('\r')
+            .trim_start_matches('\u{feff}')
+            .split('\t')
+            .map(|c| c.trim().to_string())
+            .collect(),
+        _ => return Err(header_error("the file is empty; expected a header row `id\\turl\\tcaption`".into())),
+    };
+    let column = |name: &str| header.iter().position(|c| c == name);
+    let (Some(id_col), Some(url_col)) = (column("id"), column("url")) else {
+        return Err(header_error(format!(
+            "needs columns `id` and `url` (tab-separated); found {}",
+            header.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let caption_col = column("caption");
+    let mut seen_cols = HashMap::new();
+    for (i, name) in header.iter().enumerate() {
+        if name.is_empty() {
+            return Err(header_error(format!("column {} has no name", i + 1)));
+        }
+        if let Some(first) = seen_cols.insert(name.as_str(), i) {
+            return Err(header_error(format!(
+                "column `{name}` appears twice (columns {} and {})",
+                first + 1,
+                i + 1
+            )));
+        }
+        if RESERVED.contains(&name.as_str()) && !["id", "url", "caption"].contains(&name.as_str()) {
+            return Err(header_error(format!(
+                "column `{name}` is reserved (ingest writes it); rename the column"
+            )));
+        }
+    }
+
+    let mut parsed = Parsed::default();
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    for (index, raw) in lines {
+        let line = index + 1;
+        let raw = raw.trim_end_matches('\r');
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = raw.split('\t').collect();
+        let id = cells.get(id_col).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let url = cells.get(url_col).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut fail = |reason: String| {
+            parsed.errors.push(RowError {
+                line,
+                id: id.clone(),
+                url: url.clone(),
+                reason,
+            });
+        };
+        if cells.len() != header.len() {
+            fail(format!(
+                "{} tab-separated fields, the header has {}",
+                cells.len(),
+                header.len()
+            ));
+            if let Some(id) = &id {
+                parsed.listed_ids.push(id.clone());
+            }
+            continue;
+        }
+        let Some(id) = id.clone() else {
+            fail("empty `id`".into());
+            continue;
+        };
+        parsed.listed_ids.push(id.clone());
+        if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+            fail(format!("`id` must be at most {MAX_ID_LEN} bytes without control characters"));
+            continue;
+        }
+        if let Some(first) = first_line_of.get(&id) {
+            fail(format!("duplicate id `{id}` (first on line {first})"));
+            continue;
+        }
+        first_line_of.insert(id.clone(), line);
+        let Some(url_cell) = url.clone() else {
+            fail("empty `url`".into());
+            continue;
+        };
+        let source = match source(&url_cell, base) {
+            Ok(source) => source,
+            Err(reason) => {
+                fail(reason);
+                continue;
+            }
+        };
+        let caption = caption_col
+            .and_then(|c| cells.get(c))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let meta = header
+            .iter()
+            .zip(&cells)
+            .enumerate()
+            .filter(|(i, (_, cell))| {
+                *i != id_col && *i != url_col && Some(*i) != caption_col && !cell.trim().is_empty()
+            })
+            .map(|(_, (name, cell))| (name.clone(), Value::String(cell.trim().to_string())))
+            .collect();
+        parsed.rows.push(Row {
+            line,
+            id,
+            source,
+            caption,
+            meta,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Classify a `url` cell: an http(s) URL, or a relative path that stays inside `base`.
+fn source(cell: &str, base: &Path) -> Result<Source, String> {
+    if cell.starts_with("http://") || cell.starts_with("https://") {
+        let host = cell.split_once("://").map(|(_, r)| r).unwrap_or("");
+        if host.split(['/', '?', '#']).next().unwrap_or("").is_empty() {
+            return Err(format!("`{cell}` has no host"));
+        }
+        return Ok(Source::Http(cell.to_string()));
+    }
+    if let Some((scheme, _)) = cell.split_once("://") {
+        return Err(format!(
+            "`{cell}`: scheme `{scheme}` is not supported (use http(s) or a path relative to the TSV)"
+        ));
+    }
+    let path = Path::new(cell);
+    // Lexical check first: absolute paths and `..` never leave a data folder on purpose.
+    let escapes = path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+    if escapes {
+        return Err(format!(
+            "path `{cell}` escapes the data folder (use a path relative to the TSV, without `..`)"
+        ));
+    }
+    let path = base.join(path);
+    // A symlink inside the folder may still point outside it: check the resolved path too.
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), base.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!("path `{cell}` resolves outside the data folder (a symbolic link)"));
+    }
+    Ok(Source::File {
+        written: cell.to_string(),
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Parsed {
+        parse(text, Path::new("/data"), "images.tsv").expect("header is valid")
+    }
+
+    /// One row in, one error (its reason containing `expected`) out.
+    fn check_row_error(row: &str, expected: &str) {
+        let parsed = parse_ok(&format!("id\turl\tcaption\n{row}\n"));
+        assert!(parsed.rows.is_empty(), "{row:?} should fail");
+        assert_eq!(parsed.errors.len(), 1, "{row:?}");
+        assert_eq!(parsed.errors[0].line, 2);
+        assert!(
+            parsed.errors[0].reason.contains(expected),
+            "{row:?}: {:?} should contain {expected:?}",
+            parsed.errors[0].reason
+        );
+    }
+
+    #[test]
+    fn bad_rows() {
+        check_row_error("a\timages/a.png", "2 tab-separated fields, the header has 3");
+        check_row_error("a\timages/a.png\tx\ty", "4 tab-separated fields");
+        check_row_error("\timages/a.png\tx", "empty `id`");
+        check_row_error("a\t\tx", "empty `url`");
+        check_row_error("a\t../secret.png\tx", "escapes the data folder");
+        check_row_error("a\t/etc/passwd\tx", "escapes the data folder");
+        check_row_error("a\timages/../../x.png\tx", "escapes the data folder");
+        check_row_error("a\tfile:///etc/passwd\tx", "scheme `file` is not supported");
+        check_row_error("a\thttp:///x.png\tx", "has no host");
+        check_row_error(&format!("{}\tx.png\tx", "i".repeat(300)), "at most 256 bytes");
+    }
+
+    #[test]
+    fn bad_headers() {
+        let check = |text: &str, expected: &str| {
+            let err = parse(text, Path::new("/d"), "x.tsv").expect_err("bad header").to_string();
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+            assert!(err.starts_with("x.tsv line 1"), "{err}");
+        };
+        check("", "the file is empty");
+        check("id,url,caption\n", "needs columns `id` and `url`");
+        check("id\turl\tid\n", "column `id` appears twice");
+        check("id\turl\tfile\n", "column `file` is reserved");
+        check("id\turl\t\n", "column 3 has no name");
+    }
+
+    #[test]
+    fn good_rows_keep_going_after_bad_ones() {
+        let parsed = parse_ok(
+            "\u{feff}id\turl\tcaption\tlicense\r\n\
+             a\timages/a.png\tA cat\tCC0\r\n\
+             b\thttps://example.com/b.jpg\t\tpublic-domain\n\
+             \n\
+             a\timages/c.png\tdup\tCC0\n\
+             broken row\n\
+             d\timages/d.png\t\t\n",
+        );
+        assert_eq!(parsed.rows.len(), 3);
+        let a = &parsed.rows[0];
+        assert_eq!((a.line, a.id.as_str(), a.caption.as_deref()), (2, "a", Some("A cat")));
+        assert_eq!(
+            a.source,
+            Source::File {
+                written: "images/a.png".into(),
+                path: PathBuf::from("/data/images/a.png")
+            }
+        );
+        assert_eq!(a.meta.get("license"), Some(&Value::String("CC0".into())));
+        assert_eq!(parsed.rows[1].source, Source::Http("https://example.com/b.jpg".into()));
+        assert_eq!(parsed.rows[1].caption, None);
+        assert_eq!(parsed.rows[2].id, "d");
+        assert!(parsed.rows[2].meta.is_empty());
+        let errors: Vec<(usize, &str)> =
+            parsed.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        assert_eq!(
+            errors,
+            [
+                (5, "duplicate id `a` (first on line 2)"),
+                (6, "1 tab-separated fields, the header has 4")
+            ]
+        );
+        assert_eq!(parsed.listed_ids, ["a", "b", "a", "broken row", "d"]);
+    }
+}

@@ -1,0 +1,62 @@
+//! model: the native CLIP model the proxy and its commands share.
+//!
+//! Loads a model (local directory or Hugging Face repository, downloaded once into the HF cache),
+//! encodes query text for server-side search and eval, and says which [`CollectionSpec`] its
+//! vectors belong to.
+
+use std::sync::Arc;
+
+use clip::load::{self, DownloadProgress, Loaded, ModelSource};
+use clip::{ClipModel, ClipTokenizer, Device};
+
+use crate::http::TextEncoder;
+use crate::store::CollectionSpec;
+
+/// Resolve (download if needed) and load a model.
+pub fn load_model(
+    spec: &str,
+    device: &Device,
+    progress: &mut dyn DownloadProgress,
+) -> anyhow::Result<Loaded> {
+    use anyhow::Context;
+    let source = ModelSource::parse(spec);
+    let files = load::resolve(&source, progress).with_context(|| format!("model {spec}"))?;
+    load::load(&files, device).with_context(|| format!("loading model {spec}"))
+}
+
+/// The collection a model's vectors belong in.
+pub fn collection_spec(collection: &str, loaded: &Loaded) -> CollectionSpec {
+    CollectionSpec {
+        name: collection.to_string(),
+        dim: loaded.model.config.projection_dim,
+        model: loaded.id.clone(),
+    }
+}
+
+/// Query text → unit vector, natively.
+#[derive(Debug, Clone)]
+pub struct NativeTextEncoder {
+    pub tokenizer: ClipTokenizer,
+    pub model: Arc<ClipModel>,
+}
+
+impl NativeTextEncoder {
+    pub fn new(loaded: &Loaded) -> Self {
+        Self {
+            tokenizer: loaded.tokenizer.clone(),
+            model: Arc::new(loaded.model.clone()),
+        }
+    }
+}
+
+impl TextEncoder for NativeTextEncoder {
+    fn embed_text(&self, text: &str) -> Result<Vec<f32>, String> {
+        let ids = self.tokenizer.encode(text).map_err(|e| e.to_string())?;
+        self.model
+            .text
+            .embed(&[ids])
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or_else(|| "the text encoder returned no vector".to_string())
+    }
+}

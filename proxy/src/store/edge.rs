@@ -1,0 +1,410 @@
+//! The embedded store: Qdrant Edge in a local directory (the default; no server).
+//!
+//! Layout under the storage directory (`./qdrant_storage` or `--storage`):
+//! `<collection>/` is the Edge shard, `<collection>.spec.json` the [`CollectionSpec`] it was made
+//! for (model and dimension), `<collection>.lock` an advisory lock: Edge is single-process, so a
+//! second process (an `ingest` while a `proxy serve` holds the directory) is refused with a
+//! message instead of corrupting the shard.
+//!
+//! Edge calls block; each runs on tokio's blocking pool. Writes go through Edge's write-ahead log
+//! before `update` returns, so a point written before a `kill -9` is there after a restart (the
+//! log is replayed by `EdgeShard::load`).
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use qdrant_edge::{
+    Condition, CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
+    FieldCondition, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
+    PointId, PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum,
+    QueryRequestBuilder, RetrieveRequestBuilder, ScoringQuery, ScrollRequestBuilder, SetPayloadOp,
+    UpdateOperation, ValueVariants, VectorInternal, VectorStructInternal, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
+};
+use qdrant_edge::{CreateIndex, FieldIndexOperations, PayloadOps};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    CollectionSpec, Hit, INDEXED_FIELDS, Payload, PayloadFilter, Point, Record, Result,
+    SearchQuery, StoreError, VectorStore,
+};
+
+/// Qdrant Edge in a directory.
+#[derive(Debug)]
+pub struct EdgeStore {
+    dir: PathBuf,
+    open: RwLock<Option<Open>>,
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    shard: Arc<EdgeShard>,
+    /// Held for as long as the shard is open.
+    _lock: Arc<File>,
+}
+
+impl EdgeStore {
+    /// A store in `dir` (created on first write). Nothing is opened until a collection is.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            open: RwLock::new(None),
+        }
+    }
+
+    fn shard(&self) -> Result<Arc<EdgeShard>> {
+        let guard = self.open.read().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .map(|o| o.shard.clone())
+            .ok_or_else(|| StoreError::Internal("no collection is open".into()))
+    }
+
+    fn open(&self, spec: &CollectionSpec, create: bool) -> Result<()> {
+        validate_name(&spec.name)?;
+        if self.open.read().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(());
+        }
+        let shard_dir = self.dir.join(&spec.name);
+        let spec_path = self.dir.join(format!("{}.spec.json", spec.name));
+        let exists = spec_path.is_file();
+        if !exists && !create {
+            return Err(StoreError::NoCollection(spec.name.clone()));
+        }
+        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let lock = lock(&self.dir.join(format!("{}.lock", spec.name)))?;
+        let shard = if exists {
+            let found: CollectionSpec = read_spec(&spec_path)?;
+            check_spec(&found, spec)?;
+            EdgeShard::load(&shard_dir, None).map_err(internal)?
+        } else {
+            // A shard left without its spec file (a crash between the two writes) is empty or
+            // partial: start again rather than guess which model made it.
+            if shard_dir.exists() {
+                fs::remove_dir_all(&shard_dir).map_err(|e| io(&shard_dir, e))?;
+            }
+            let config = EdgeConfigBuilder::new()
+                .vector("", EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build())
+                .build();
+            let shard = EdgeShard::new(&shard_dir, config).map_err(internal)?;
+            for field in INDEXED_FIELDS {
+                shard
+                    .update(UpdateOperation::FieldIndexOperation(
+                        FieldIndexOperations::CreateIndex(CreateIndex {
+                            field_name: json_path(field)?,
+                            field_schema: Some(PayloadFieldSchema::FieldType(
+                                PayloadSchemaType::Keyword,
+                            )),
+                        }),
+                    ))
+                    .map_err(internal)?;
+            }
+            write_spec(&spec_path, spec)?;
+            shard
+        };
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Open {
+            shard: Arc::new(shard),
+            _lock: Arc::new(lock),
+        });
+        Ok(())
+    }
+
+    /// Run a blocking Edge call on the blocking pool.
+    async fn with_shard<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&EdgeShard) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shard = self.shard()?;
+        tokio::task::spawn_blocking(move || f(&shard))
+            .await
+            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait::async_trait]
+impl VectorStore for EdgeStore {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
+        self.open(spec, true)
+    }
+
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
+        self.open(spec, false)
+    }
+
+    async fn upsert(&self, points: Vec<Point>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let points = points
+            .into_iter()
+            .map(|p| PointStructPersisted {
+                id: PointId::Uuid(p.id),
+                vector: VectorStructPersisted::from(p.vector),
+                payload: Some(qdrant_edge::Payload(p.payload)),
+            })
+            .collect();
+        self.with_shard(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                ))
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn set_payload(&self, id: Uuid, payload: Payload) -> Result<()> {
+        self.with_shard(move |shard| {
+            // Clear then set: "replace" semantics (set alone merges keys).
+            shard
+                .update(UpdateOperation::PayloadOperation(PayloadOps::ClearPayload {
+                    points: vec![PointId::Uuid(id)],
+                }))
+                .map_err(internal)?;
+            shard
+                .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                    SetPayloadOp {
+                        payload: qdrant_edge::Payload(payload),
+                        points: Some(vec![PointId::Uuid(id)]),
+                        filter: None,
+                        key: None,
+                    },
+                )))
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn delete(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.iter().map(|id| PointId::Uuid(*id)).collect();
+        self.with_shard(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::DeletePoints { ids },
+                ))
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        let filter = filter(&query.filter)?;
+        let mut request = QueryRequestBuilder::new(query.limit)
+            .query(ScoringQuery::Vector(QueryEnum::Nearest(
+                NamedQuery::default_dense(query.vector.clone()),
+            )))
+            .offset(query.offset)
+            .with_payload(WithPayloadInterface::Bool(true));
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        let request = request.build();
+        let hits = self
+            .with_shard(move |shard| shard.query(request).map_err(internal))
+            .await?;
+        hits.into_iter()
+            .map(|p| {
+                Ok(Hit {
+                    id: uuid_of(p.id)?,
+                    score: p.score,
+                    payload: p.payload.map(|p| p.0).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>> {
+        let wanted: Vec<Uuid> = ids.to_vec();
+        let request = RetrieveRequestBuilder::new(wanted.iter().map(|id| PointId::Uuid(*id)).collect())
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(with_vector))
+            .build();
+        let found = self
+            .with_shard(move |shard| shard.retrieve(request).map_err(internal))
+            .await?;
+        let mut records = found
+            .into_iter()
+            .map(|r| {
+                Ok(Record {
+                    id: uuid_of(r.id)?,
+                    payload: r.payload.map(|p| p.0).unwrap_or_default(),
+                    vector: r.vector.and_then(dense),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        records.sort_by_key(|r| wanted.iter().position(|id| *id == r.id));
+        Ok(records)
+    }
+
+    async fn scroll(&self, from: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)> {
+        let mut request = ScrollRequestBuilder::new()
+            .limit(limit)
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(false));
+        if let Some(from) = from {
+            request = request.offset(PointId::Uuid(from));
+        }
+        let request = request.build();
+        let (records, next) = self
+            .with_shard(move |shard| shard.scroll(request).map_err(internal))
+            .await?;
+        let records = records
+            .into_iter()
+            .map(|r| {
+                Ok(Record {
+                    id: uuid_of(r.id)?,
+                    payload: r.payload.map(|p| p.0).unwrap_or_default(),
+                    vector: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((records, next.map(uuid_of).transpose()?))
+    }
+
+    async fn count(&self) -> Result<usize> {
+        self.with_shard(|shard| shard.count(CountRequest::new()).map_err(internal))
+            .await
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        self.with_shard(|shard| {
+            shard.optimize().map_err(internal)?;
+            shard.flush().map_err(internal)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.shard().map(|_| ())
+    }
+}
+
+/// Collection names become file names: keep them plain.
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "collection name `{name}`: use 1-64 letters, digits, `_` or `-`"
+        )))
+    }
+}
+
+/// Refuse a collection made by another model or with another dimension.
+pub(super) fn check_spec(found: &CollectionSpec, expected: &CollectionSpec) -> Result<()> {
+    if found.dim != expected.dim || found.model != expected.model {
+        return Err(StoreError::Mismatch {
+            collection: expected.name.clone(),
+            found: format!("{}-d vectors of `{}`", found.dim, found.model),
+            expected: format!("`{}` ({}-d)", expected.model, expected.dim),
+        });
+    }
+    Ok(())
+}
+
+fn lock(path: &Path) -> Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another process (a running `proxy serve` or `ingest`); \
+             embedded Qdrant serves one process at a time: stop it first",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(path, e)),
+    }
+}
+
+fn read_spec(path: &Path) -> Result<CollectionSpec> {
+    let text = fs::read_to_string(path).map_err(|e| io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Internal(format!("{}: {e}", path.display())))
+}
+
+/// Write the spec atomically (temp file, fsync, rename).
+fn write_spec(path: &Path, spec: &CollectionSpec) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| io(path, e))
+}
+
+fn filter(filter: &PayloadFilter) -> Result<Option<Filter>> {
+    super::check_filter(filter)?;
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    let must = filter
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::String(s) => ValueVariants::String(s.clone()),
+                Value::Bool(b) => ValueVariants::Bool(*b),
+                Value::Number(n) => ValueVariants::Integer(n.as_i64().unwrap_or_default()),
+                _ => unreachable!("check_filter admits strings, integers and booleans"),
+            };
+            Ok(Condition::Field(FieldCondition::new_match(
+                json_path(key)?,
+                Match::new_value(value),
+            )))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Filter {
+        must: Some(must),
+        ..Default::default()
+    }))
+}
+
+fn json_path(key: &str) -> Result<JsonPath> {
+    JsonPath::try_from(key)
+        .map_err(|()| StoreError::Invalid(format!("`{key}` is not a valid payload field name")))
+}
+
+fn uuid_of(id: PointId) -> Result<Uuid> {
+    match id {
+        PointId::Uuid(u) => Ok(u),
+        PointId::NumId(n) => Err(StoreError::Internal(format!(
+            "point {n} has a numeric id; text2img writes UUIDs only"
+        ))),
+    }
+}
+
+fn dense(vector: VectorStructInternal) -> Option<Vec<f32>> {
+    match vector {
+        VectorStructInternal::Single(v) => Some(v),
+        VectorStructInternal::Named(mut named) => match named.remove("") {
+            Some(VectorInternal::Dense(v)) => Some(v),
+            _ => None,
+        },
+        VectorStructInternal::MultiDense(_) => None,
+    }
+}
+
+fn internal(e: qdrant_edge::OperationError) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn io(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Internal(format!("{}: {e}", path.display()))
+}

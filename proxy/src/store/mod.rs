@@ -1,0 +1,198 @@
+//! store/: where do vectors live?
+//!
+//! One trait, [`VectorStore`], with two implementations that behave the same: embedded Qdrant
+//! Edge ([`edge::EdgeStore`], the default: a directory, no server) and a Qdrant server or cluster
+//! over gRPC ([`remote::RemoteStore`], when `QDRANT_URL` is set). Search, ingest, the HTTP layer
+//! and eval see only the trait; `tests/store.rs` runs one conformance suite against both.
+//!
+//! Architecture Invariant: nothing outside this module names a `qdrant_edge` or `qdrant_client`
+//! type. Points are identified by [`Uuid`]s (UUIDv5 of the TSV row id, see [`point_id`]) and carry
+//! a JSON object payload.
+
+pub mod edge;
+pub mod remote;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A JSON object stored with a point.
+pub type Payload = Map<String, Value>;
+
+/// The namespace of point ids: `point_id(row id) = UUIDv5(NAMESPACE, row id)`, so the same row
+/// always lands on the same point (re-runs upsert instead of duplicating).
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_5a4e_2f0b_4c3a_9e57_7a41_3b2d_8f10);
+
+/// The point id of a TSV row id.
+pub fn point_id(row_id: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, row_id.as_bytes())
+}
+
+/// Payload fields indexed for filtering (keyword indexes): the row id, and the fields ingest and
+/// eval filter or look up by.
+pub const INDEXED_FIELDS: [&str; 2] = ["id", "content_hash"];
+
+/// What a collection holds: which model made its vectors. A collection made by another model or
+/// with another dimension is refused, never mixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionSpec {
+    /// The collection's name (`QDRANT_COLLECTION`, default `images`).
+    pub name: String,
+    /// The embedding dimension (the model's projection size).
+    pub dim: usize,
+    /// The model that made the vectors (a repository id or a directory name).
+    pub model: String,
+}
+
+/// A point to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: Uuid,
+    pub vector: Vec<f32>,
+    pub payload: Payload,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: Uuid,
+    /// Cosine similarity.
+    pub score: f32,
+    pub payload: Payload,
+}
+
+/// A stored point read back by id or by scrolling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: Uuid,
+    pub payload: Payload,
+    /// Present when asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Exact-match conditions on payload fields, all of which must hold. Values are strings,
+/// integers or booleans (what Qdrant's `match` accepts).
+pub type PayloadFilter = BTreeMap<String, Value>;
+
+/// A nearest-neighbour query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub vector: Vec<f32>,
+    pub limit: usize,
+    pub offset: usize,
+    pub filter: PayloadFilter,
+}
+
+/// Store errors, by class: the HTTP layer maps each class to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached (server down, network): retry later (503).
+    #[error("the vector store is unavailable: {0}")]
+    Unavailable(String),
+    /// The collection was made by another model or with another dimension.
+    #[error(
+        "collection `{collection}` holds {found}, but the model is {expected}; \
+         use another collection (QDRANT_COLLECTION) or storage directory, or re-ingest"
+    )]
+    Mismatch {
+        collection: String,
+        found: String,
+        expected: String,
+    },
+    /// The request is wrong (bad filter, wrong vector length).
+    #[error("{0}")]
+    Invalid(String),
+    /// The collection does not exist yet (nothing ingested).
+    #[error("collection `{0}` does not exist yet: run `ingest` first")]
+    NoCollection(String),
+    /// Anything else the store reported.
+    #[error("vector store error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The operations text2img needs from Qdrant.
+#[async_trait::async_trait]
+pub trait VectorStore: Send + Sync + std::fmt::Debug {
+    /// Create the collection (cosine distance, payload indexes, the spec as metadata) or check
+    /// that the existing one matches `spec`.
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()>;
+    /// Open an existing collection for reading and check it against `spec`.
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()>;
+    /// Insert or replace points (same id ⇒ replaced). Returns once the write is durable.
+    async fn upsert(&self, points: Vec<Point>) -> Result<()>;
+    /// Replace the payload of existing points, keeping their vectors.
+    async fn set_payload(&self, id: Uuid, payload: Payload) -> Result<()>;
+    /// Delete points by id (unknown ids are ignored).
+    async fn delete(&self, ids: &[Uuid]) -> Result<()>;
+    /// Nearest neighbours by cosine similarity, best first.
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>>;
+    /// Points by id, in the order asked, unknown ids left out.
+    async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>>;
+    /// One page of every point (payload only), ordered by id; the next page starts after the
+    /// returned id.
+    async fn scroll(&self, after: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)>;
+    /// Number of points.
+    async fn count(&self) -> Result<usize>;
+    /// Build the search index (Edge searches new points by brute force until this runs); a no-op
+    /// where the server indexes by itself.
+    async fn optimize(&self) -> Result<()>;
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Every point's payload, page by page.
+pub async fn all_records(store: &dyn VectorStore) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = store.scroll(after, 512).await?;
+        out.extend(page);
+        match next {
+            Some(id) => after = Some(id),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Check a query vector: the right length, finite values.
+pub fn check_vector(vector: &[f32], dim: usize) -> Result<()> {
+    if vector.len() != dim {
+        return Err(StoreError::Invalid(format!(
+            "vector has {} values, the model needs {dim}",
+            vector.len()
+        )));
+    }
+    if let Some(i) = vector.iter().position(|v| !v.is_finite()) {
+        return Err(StoreError::Invalid(format!(
+            "vector value {i} is not a finite number"
+        )));
+    }
+    Ok(())
+}
+
+/// Check a filter's values: strings, integers or booleans.
+pub fn check_filter(filter: &PayloadFilter) -> Result<()> {
+    for (key, value) in filter {
+        if key.is_empty() {
+            return Err(StoreError::Invalid("filter has an empty field name".into()));
+        }
+        match value {
+            Value::String(_) | Value::Bool(_) => {}
+            Value::Number(n) if n.is_i64() => {}
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "filter field `{key}`: only a string, integer or boolean can be matched"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A shared store handle.
+pub type SharedStore = Arc<dyn VectorStore>;

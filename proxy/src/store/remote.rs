@@ -1,0 +1,393 @@
+//! A Qdrant server or cluster (Qdrant Cloud) over gRPC, through `qdrant-client`.
+//!
+//! Used when `QDRANT_URL` is set. TLS is on for `https://` URLs; the API key goes into the gRPC
+//! metadata and nowhere else: every message that leaves this module has it scrubbed
+//! ([`RemoteStore::scrub`]), so an error cannot carry it into a response or a log line.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use qdrant_client::Qdrant;
+use qdrant_client::QdrantError;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct,
+    PointsIdsList, RetrievedPoint, ScrollPointsBuilder, SearchPointsBuilder,
+    SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
+    vectors_config::Config,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    CollectionSpec, Hit, INDEXED_FIELDS, Payload, Point, Record, Result, SearchQuery, StoreError,
+    VectorStore,
+};
+
+/// Where the server is and how to reach it.
+#[derive(Clone)]
+pub struct RemoteConfig {
+    pub url: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A collection on a Qdrant server.
+pub struct RemoteStore {
+    client: Qdrant,
+    config: RemoteConfig,
+    collection: std::sync::RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys of the collection metadata that record the [`CollectionSpec`].
+const META_MODEL: &str = "text2img_model";
+const META_DIM: &str = "text2img_dim";
+
+impl RemoteStore {
+    /// A client for `config.url`. Connects lazily: a server that is down now is an `Unavailable`
+    /// error per call, and the store recovers by itself when the server is back.
+    pub fn new(config: RemoteConfig) -> Result<Self> {
+        let client = Qdrant::from_url(&config.url)
+            .api_key(config.api_key.clone())
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            // The version check is a blocking call at start; readiness reports the same.
+            .skip_compatibility_check()
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("QDRANT_URL `{}`: {e}", config.url)))?;
+        Ok(Self {
+            client,
+            config,
+            collection: std::sync::RwLock::new(None),
+        })
+    }
+
+    fn name(&self) -> Result<String> {
+        self.collection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Internal("no collection is open".into()))
+    }
+
+    /// Remove the API key from a message.
+    fn scrub(&self, message: String) -> String {
+        match &self.config.api_key {
+            Some(key) if !key.is_empty() => message.replace(key.as_str(), "<redacted>"),
+            _ => message,
+        }
+    }
+
+    fn error(&self, e: QdrantError) -> StoreError {
+        let (class, message) = match &e {
+            QdrantError::ResponseError { status } => {
+                // gRPC codes: 14 Unavailable, 4 DeadlineExceeded, 5 NotFound, 16 Unauthenticated,
+                // 7 PermissionDenied, 3 InvalidArgument.
+                let code = i32::from(status.code());
+                let class = match code {
+                    14 | 4 | 1 => Class::Unavailable,
+                    5 => Class::NotFound,
+                    3 => Class::Invalid,
+                    _ => Class::Internal,
+                };
+                let text = match code {
+                    16 | 7 => "Qdrant refused the API key (QDRANT_API_KEY)".to_string(),
+                    _ => status.message().to_string(),
+                };
+                (class, text)
+            }
+            QdrantError::ResourceExhaustedError { .. } => (Class::Unavailable, e.to_string()),
+            _ => (Class::Internal, e.to_string()),
+        };
+        let message = self.scrub(format!("{} ({}): {message}", self.config.url, "qdrant"));
+        match class {
+            Class::Unavailable => StoreError::Unavailable(message),
+            Class::NotFound => StoreError::NoCollection(self.name().unwrap_or_default()),
+            Class::Invalid => StoreError::Invalid(message),
+            Class::Internal => StoreError::Internal(message),
+        }
+    }
+
+    async fn check(&self, spec: &CollectionSpec) -> Result<()> {
+        let info = self
+            .client
+            .collection_info(&spec.name)
+            .await
+            .map_err(|e| self.error(e))?
+            .result
+            .ok_or_else(|| StoreError::Internal("collection info is empty".into()))?;
+        let config = info.config.unwrap_or_default();
+        let dim = config
+            .params
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| v.config)
+            .and_then(|c| match c {
+                Config::Params(p) => Some(p.size as usize),
+                Config::ParamsMap(_) => None,
+            });
+        let model = config
+            .metadata
+            .get(META_MODEL)
+            .map(|v| v.clone().into_json())
+            .and_then(|v| v.as_str().map(str::to_string));
+        let found = CollectionSpec {
+            name: spec.name.clone(),
+            dim: dim.unwrap_or(0),
+            model: model.unwrap_or_else(|| "an unknown model".into()),
+        };
+        super::edge::check_spec(&found, spec)
+    }
+}
+
+enum Class {
+    Unavailable,
+    NotFound,
+    Invalid,
+    Internal,
+}
+
+#[async_trait::async_trait]
+impl VectorStore for RemoteStore {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
+        let exists = self
+            .client
+            .collection_exists(&spec.name)
+            .await
+            .map_err(|e| self.error(e))?;
+        if !exists {
+            let metadata: HashMap<String, Value> = HashMap::from([
+                (META_MODEL.to_string(), Value::from(spec.model.clone())),
+                (META_DIM.to_string(), Value::from(spec.dim)),
+            ]);
+            self.client
+                .create_collection(
+                    CreateCollectionBuilder::new(&spec.name)
+                        .vectors_config(VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine))
+                        .metadata(metadata),
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            for field in INDEXED_FIELDS {
+                self.client
+                    .create_field_index(
+                        CreateFieldIndexCollectionBuilder::new(&spec.name, field, FieldType::Keyword)
+                            .wait(true),
+                    )
+                    .await
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        self.check(spec).await?;
+        *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
+        Ok(())
+    }
+
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
+        // Remember the name first: a server that is down now is retried on every call.
+        *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
+        let exists = self
+            .client
+            .collection_exists(&spec.name)
+            .await
+            .map_err(|e| self.error(e))?;
+        if !exists {
+            return Err(StoreError::NoCollection(spec.name.clone()));
+        }
+        self.check(spec).await
+    }
+
+    async fn upsert(&self, points: Vec<Point>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let points: Vec<PointStruct> = points
+            .into_iter()
+            .map(|p| PointStruct::new(p.id.to_string(), p.vector, p.payload))
+            .collect();
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(self.name()?, points).wait(true))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn set_payload(&self, id: Uuid, payload: Payload) -> Result<()> {
+        self.client
+            .overwrite_payload(
+                SetPayloadPointsBuilder::new(self.name()?, qdrant_client::Payload::from(payload))
+                    .points_selector(PointsIdsList {
+                        ids: vec![id.to_string().into()],
+                    })
+                    .wait(true),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(self.name()?)
+                    .points(PointsIdsList {
+                        ids: ids.iter().map(|id| id.to_string().into()).collect(),
+                    })
+                    .wait(true),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        super::check_filter(&query.filter)?;
+        let mut request = SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
+            .offset(query.offset as u64)
+            .with_payload(true);
+        if !query.filter.is_empty() {
+            request = request.filter(filter(&query.filter));
+        }
+        let response = self
+            .client
+            .search_points(request)
+            .await
+            .map_err(|e| self.error(e))?;
+        response
+            .result
+            .into_iter()
+            .map(|p| {
+                Ok(Hit {
+                    id: uuid_of(p.id)?,
+                    score: p.score,
+                    payload: payload_of(p.payload),
+                })
+            })
+            .collect()
+    }
+
+    async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<PointId> = ids.iter().map(|id| id.to_string().into()).collect();
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(self.name()?, wanted)
+                    .with_payload(true)
+                    .with_vectors(with_vector),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut records = response
+            .result
+            .into_iter()
+            .map(record_of)
+            .collect::<Result<Vec<_>>>()?;
+        records.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+        Ok(records)
+    }
+
+    async fn scroll(&self, from: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)> {
+        let mut request = ScrollPointsBuilder::new(self.name()?)
+            .limit(limit as u32)
+            .with_payload(true)
+            .with_vectors(false);
+        if let Some(from) = from {
+            request = request.offset(PointId::from(from.to_string()));
+        }
+        let response = self.client.scroll(request).await.map_err(|e| self.error(e))?;
+        let records = response
+            .result
+            .into_iter()
+            .map(record_of)
+            .collect::<Result<Vec<_>>>()?;
+        let next = response.next_page_offset.map(|id| uuid_of(Some(id))).transpose()?;
+        Ok((records, next))
+    }
+
+    async fn count(&self) -> Result<usize> {
+        let response = self
+            .client
+            .count(CountPointsBuilder::new(self.name()?).exact(true))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(response.result.map(|r| r.count as usize).unwrap_or(0))
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        // The server indexes in the background by itself.
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .health_check()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+fn filter(filter: &super::PayloadFilter) -> Filter {
+    Filter::must(filter.iter().map(|(key, value)| match value {
+        Value::String(s) => Condition::matches(key.clone(), s.clone()),
+        Value::Bool(b) => Condition::matches(key.clone(), *b),
+        Value::Number(n) => Condition::matches(key.clone(), n.as_i64().unwrap_or_default()),
+        _ => unreachable!("check_filter admits strings, integers and booleans"),
+    }))
+}
+
+fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
+    match id.and_then(|id| id.point_id_options) {
+        Some(PointIdOptions::Uuid(s)) => Uuid::parse_str(&s)
+            .map_err(|e| StoreError::Internal(format!("point id `{s}`: {e}"))),
+        Some(PointIdOptions::Num(n)) => Err(StoreError::Internal(format!(
+            "point {n} has a numeric id; text2img writes UUIDs only"
+        ))),
+        None => Err(StoreError::Internal("a point came back without an id".into())),
+    }
+}
+
+fn payload_of(payload: HashMap<String, qdrant_client::qdrant::Value>) -> Payload {
+    payload
+        .into_iter()
+        .map(|(k, v)| (k, v.into_json()))
+        .collect()
+}
+
+fn record_of(point: RetrievedPoint) -> Result<Record> {
+    let vector = point
+        .vectors
+        .and_then(|v| v.get_vector())
+        .and_then(|v| match v {
+            qdrant_client::qdrant::vector_output::Vector::Dense(d) => Some(d.data),
+            _ => None,
+        });
+    Ok(Record {
+        id: uuid_of(point.id)?,
+        payload: payload_of(point.payload),
+        vector,
+    })
+}

@@ -1,0 +1,309 @@
+//! Ingest on the tiny fixture model: every kind of bad input reported with its row while every
+//! good row is indexed; re-runs skip, update and prune; URLs come from a local test server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use common::*;
+use proxy::ingest::fetch::FetchConfig;
+use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet, Report, run};
+use proxy::store::edge::EdgeStore;
+use proxy::store::{VectorStore, all_records, point_id};
+
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(48, 40, |x, y| {
+        image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_mul(3), seed])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
+fn jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).expect("jpeg");
+    out.into_inner()
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose header announces 20000×20000 pixels (1.2 GB decoded) in a few dozen bytes.
+fn png_bomb() -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+/// The local test server: good and bad images over HTTP.
+struct Images {
+    base: String,
+    flaky_hits: Arc<AtomicUsize>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn image_server() -> Images {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let flaky_hits = Arc::new(AtomicUsize::new(0));
+    let hits = flaky_hits.clone();
+    let jpeg_bytes = jpeg();
+    let half = jpeg_bytes[..jpeg_bytes.len() / 2].to_vec();
+    let app = Router::new()
+        .route("/good.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(7)) }))
+        .route("/good.jpg", get(move || { let b = jpeg_bytes.clone(); async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) } }))
+        .route("/truncated.jpg", get(move || { let b = half.clone(); async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) } }))
+        .route("/empty.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], Vec::<u8>::new()) }))
+        // A page served where an image was expected, honestly labelled…
+        .route("/login.jpg", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<!doctype html><p>log in") }))
+        // …and labelled as an image.
+        .route("/lying.jpg", get(|| async { ([(header::CONTENT_TYPE, "image/jpeg")], "<!DOCTYPE html><html>oops</html>") }))
+        .route("/bomb.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], png_bomb()) }))
+        .route("/slow.png", get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            ([(header::CONTENT_TYPE, "image/png")], png(9))
+        }))
+        // Fails once with a 503, then works: a retry saves it.
+        .route("/flaky.png", get(move || {
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    ([(header::CONTENT_TYPE, "image/png")], png(11)).into_response()
+                }
+            }
+        }));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    Images {
+        base: format!("http://{addr}"),
+        flaky_hits,
+        _runtime: runtime,
+    }
+}
+
+fn options() -> IngestOptions {
+    IngestOptions {
+        batch_size: 4,
+        fetch_workers: 4,
+        decode_workers: 2,
+        prune: false,
+        fetch: FetchConfig {
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            retries: 1,
+            backoff: Duration::from_millis(20),
+            max_bytes: 1 << 20,
+        },
+    }
+}
+
+struct Run {
+    store: EdgeStore,
+    runtime: tokio::runtime::Runtime,
+    loaded: clip::load::Loaded,
+    paths: IngestPaths,
+}
+
+impl Run {
+    fn new(root: &Path, tsv: &Path) -> Self {
+        let loaded = tiny_model();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let store = EdgeStore::new(root.join("qdrant"));
+        runtime.block_on(store.ensure_collection(&tiny_spec(&loaded))).expect("collection");
+        Self {
+            store,
+            runtime,
+            loaded,
+            paths: IngestPaths {
+                tsv: tsv.to_path_buf(),
+                thumbs: root.join("thumbs"),
+                failures: root.join("ingest-failures.tsv"),
+            },
+        }
+    }
+
+    fn ingest(&self, options: &IngestOptions) -> Report {
+        let device = clip::Device::Cpu;
+        let embedder = Embedder::new(&self.loaded.model, &device);
+        run(&self.paths, options, &embedder, &self.store, self.runtime.handle(), &Quiet).expect("ingest runs")
+    }
+
+    fn payloads(&self) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+        self.runtime
+            .block_on(all_records(&self.store))
+            .expect("scroll")
+            .into_iter()
+            .map(|r| (r.payload["id"].as_str().unwrap_or("?").to_string(), r.payload))
+            .collect()
+    }
+}
+
+#[test]
+fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
+    let server = image_server();
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(data.join("images")).expect("data dir");
+    std::fs::write(data.join("images/local.png"), png(3)).expect("write");
+    std::fs::write(data.join("images/zero.png"), b"").expect("write");
+    let j = jpeg();
+    std::fs::write(data.join("images/cut.jpg"), &j[..j.len() / 2]).expect("write");
+    std::fs::write(root.path().join("outside.png"), png(5)).expect("write");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let b = &server.base;
+    // (id, url, caption, expected failure or None)
+    let rows: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("local", "images/local.png".into(), "a local file", None),
+        ("remote-png", format!("{b}/good.png"), "served png", None),
+        ("remote-jpg", format!("{b}/good.jpg"), "served jpeg", None),
+        ("flaky", format!("{b}/flaky.png"), "a 503 then fine", None),
+        ("truncated-remote", format!("{b}/truncated.jpg"), "", Some("truncated JPEG")),
+        ("truncated-local", "images/cut.jpg".into(), "", Some("truncated JPEG")),
+        ("zero-byte", "images/zero.png".into(), "", Some("empty (0 bytes)")),
+        ("zero-remote", format!("{b}/empty.png"), "", Some("empty (0 bytes)")),
+        ("html", format!("{b}/login.jpg"), "", Some("served `text/html`, not an image")),
+        ("html-as-jpeg", format!("{b}/lying.jpg"), "", Some("not an image: the content is HTML")),
+        ("bomb", format!("{b}/bomb.png"), "", Some("image is 20000x20000 = 400000000 pixels, more than the limit")),
+        ("unreachable", format!("http://127.0.0.1:{closed}/x.png"), "", Some("cannot connect to")),
+        ("slow", format!("{b}/slow.png"), "", Some("timed out after 1s")),
+        ("not-found", format!("{b}/nope.png"), "", Some("HTTP 404 from")),
+        ("missing", "images/missing.png".into(), "", Some("file not found")),
+        ("escape", "../outside.png".into(), "", Some("escapes the data folder")),
+        ("local", "images/local.png".into(), "", Some("duplicate id `local` (first on line 2)")),
+    ];
+    let mut tsv = String::from("id\turl\tcaption\tlicense\n");
+    for (id, url, caption, _) in &rows {
+        tsv.push_str(&format!("{id}\t{url}\t{caption}\tCC0-1.0\n"));
+    }
+    tsv.push_str("malformed row without tabs\n");
+    let tsv_path = data.join("images.tsv");
+    std::fs::write(&tsv_path, &tsv).expect("tsv");
+
+    let run = Run::new(root.path(), &tsv_path);
+    let report = run.ingest(&options());
+
+    // Every bad row, by line, with its reason.
+    let mut expected: Vec<(usize, &str)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, _, _, why))| why.map(|w| (i + 2, w)))
+        .collect();
+    expected.push((rows.len() + 2, "1 tab-separated fields, the header has 4"));
+    let failures: Vec<(usize, String)> = report.failures.iter().map(|f| (f.line, f.reason.clone())).collect();
+    assert_eq!(failures.len(), expected.len(), "{failures:#?}");
+    for ((line, reason), (want_line, want)) in failures.iter().zip(&expected) {
+        assert_eq!(line, want_line, "{failures:#?}");
+        assert!(reason.contains(want), "line {line}: {reason:?} should contain {want:?}");
+    }
+    // Every good row indexed, with its payload and thumbnail.
+    assert_eq!(report.indexed, 4, "{report:#?}");
+    assert_eq!(report.points, 4);
+    assert!(server.flaky_hits.load(Ordering::SeqCst) >= 2, "the flaky URL was retried");
+    let payloads = run.payloads();
+    assert_eq!(payloads.keys().collect::<Vec<_>>(), ["flaky", "local", "remote-jpg", "remote-png"]);
+    assert_eq!(payloads["local"]["caption"], "a local file");
+    assert_eq!(payloads["local"]["license"], "CC0-1.0");
+    assert_eq!((payloads["local"]["width"].as_u64(), payloads["local"]["height"].as_u64()), (Some(48), Some(40)));
+    for id in payloads.keys() {
+        let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id(id));
+        let img = image::open(&thumb).unwrap_or_else(|e| panic!("{}: {e}", thumb.display()));
+        assert!(img.width() <= 256 && img.height() <= 256);
+    }
+    // The failures TSV: one line per failure, the row's line first.
+    let failures_tsv = std::fs::read_to_string(&run.paths.failures).expect("failures tsv");
+    let lines: Vec<&str> = failures_tsv.lines().collect();
+    assert_eq!(lines[0], "line\tid\turl\treason");
+    assert_eq!(lines.len(), expected.len() + 1);
+    assert!(lines[1].starts_with("6\ttruncated-remote\t"), "{}", lines[1]);
+}
+
+#[test]
+fn reruns_skip_update_and_prune() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    for i in 0..6u8 {
+        std::fs::write(data.join(format!("{i}.png")), png(i + 1)).expect("write");
+    }
+    let tsv_path = data.join("images.tsv");
+    let write_tsv = |rows: &[(u8, &str)]| {
+        let mut tsv = String::from("id\turl\tcaption\n");
+        for (i, caption) in rows {
+            tsv.push_str(&format!("img{i}\t{i}.png\t{caption}\n"));
+        }
+        std::fs::write(&tsv_path, tsv).expect("tsv");
+    };
+    let run = Run::new(root.path(), &tsv_path);
+
+    // Killed halfway, simulated: the first run sees only half of the rows.
+    write_tsv(&[(0, "zero"), (1, "one"), (2, "two")]);
+    let first = run.ingest(&options());
+    assert_eq!((first.indexed, first.points), (3, 3));
+    let vector_before = run.runtime.block_on(run.store.get(&[point_id("img1")], true)).expect("get")[0].vector.clone();
+
+    write_tsv(&[(0, "zero"), (1, "one"), (2, "two"), (3, "three"), (4, "four"), (5, "five")]);
+    let second = run.ingest(&options());
+    assert_eq!((second.indexed, second.unchanged, second.points), (3, 3, 6), "{second:#?}");
+
+    // Nothing changed: nothing embedded.
+    let third = run.ingest(&options());
+    assert_eq!((third.indexed, third.updated, third.unchanged), (0, 0, 6));
+    let vector_after = run.runtime.block_on(run.store.get(&[point_id("img1")], true)).expect("get")[0].vector.clone();
+    assert_eq!(vector_before, vector_after);
+
+    // A caption changed: payload only. An image changed: re-embedded.
+    std::fs::write(data.join("5.png"), png(200)).expect("write");
+    write_tsv(&[(0, "zero"), (1, "ONE"), (2, "two"), (3, "three"), (4, "four"), (5, "five")]);
+    let fourth = run.ingest(&options());
+    assert_eq!((fourth.indexed, fourth.updated, fourth.unchanged), (1, 1, 4), "{fourth:#?}");
+    assert_eq!(run.payloads()["img1"]["caption"], "ONE");
+
+    // Rows left the TSV: kept without --prune, deleted with it (thumbnails too).
+    write_tsv(&[(0, "zero"), (1, "ONE"), (2, "two")]);
+    let kept = run.ingest(&options());
+    assert_eq!((kept.pruned, kept.points), (0, 6));
+    let pruned = run.ingest(&IngestOptions { prune: true, ..options() });
+    assert_eq!((pruned.pruned, pruned.points, pruned.unchanged), (3, 3, 3));
+    assert!(!proxy::ingest::thumb_path(&run.paths.thumbs, point_id("img4")).exists());
+    assert!(!run.paths.failures.exists(), "no failures, no failures file");
+}
