@@ -100,10 +100,13 @@ impl RemoteStore {
         let (class, message) = match &e {
             QdrantError::ResponseError { status } => {
                 // gRPC codes: 14 Unavailable, 4 DeadlineExceeded, 5 NotFound, 16 Unauthenticated,
-                // 7 PermissionDenied, 3 InvalidArgument.
+                // 7 PermissionDenied, 3 InvalidArgument. A refused connection comes back from
+                // the client's channel pool as 13 Internal "Failed to connect to …".
                 let code = i32::from(status.code());
+                let transport = code == 13 && status.message().starts_with("Failed to connect");
                 let class = match code {
                     14 | 4 | 1 => Class::Unavailable,
+                    _ if transport => Class::Unavailable,
                     5 => Class::NotFound,
                     3 => Class::Invalid,
                     _ => Class::Internal,
@@ -114,7 +117,9 @@ impl RemoteStore {
                 };
                 (class, text)
             }
-            QdrantError::ResourceExhaustedError { .. } => (Class::Unavailable, e.to_string()),
+            QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
+                (Class::Unavailable, e.to_string())
+            }
             _ => (Class::Internal, e.to_string()),
         };
         let message = self.scrub(format!("{} ({}): {message}", self.config.url, "qdrant"));
