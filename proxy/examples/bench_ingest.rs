@@ -53,7 +53,11 @@ fn main() -> Res<()> {
     for i in 0..images {
         let img = image::RgbImage::from_fn(width, height, |x, y| {
             let t = ((x * 7 + y * 3 + i as u32 * 31) % 255) as u8;
-            image::Rgb([(x * 255 / width) as u8 ^ (t & 0x1f), (y * 255 / height) as u8, t])
+            image::Rgb([
+                (x * 255 / width) as u8 ^ (t & 0x1f),
+                (y * 255 / height) as u8,
+                t,
+            ])
         });
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img)?;
@@ -65,13 +69,20 @@ fn main() -> Res<()> {
     let tsv_path = temp.path().join("images.tsv");
     std::fs::write(&tsv_path, tsv)?;
     let mb: usize = files.iter().map(Vec::len).sum::<usize>() / images / 1000;
-    println!("{images} JPEGs of {width}x{height} (~{mb} KB each), batch {batch}, {} threads",
-        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()).to_string()));
+    println!(
+        "{images} JPEGs of {width}x{height} (~{mb} KB each), batch {batch}, {} threads",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string())
+    );
 
     // Decode-only, one thread.
     let processor = ImageProcessor::for_model(&config.vision);
     let started = Instant::now();
-    let pixels: Vec<Vec<f32>> = files.iter().map(|b| processor.preprocess(b)).collect::<Result<_, _>>()?;
+    let pixels: Vec<Vec<f32>> = files
+        .iter()
+        .map(|b| processor.preprocess(b))
+        .collect::<Result<_, _>>()?;
     let decode = images as f64 / started.elapsed().as_secs_f64();
 
     // Model-only.
@@ -90,12 +101,30 @@ fn main() -> Res<()> {
     // End to end.
     let runtime = tokio::runtime::Runtime::new()?;
     let store = EdgeStore::new(temp.path().join("qdrant"));
-    runtime.block_on(store.ensure_collection(&CollectionSpec { name: "bench".into(), dim: 512, model: "random".into() }))?;
-    let paths = IngestPaths { tsv: tsv_path, thumbs: temp.path().join("thumbs"), failures: temp.path().join("failures.tsv") };
-    let options = IngestOptions { batch_size: batch, ..IngestOptions::default() };
+    runtime.block_on(store.ensure_collection(&CollectionSpec {
+        name: "bench".into(),
+        dim: 512,
+        model: "random".into(),
+    }))?;
+    let paths = IngestPaths {
+        tsv: tsv_path,
+        thumbs: temp.path().join("thumbs"),
+        failures: temp.path().join("failures.tsv"),
+    };
+    let options = IngestOptions {
+        batch_size: batch,
+        ..IngestOptions::default()
+    };
     let embedder = Embedder::new(&model, &device);
     let started = Instant::now();
-    let report = proxy::ingest::run(&paths, &options, &embedder, &store, runtime.handle(), &Quiet)?;
+    let report = proxy::ingest::run(
+        &paths,
+        &options,
+        &embedder,
+        &store,
+        runtime.handle(),
+        &Quiet,
+    )?;
     let end_to_end = images as f64 / started.elapsed().as_secs_f64();
     assert_eq!(report.indexed, images, "{report:?}");
 
@@ -103,6 +132,9 @@ fn main() -> Res<()> {
     println!("| decode + preprocess (1 thread) | {decode:.1} |");
     println!("| model only (vision tower, batch {batch}) | {model_only:.1} |");
     println!("| ingest end to end | {end_to_end:.1} |");
-    println!("\nend to end / model only = {:.0}% (target ≥ 90%)", 100.0 * end_to_end / model_only);
+    println!(
+        "\nend to end / model only = {:.0}% (target ≥ 90%)",
+        100.0 * end_to_end / model_only
+    );
     Ok(())
 }

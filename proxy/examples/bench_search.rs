@@ -49,7 +49,12 @@ fn options() -> Res<Options> {
             "--points" => o.points = value()?.parse()?,
             "--dim" => o.dim = value()?.parse()?,
             "--seconds" => o.seconds = value()?.parse()?,
-            "--clients" => o.clients = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--clients" => {
+                o.clients = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "--storage" => o.storage = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -70,7 +75,9 @@ impl Rng {
     }
 
     fn unit(&mut self, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dim).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect();
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);
         v
@@ -85,7 +92,9 @@ struct Stats {
 
 fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3
+    };
     Stats {
         p50_ms: at(0.5),
         p99_ms: at(0.99),
@@ -103,7 +112,12 @@ async fn direct(store: SharedStore, dim: usize, clients: usize, seconds: f64) ->
             let mut rng = Rng(1000 + c as u64);
             let mut lat = Vec::new();
             while Instant::now() < deadline {
-                let q = SearchQuery { vector: rng.unit(dim), limit: 20, offset: 0, filter: Default::default() };
+                let q = SearchQuery {
+                    vector: rng.unit(dim),
+                    limit: 20,
+                    offset: 0,
+                    filter: Default::default(),
+                };
                 let t = Instant::now();
                 let hits = store.search(&q).await.expect("search");
                 lat.push(t.elapsed());
@@ -125,14 +139,20 @@ fn through_proxy(addr: SocketAddr, dim: usize, clients: usize, seconds: f64) -> 
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(1).build();
+                let agent = ureq::AgentBuilder::new()
+                    .max_idle_connections_per_host(1)
+                    .build();
                 let url = format!("http://{addr}/api/search");
                 let mut rng = Rng(1000 + c as u64);
                 let mut lat = Vec::new();
                 while Instant::now() < deadline {
                     let body = format!("{{\"vector\":{:?},\"limit\":20}}", rng.unit(dim));
                     let t = Instant::now();
-                    let response = agent.post(&url).set("Content-Type", "application/json").send_string(&body).expect("search");
+                    let response = agent
+                        .post(&url)
+                        .set("Content-Type", "application/json")
+                        .send_string(&body)
+                        .expect("search");
                     let text = response.into_string().expect("body");
                     lat.push(t.elapsed());
                     assert!(text.starts_with("{\"results\":["));
@@ -141,16 +161,28 @@ fn through_proxy(addr: SocketAddr, dim: usize, clients: usize, seconds: f64) -> 
             })
         })
         .collect();
-    let all = threads.into_iter().flat_map(|t| t.join().expect("client")).collect();
+    let all = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .collect();
     stats(all, started.elapsed())
 }
 
 fn main() -> Res<()> {
     let o = options()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let temp = tempfile::tempdir()?;
-    let dir = o.storage.clone().unwrap_or_else(|| temp.path().join("qdrant"));
-    let spec = CollectionSpec { name: "bench".into(), dim: o.dim, model: format!("random-{}", o.dim) };
+    let dir = o
+        .storage
+        .clone()
+        .unwrap_or_else(|| temp.path().join("qdrant"));
+    let spec = CollectionSpec {
+        name: "bench".into(),
+        dim: o.dim,
+        model: format!("random-{}", o.dim),
+    };
     let store = Arc::new(EdgeStore::new(&dir));
     runtime.block_on(store.ensure_collection(&spec))?;
     let have = runtime.block_on(store.count())?;
@@ -162,15 +194,25 @@ fn main() -> Res<()> {
                 .map(|i| Point {
                     id: point_id(&format!("p{i}")),
                     vector: rng.unit(o.dim),
-                    payload: [("id".to_string(), serde_json::json!(format!("p{i}")))].into_iter().collect(),
+                    payload: [("id".to_string(), serde_json::json!(format!("p{i}")))]
+                        .into_iter()
+                        .collect(),
                 })
                 .collect();
             runtime.block_on(store.upsert(points))?;
         }
-        println!("upserted {} points of {} dims in {:.1} s", o.points, o.dim, started.elapsed().as_secs_f64());
+        println!(
+            "upserted {} points of {} dims in {:.1} s",
+            o.points,
+            o.dim,
+            started.elapsed().as_secs_f64()
+        );
         let started = Instant::now();
         runtime.block_on(store.optimize())?;
-        println!("optimize (HNSW index) took {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "optimize (HNSW index) took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     } else {
         println!("reusing {} points in {}", have, dir.display());
     }
@@ -180,13 +222,29 @@ fn main() -> Res<()> {
     std::fs::create_dir_all(&public)?;
     std::fs::write(public.join("index.html"), "bench")?;
     let (labels, _) = LabelLog::open(temp.path().join("labels.jsonl"))?;
-    let state = AppState::new(shared.clone(), spec, None, Arc::new(labels), temp.path().join("thumbs"), None, None);
-    let app = router(&ServeConfig { public_dir: public, cors_origins: vec![] }, Arc::new(state));
+    let state = AppState::new(
+        shared.clone(),
+        spec,
+        None,
+        Arc::new(labels),
+        temp.path().join("thumbs"),
+        None,
+        None,
+    );
+    let app = router(
+        &ServeConfig {
+            public_dir: public,
+            cors_origins: vec![],
+        },
+        Arc::new(state),
+    );
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     runtime.spawn(async move { axum::serve(listener, app).await });
 
-    println!("\n| clients | store p50 ms | store p99 ms | store QPS | proxy p50 ms | proxy p99 ms | proxy QPS | proxy adds at p50 |");
+    println!(
+        "\n| clients | store p50 ms | store p99 ms | store QPS | proxy p50 ms | proxy p99 ms | proxy QPS | proxy adds at p50 |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &c in &o.clients {
         // Warm-up, then the measurements.
@@ -196,7 +254,13 @@ fn main() -> Res<()> {
         let p = through_proxy(addr, o.dim, c, o.seconds);
         println!(
             "| {c} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:+.2} ms |",
-            d.p50_ms, d.p99_ms, d.qps, p.p50_ms, p.p99_ms, p.qps, p.p50_ms - d.p50_ms
+            d.p50_ms,
+            d.p99_ms,
+            d.qps,
+            p.p50_ms,
+            p.p99_ms,
+            p.qps,
+            p.p50_ms - d.p50_ms
         );
     }
     Ok(())

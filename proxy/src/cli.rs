@@ -72,7 +72,8 @@ impl Default for RowsBar {
 impl crate::ingest::Progress for RowsBar {
     fn start(&self, rows: u64) {
         self.0.set_length(rows);
-        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
     fn advance(&self, rows: u64) {
         self.0.inc(rows);
@@ -97,7 +98,10 @@ pub fn device(name: &str) -> anyhow::Result<Device> {
         cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
             let ordinal: usize = cuda
                 .strip_prefix("cuda:")
-                .map(|n| n.parse().with_context(|| format!("--device {cuda}: bad GPU number")))
+                .map(|n| {
+                    n.parse()
+                        .with_context(|| format!("--device {cuda}: bad GPU number"))
+                })
                 .transpose()?
                 .unwrap_or(0);
             if !cfg!(feature = "cuda") {
@@ -105,7 +109,8 @@ pub fn device(name: &str) -> anyhow::Result<Device> {
                     "--device {cuda}: this binary was built without CUDA; build with `--features cuda`"
                 );
             }
-            Device::new_cuda(ordinal).with_context(|| format!("--device {cuda}: cannot open the GPU"))
+            Device::new_cuda(ordinal)
+                .with_context(|| format!("--device {cuda}: cannot open the GPU"))
         }
         other => anyhow::bail!("--device {other}: use cpu, cuda or cuda:N"),
     }

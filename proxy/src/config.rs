@@ -153,10 +153,7 @@ impl Settings {
             }
             Some((url, source)) => {
                 validate_url(&url).map_err(|why| ConfigError(format!("{source}: {why}")))?;
-                if url.starts_with("http://")
-                    && api_key.is_some()
-                    && !is_loopback(&url)
-                {
+                if url.starts_with("http://") && api_key.is_some() && !is_loopback(&url) {
                     warnings.push(format!(
                         "{source}: the API key is sent without TLS to a non-local host; use https://"
                     ));
@@ -171,7 +168,8 @@ impl Settings {
         let collection = match lookup("QDRANT_COLLECTION", flags.collection.as_deref()) {
             None => DEFAULT_COLLECTION.to_string(),
             Some((name, source)) => {
-                validate_collection(&name).map_err(|why| ConfigError(format!("{source}: {why}")))?;
+                validate_collection(&name)
+                    .map_err(|why| ConfigError(format!("{source}: {why}")))?;
                 name
             }
         };
@@ -196,8 +194,9 @@ impl Settings {
                     .collect();
                 for origin in &origins {
                     if origin != "*" {
-                        validate_url(origin)
-                            .map_err(|why| ConfigError(format!("{source}: origin `{origin}`: {why}")))?;
+                        validate_url(origin).map_err(|why| {
+                            ConfigError(format!("{source}: origin `{origin}`: {why}"))
+                        })?;
                     }
                 }
                 origins
@@ -239,7 +238,11 @@ impl Settings {
             ),
             Backend::Remote { url, api_key, .. } => format!(
                 "Qdrant at {url}{}, collection `{}`",
-                if api_key.is_some() { " (API key set)" } else { "" },
+                if api_key.is_some() {
+                    " (API key set)"
+                } else {
+                    ""
+                },
                 self.collection
             ),
         }
@@ -349,8 +352,10 @@ mod tests {
             std::fs::write(flags.env_file.as_ref().unwrap_or(&PathBuf::new()), "")
                 .map_err(|e| e.to_string())?;
         }
-        let env: BTreeMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::resolve_with(&flags, |k| env.get(k).cloned()).map_err(|e| e.to_string())
     }
 
@@ -363,8 +368,12 @@ mod tests {
 
     #[test]
     fn defaults_are_embedded_images() {
-        let s = resolve(Flags::default(), &[], Some("QDRANT_URL=\nQDRANT_API_KEY=\nQDRANT_COLLECTION=images\n"))
-            .expect("valid");
+        let s = resolve(
+            Flags::default(),
+            &[],
+            Some("QDRANT_URL=\nQDRANT_API_KEY=\nQDRANT_COLLECTION=images\n"),
+        )
+        .expect("valid");
         assert_eq!(s.backend, Backend::Embedded);
         assert_eq!(s.collection, "images");
         assert_eq!(s.storage, PathBuf::from("qdrant_storage"));
@@ -376,7 +385,10 @@ mod tests {
         let s = resolve(Flags::default(), &[], file).expect("valid");
         assert_eq!(url_of(&s), Some("http://file:6334"));
         assert_eq!(s.collection, "fromfile");
-        let env = [("QDRANT_URL", "http://env:6334"), ("QDRANT_COLLECTION", "fromenv")];
+        let env = [
+            ("QDRANT_URL", "http://env:6334"),
+            ("QDRANT_COLLECTION", "fromenv"),
+        ];
         let s = resolve(Flags::default(), &env, file).expect("valid");
         assert_eq!(url_of(&s), Some("http://env:6334"));
         assert_eq!(s.collection, "fromenv");
@@ -392,8 +404,12 @@ mod tests {
 
     #[test]
     fn empty_env_value_falls_through_to_file() {
-        let s = resolve(Flags::default(), &[("QDRANT_URL", "")], Some("QDRANT_URL=http://f:1\n"))
-            .expect("valid");
+        let s = resolve(
+            Flags::default(),
+            &[("QDRANT_URL", "")],
+            Some("QDRANT_URL=http://f:1\n"),
+        )
+        .expect("valid");
         assert_eq!(url_of(&s), Some("http://f:1"));
     }
 
@@ -401,17 +417,48 @@ mod tests {
     fn bad_settings_name_the_source() {
         let check = |env: &[(&str, &str)], file: Option<&str>, expected: &str| {
             let err = resolve(Flags::default(), env, file).expect_err("must be refused");
-            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
         };
-        check(&[("QDRANT_URL", "localhost:6334")], None, "environment variable QDRANT_URL: `localhost:6334` is not an http");
+        check(
+            &[("QDRANT_URL", "localhost:6334")],
+            None,
+            "environment variable QDRANT_URL: `localhost:6334` is not an http",
+        );
         check(&[], Some("QDRANT_URL=ftp://x\n"), "QDRANT_URL in ");
         check(&[], Some("QDRANT_URL=http://:6334\n"), "has no host");
-        check(&[], Some("QDRANT_URL=http://h:port\n"), "port `port` is not a number");
-        check(&[], Some("QDRANT_COLLECTION=../etc\n"), "collection name `../etc`");
-        check(&[], Some("QDRANT_URLL=http://x\n"), "line 1: unknown setting `QDRANT_URLL`");
-        check(&[], Some("# c\n\nnot a pair\n"), "line 3: expected KEY=VALUE");
-        check(&[("QDRANT_TIMEOUT_SECS", "0")], Some("QDRANT_URL=http://h:1\n"), "between 1 and 600");
-        check(&[("TEXT2IMG_CORS_ORIGINS", "example.com")], None, "origin `example.com`");
+        check(
+            &[],
+            Some("QDRANT_URL=http://h:port\n"),
+            "port `port` is not a number",
+        );
+        check(
+            &[],
+            Some("QDRANT_COLLECTION=../etc\n"),
+            "collection name `../etc`",
+        );
+        check(
+            &[],
+            Some("QDRANT_URLL=http://x\n"),
+            "line 1: unknown setting `QDRANT_URLL`",
+        );
+        check(
+            &[],
+            Some("# c\n\nnot a pair\n"),
+            "line 3: expected KEY=VALUE",
+        );
+        check(
+            &[("QDRANT_TIMEOUT_SECS", "0")],
+            Some("QDRANT_URL=http://h:1\n"),
+            "between 1 and 600",
+        );
+        check(
+            &[("TEXT2IMG_CORS_ORIGINS", "example.com")],
+            None,
+            "origin `example.com`",
+        );
     }
 
     #[test]
@@ -436,17 +483,26 @@ mod tests {
         assert!(!format!("{s:?}").contains("sekrit-key-123"));
         assert!(!s.describe().contains("sekrit-key-123"));
         assert!(!format!("{:?}", s.remote()).contains("sekrit-key-123"));
-        assert_eq!(s.remote().and_then(|r| r.api_key).as_deref(), Some("sekrit-key-123"));
+        assert_eq!(
+            s.remote().and_then(|r| r.api_key).as_deref(),
+            Some("sekrit-key-123")
+        );
     }
 
     #[test]
     fn cors_origins_list() {
         let s = resolve(
             Flags::default(),
-            &[("TEXT2IMG_CORS_ORIGINS", "https://a.example, http://localhost:8080/")],
+            &[(
+                "TEXT2IMG_CORS_ORIGINS",
+                "https://a.example, http://localhost:8080/",
+            )],
             None,
         )
         .expect("valid");
-        assert_eq!(s.cors_origins, ["https://a.example", "http://localhost:8080"]);
+        assert_eq!(
+            s.cors_origins,
+            ["https://a.example", "http://localhost:8080"]
+        );
     }
 }

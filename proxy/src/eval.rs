@@ -28,8 +28,8 @@ pub struct Judged {
 
 /// Read `queries.tsv`; a bad line is an error naming it.
 pub fn read_queries(path: &Path) -> anyhow::Result<Vec<Judged>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     parse_queries(&text, &path.display().to_string())
 }
 
@@ -38,13 +38,20 @@ pub fn parse_queries(text: &str, name: &str) -> anyhow::Result<Vec<Judged>> {
     let mut lines = text.lines().enumerate();
     let header: Vec<&str> = lines
         .next()
-        .map(|(_, l)| l.trim_start_matches('\u{feff}').split('\t').map(str::trim).collect())
+        .map(|(_, l)| {
+            l.trim_start_matches('\u{feff}')
+                .split('\t')
+                .map(str::trim)
+                .collect()
+        })
         .unwrap_or_default();
     let (Some(q_col), Some(r_col)) = (
         header.iter().position(|c| *c == "query"),
         header.iter().position(|c| *c == "relevant_ids"),
     ) else {
-        anyhow::bail!("{name} line 1: needs the columns `query` and `relevant_ids` (tab-separated)");
+        anyhow::bail!(
+            "{name} line 1: needs the columns `query` and `relevant_ids` (tab-separated)"
+        );
     };
     let mut out: Vec<Judged> = Vec::new();
     let mut seen = HashSet::new();
@@ -186,7 +193,10 @@ impl EvalReport {
     /// The JSON report.
     pub fn json(&self) -> Value {
         let recall = |r: &[(usize, f64)]| -> Value {
-            r.iter().map(|(k, v)| (format!("recall@{k}"), json!(v))).collect::<serde_json::Map<_, _>>().into()
+            r.iter()
+                .map(|(k, v)| (format!("recall@{k}"), json!(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
         };
         let per_query: Vec<Value> = metrics::worst_first(&self.per_query)
             .iter()

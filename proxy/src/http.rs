@@ -60,10 +60,14 @@ impl ModelBundle {
     /// Read `dir/manifest.json`.
     pub fn open(dir: &FsPath) -> anyhow::Result<Self> {
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("{}: {e} (write it with `proxy export-model`)", path.display()))?;
-        let manifest = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (write it with `proxy export-model`)",
+                path.display()
+            )
+        })?;
+        let manifest =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
@@ -106,7 +110,10 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    #[allow(clippy::too_many_arguments, reason = "built once, in `proxy serve` and the tests")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "built once, in `proxy serve` and the tests"
+    )]
     pub fn new(
         store: SharedStore,
         spec: CollectionSpec,
@@ -174,7 +181,12 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         // so the web app can say that no model is installed.
         None => Router::new().route(
             "/model/{*file}",
-            get(|| async { ApiError::not_found("no_model", "no browser model is installed: run `proxy export-model`") }),
+            get(|| async {
+                ApiError::not_found(
+                    "no_model",
+                    "no browser model is installed: run `proxy export-model`",
+                )
+            }),
         ),
     };
     let mut app = api
@@ -387,10 +399,16 @@ async fn search(
         }
         (None, Some(text)) => encode_text(&state, text).await?,
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad("bad_request", "give either `vector` or `text`, not both"));
+            return Err(ApiError::bad(
+                "bad_request",
+                "give either `vector` or `text`, not both",
+            ));
         }
         (None, None) => {
-            return Err(ApiError::bad("bad_request", "give `vector` (the query embedding) or `text`"));
+            return Err(ApiError::bad(
+                "bad_request",
+                "give `vector` (the query embedding) or `text`",
+            ));
         }
     };
     let query = SearchQuery {
@@ -409,7 +427,10 @@ async fn encode_text(state: &AppState, text: String) -> Result<Vec<f32>, ApiErro
         return Err(ApiError::bad("bad_text", "`text` is empty"));
     }
     if text.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::bad("bad_text", format!("`text` is over {MAX_QUERY_CHARS} characters")));
+        return Err(ApiError::bad(
+            "bad_text",
+            format!("`text` is over {MAX_QUERY_CHARS} characters"),
+        ));
     }
     let Some(encoder) = state.encoder.clone() else {
         return Err(ApiError {
@@ -423,7 +444,8 @@ async fn encode_text(state: &AppState, text: String) -> Result<Vec<f32>, ApiErro
         .map_err(|_| ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "busy",
-            message: "too many text searches at once; retry shortly, or encode in the browser".into(),
+            message: "too many text searches at once; retry shortly, or encode in the browser"
+                .into(),
         })?
         .map_err(|_| ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -474,7 +496,10 @@ async fn similar(
 }
 
 fn unknown_image(id: &str) -> ApiError {
-    ApiError::not_found("unknown_id", format!("no image with id `{id}` in the index"))
+    ApiError::not_found(
+        "unknown_id",
+        format!("no image with id `{id}` in the index"),
+    )
 }
 
 fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Results {
@@ -520,7 +545,9 @@ fn url_escape(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -564,9 +591,18 @@ async fn feedback(
         store::check_vector(vector, state.spec.dim)
             .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
     }
-    let note = body.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
-        return Err(ApiError::bad("bad_note", format!("`note` is over {MAX_NOTE_CHARS} characters")));
+    let note = body
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    {
+        return Err(ApiError::bad(
+            "bad_note",
+            format!("`note` is over {MAX_NOTE_CHARS} characters"),
+        ));
     }
     let client_id = body
         .client_id
@@ -576,7 +612,9 @@ async fn feedback(
     if client_id.chars().count() > MAX_CLIENT_ID_CHARS || client_id.chars().any(char::is_control) {
         return Err(ApiError::bad(
             "bad_client_id",
-            format!("`client_id` must be at most {MAX_CLIENT_ID_CHARS} characters, no control characters"),
+            format!(
+                "`client_id` must be at most {MAX_CLIENT_ID_CHARS} characters, no control characters"
+            ),
         ));
     }
     // Only images in the index can be labelled.
@@ -610,7 +648,9 @@ async fn feedback(
             code: "label_store_failed",
             message: e.to_string(),
         })?;
-    Ok(Json(json!({"ok": true, "label_id": label.label_id, "label": label.label})))
+    Ok(Json(
+        json!({"ok": true, "label_id": label.label_id, "label": label.label}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -652,8 +692,18 @@ async fn labels_export(
             }
             Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
         }
-        "tsv" => Ok(([(header::CONTENT_TYPE, "text/tab-separated-values; charset=utf-8")], labels_tsv(&labels)).into_response()),
-        other => Err(ApiError::bad("bad_format", format!("format `{other}`: use jsonl or tsv"))),
+        "tsv" => Ok((
+            [(
+                header::CONTENT_TYPE,
+                "text/tab-separated-values; charset=utf-8",
+            )],
+            labels_tsv(&labels),
+        )
+            .into_response()),
+        other => Err(ApiError::bad(
+            "bad_format",
+            format!("format `{other}`: use jsonl or tsv"),
+        )),
     }
 }
 
@@ -694,10 +744,9 @@ async fn model(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErr
     };
     let m = &bundle.manifest;
     // Content-addressed URLs: a new model is a new URL, so the files can be cached for good.
-    let entry = |e: &clip::export::FileEntry| {
-        json!({"url": format!("/model/{}?sha256={}", e.file, e.sha256), "sha256": e.sha256, "bytes": e.bytes})
-    };
-    let variants: BTreeMap<&String, Value> = m.variants.iter().map(|(k, e)| (k, entry(e))).collect();
+    let entry = |e: &clip::export::FileEntry| json!({"url": format!("/model/{}?sha256={}", e.file, e.sha256), "sha256": e.sha256, "bytes": e.bytes});
+    let variants: BTreeMap<&String, Value> =
+        m.variants.iter().map(|(k, e)| (k, entry(e))).collect();
     let default = ["q8", "f16", "f32"]
         .into_iter()
         .find(|v| m.variants.contains_key(*v));
@@ -714,7 +763,11 @@ async fn model(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErr
 
 /// ETag and long caching for the model files the manifest lists.
 async fn model_cache(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let file = request.uri().path().trim_start_matches("/model/").to_string();
+    let file = request
+        .uri()
+        .path()
+        .trim_start_matches("/model/")
+        .to_string();
     let sha = state
         .bundle
         .as_ref()
@@ -748,7 +801,10 @@ async fn model_cache(State(state): State<Arc<AppState>>, request: Request, next:
 
 // ---- images ----------------------------------------------------------------------------------
 
-async fn image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn image(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let record = state
         .store()
         .await?
@@ -766,7 +822,14 @@ async fn image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Re
         let mime = image::guess_format(&bytes)
             .map(|f| f.to_mime_type())
             .unwrap_or("application/octet-stream");
-        return Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response());
+        return Ok((
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response());
     }
     match record.payload.get("url") {
         Some(Value::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -776,7 +839,11 @@ async fn image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Re
     }
 }
 
-async fn thumb(State(state): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn thumb(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let point = store::point_id(&id);
     let record = state
         .store()
@@ -805,7 +872,14 @@ async fn thumb(State(state): State<Arc<AppState>>, Path(id): Path<String>, heade
         code: "thumbnail_missing",
         message: format!("no thumbnail for `{id}`: re-run ingest"),
     })?;
-    let mut response = ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "public, max-age=86400")], bytes).into_response();
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response();
     if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         response.headers_mut().insert(header::ETAG, v);
     }

@@ -244,7 +244,11 @@ impl LabelLog {
 
     /// Number of votes in force.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).current.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -282,7 +286,10 @@ impl LabelLog {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
         inner.lines = labels.len();
-        inner.file = OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        inner.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
         Ok(())
     }
 }
@@ -375,11 +382,17 @@ mod tests {
         {
             let (log, report) = LabelLog::open(&path).expect("open");
             assert_eq!(report, OpenReport::default());
-            log.record(vote("a", "cat", "chelsea", Verdict::Relevant)).expect("write");
-            log.record(vote("a", "cat", "coffee", Verdict::Flag)).expect("write");
+            log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
+                .expect("write");
+            log.record(vote("a", "cat", "coffee", Verdict::Flag))
+                .expect("write");
             // The same client changes its mind: replaced, same id.
-            let first = log.record(vote("b", "cat", "chelsea", Verdict::Irrelevant)).expect("write");
-            let second = log.record(vote("b", "cat", "chelsea", Verdict::Relevant)).expect("write");
+            let first = log
+                .record(vote("b", "cat", "chelsea", Verdict::Irrelevant))
+                .expect("write");
+            let second = log
+                .record(vote("b", "cat", "chelsea", Verdict::Relevant))
+                .expect("write");
             assert_eq!(first.label_id, second.label_id);
             assert_eq!(log.len(), 3);
         }
@@ -388,7 +401,10 @@ mod tests {
         assert_eq!(report.labels, 3);
         let all = log.all();
         assert_eq!(all.len(), 3);
-        assert!(all.iter().any(|l| l.client_id == "b" && l.label == Verdict::Relevant));
+        assert!(
+            all.iter()
+                .any(|l| l.client_id == "b" && l.label == Verdict::Relevant)
+        );
         assert_eq!(all[0].query_vector.as_deref(), Some(&[0.5, -0.25][..]));
     }
 
@@ -397,8 +413,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("labels.jsonl");
         let (log, _) = LabelLog::open(&path).expect("open");
-        log.record(vote("a", "cat", "chelsea", Verdict::Relevant)).expect("write");
-        log.record(vote("a", "cat", "chelsea", Verdict::None)).expect("write");
+        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
+            .expect("write");
+        log.record(vote("a", "cat", "chelsea", Verdict::None))
+            .expect("write");
         assert!(log.is_empty());
         drop(log);
         let (log, _) = LabelLog::open(&path).expect("reopen");
@@ -411,7 +429,8 @@ mod tests {
         let path = dir.path().join("labels.jsonl");
         {
             let (log, _) = LabelLog::open(&path).expect("open");
-            log.record(vote("a", "cat", "chelsea", Verdict::Relevant)).expect("write");
+            log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
+                .expect("write");
         }
         let whole = fs::metadata(&path).expect("meta").len();
         let mut f = OpenOptions::new().append(true).open(&path).expect("append");
@@ -422,7 +441,8 @@ mod tests {
         assert_eq!(log.len(), 1);
         assert_eq!(fs::metadata(&path).expect("meta").len(), whole);
         // And writing after the repair gives whole lines again.
-        log.record(vote("a", "dog", "chelsea", Verdict::Irrelevant)).expect("write");
+        log.record(vote("a", "dog", "chelsea", Verdict::Irrelevant))
+            .expect("write");
         drop(log);
         let (log, report) = LabelLog::open(&path).expect("reopen");
         assert_eq!((report.lines, log.len(), report.truncated_bytes), (2, 2, 0));
@@ -443,9 +463,14 @@ mod tests {
         let path = dir.path().join("labels.jsonl");
         {
             let (log, _) = LabelLog::open(&path).expect("open");
-            for i in 0..1200 {
-                let verdict = if i % 2 == 0 { Verdict::Relevant } else { Verdict::Irrelevant };
-                log.record(vote("a", "cat", &format!("img{}", i % 5), verdict)).expect("write");
+            for i in 0..1200u32 {
+                let verdict = if i.is_multiple_of(2) {
+                    Verdict::Relevant
+                } else {
+                    Verdict::Irrelevant
+                };
+                log.record(vote("a", "cat", &format!("img{}", i % 5), verdict))
+                    .expect("write");
             }
         }
         let (log, report) = LabelLog::open(&path).expect("reopen");

@@ -200,7 +200,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
             if judged.is_empty() {
-                anyhow::bail!("{}: no query has a relevant image (and no labels add one)", queries.display());
+                anyhow::bail!(
+                    "{}: no query has a relevant image (and no labels add one)",
+                    queries.display()
+                );
             }
             let loaded = {
                 let spec = store.model.clone();
@@ -213,7 +216,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let encoder = NativeTextEncoder::new(&loaded);
             let store_handle = cli::store(&settings)?;
             store_handle.open_collection(&spec).await?;
-            let report = proxy::eval::evaluate(&judged, skipped, &encoder, store_handle.as_ref()).await?;
+            let report =
+                proxy::eval::evaluate(&judged, skipped, &encoder, store_handle.as_ref()).await?;
             let out = out.unwrap_or_else(|| settings.storage.join("eval"));
             std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
             let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
@@ -223,14 +227,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
             };
             write("report.md", &markdown)?;
-            write("report.json", &serde_json::to_string_pretty(&report.json())?)?;
+            write(
+                "report.json",
+                &serde_json::to_string_pretty(&report.json())?,
+            )?;
             write(
                 "recall.svg",
-                &proxy::metrics::recall_curve_svg(&report.curve, &format!("Recall@K, {} queries", report.summary.queries)),
+                &proxy::metrics::recall_curve_svg(
+                    &report.curve,
+                    &format!("Recall@K, {} queries", report.summary.queries),
+                ),
             )?;
             use std::io::Write;
             std::io::stdout().write_all(markdown.as_bytes())?;
-            tracing::info!("wrote report.md, report.json and recall.svg in {}", out.display());
+            tracing::info!(
+                "wrote report.md, report.json and recall.svg in {}",
+                out.display()
+            );
             Ok(())
         }
         Command::ExportModel {

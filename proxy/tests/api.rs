@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 const DIM: usize = 16;
 
 fn unit(i: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM).map(|d| ((i * 31 + d * 7) % 11) as f32 - 5.0).collect();
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|d| ((i * 31 + d * 7) % 11) as f32 - 5.0)
+        .collect();
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
@@ -37,7 +39,10 @@ fn fixture(admin: Option<&str>, cors: Vec<String>) -> Fixture {
         .expect("original");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        store.ensure_collection(&tiny_spec(&loaded)).await.expect("collection");
+        store
+            .ensure_collection(&tiny_spec(&loaded))
+            .await
+            .expect("collection");
         let points = (0..5)
             .map(|i| {
                 let mut payload = serde_json::Map::new();
@@ -82,7 +87,10 @@ fn search_similar_feedback_and_export() {
     let s = &f.server;
 
     // By vector: the point itself first, with the contract's fields.
-    let a = post_json(&s.url("/api/search"), &json!({"vector": vector_json(&unit(2)), "limit": 3}));
+    let a = post_json(
+        &s.url("/api/search"),
+        &json!({"vector": vector_json(&unit(2)), "limit": 3}),
+    );
     assert_eq!(a.status, 200, "{}", a.text());
     let body = a.json();
     let results = body["results"].as_array().expect("results");
@@ -93,17 +101,31 @@ fn search_similar_feedback_and_export() {
     assert_eq!(results[0]["thumbnail_url"], "/thumbs/img2");
     assert_eq!(results[0]["caption"], "picture 2");
     assert_eq!(results[0]["payload"]["license"], "CC0-1.0");
-    assert!(results[0]["payload"].get("content_hash").is_none(), "internal fields stay inside");
+    assert!(
+        results[0]["payload"].get("content_hash").is_none(),
+        "internal fields stay inside"
+    );
     assert!(body["took_ms"].as_f64().is_some());
     assert_eq!(body["next_offset"], 3);
 
     // Pages: offset continues.
-    let page2 = post_json(&s.url("/api/search"), &json!({"vector": unit(2), "limit": 2, "offset": 3})).json();
-    let all = post_json(&s.url("/api/search"), &json!({"vector": unit(2), "limit": 5})).json();
+    let page2 = post_json(
+        &s.url("/api/search"),
+        &json!({"vector": unit(2), "limit": 2, "offset": 3}),
+    )
+    .json();
+    let all = post_json(
+        &s.url("/api/search"),
+        &json!({"vector": unit(2), "limit": 5}),
+    )
+    .json();
     assert_eq!(page2["results"][0]["id"], all["results"][3]["id"]);
 
     // Filter.
-    let a = post_json(&s.url("/api/search"), &json!({"vector": unit(2), "filter": {"caption": "picture 4"}}));
+    let a = post_json(
+        &s.url("/api/search"),
+        &json!({"vector": unit(2), "filter": {"caption": "picture 4"}}),
+    );
     assert_eq!(a.json()["results"].as_array().map(Vec::len), Some(1));
 
     // By text (server-side encoding): five results, unit scores in range.
@@ -134,14 +156,21 @@ fn search_similar_feedback_and_export() {
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.json()["ok"], true);
     let second = vote("relevant");
-    assert_eq!(first.json()["label_id"], second.json()["label_id"], "a changed vote keeps its id");
+    assert_eq!(
+        first.json()["label_id"],
+        second.json()["label_id"],
+        "a changed vote keeps its id"
+    );
     let flag = post_json(
         &s.url("/api/feedback"),
         &json!({"query": "red", "image_id": "img3", "label": "flag", "note": "broken image"}),
     );
     assert_eq!(flag.status, 200, "{}", flag.text());
 
-    let export = get(&s.url("/api/labels?format=jsonl"), &[("Authorization", "Bearer admin-secret")]);
+    let export = get(
+        &s.url("/api/labels?format=jsonl"),
+        &[("Authorization", "Bearer admin-secret")],
+    );
     assert_eq!(export.status, 200, "{}", export.text());
     let lines: Vec<Value> = export
         .text()
@@ -149,15 +178,31 @@ fn search_similar_feedback_and_export() {
         .map(|l| serde_json::from_str(l).expect("jsonl"))
         .collect();
     assert_eq!(lines.len(), 2, "the changed vote replaced the first");
-    assert!(lines.iter().any(|l| l["image_id"] == "img0" && l["label"] == "relevant" && l["client_id"] == "c1"));
-    assert!(lines.iter().any(|l| l["image_id"] == "img3" && l["label"] == "flag" && l["note"] == "broken image" && l["client_id"] == "anonymous"));
-    let tsv = get(&s.url("/api/labels?format=tsv"), &[("Authorization", "Bearer admin-secret")]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["image_id"] == "img0" && l["label"] == "relevant" && l["client_id"] == "c1")
+    );
+    assert!(lines.iter().any(|l| l["image_id"] == "img3"
+        && l["label"] == "flag"
+        && l["note"] == "broken image"
+        && l["client_id"] == "anonymous"));
+    let tsv = get(
+        &s.url("/api/labels?format=tsv"),
+        &[("Authorization", "Bearer admin-secret")],
+    );
     assert_eq!(tsv.text().lines().count(), 3);
-    assert!(tsv.text().starts_with("label_id\ttime\tclient_id\tquery\timage_id\tlabel\tnote\n"));
+    assert!(
+        tsv.text()
+            .starts_with("label_id\ttime\tclient_id\tquery\timage_id\tlabel\tnote\n")
+    );
 
     // Withdraw.
     assert_eq!(vote("none").status, 200);
-    let export = get(&s.url("/api/labels"), &[("Authorization", "Bearer admin-secret")]);
+    let export = get(
+        &s.url("/api/labels"),
+        &[("Authorization", "Bearer admin-secret")],
+    );
     assert_eq!(export.text().lines().count(), 1);
 
     // Images and thumbnails, by id only.
@@ -169,7 +214,10 @@ fn search_similar_feedback_and_export() {
     let a = get(&s.url("/thumbs/img0"), &[]);
     assert_eq!((a.status, a.content_type.as_str()), (200, "image/jpeg"));
     let etag = a.header("etag").expect("etag").to_string();
-    assert_eq!(get(&s.url("/thumbs/img0"), &[("If-None-Match", &etag)]).status, 304);
+    assert_eq!(
+        get(&s.url("/thumbs/img0"), &[("If-None-Match", &etag)]).status,
+        304
+    );
 
     // Health and readiness.
     assert_eq!(get(&s.url("/healthz"), &[]).json()["status"], "ok");
@@ -181,16 +229,39 @@ fn search_similar_feedback_and_export() {
 }
 
 /// One bad request: its status, error code and a phrase of its message.
-fn check(server: &TestServer, method: &str, path: &str, body: &str, status: u16, code: &str, phrase: &str) {
+fn check(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: &str,
+    status: u16,
+    code: &str,
+    phrase: &str,
+) {
     let a = match method {
         "GET" => get(&server.url(path), &[]),
         _ => post(&server.url(path), body),
     };
     assert_eq!(a.status, status, "{method} {path} {body:.80}: {}", a.text());
-    assert!(a.content_type.starts_with("application/json"), "{path}: JSON error, got {}", a.content_type);
-    assert_eq!(a.error_code(), code, "{method} {path} {body:.80}: {}", a.text());
-    let message = a.json()["error"]["message"].as_str().unwrap_or("").to_string();
-    assert!(message.contains(phrase), "{path}: {message:?} should contain {phrase:?}");
+    assert!(
+        a.content_type.starts_with("application/json"),
+        "{path}: JSON error, got {}",
+        a.content_type
+    );
+    assert_eq!(
+        a.error_code(),
+        code,
+        "{method} {path} {body:.80}: {}",
+        a.text()
+    );
+    let message = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        message.contains(phrase),
+        "{path}: {message:?} should contain {phrase:?}"
+    );
 }
 
 #[test]
@@ -201,39 +272,278 @@ fn bad_requests_get_clear_json_errors() {
     let v16 = json!(vec![0.1f32; 16]).to_string();
     let big = format!("{{\"vector\":[{}]}}", vec!["0.123456"; 200_000].join(","));
     let cases: &[(&str, &str, String, u16, &str, &str)] = &[
-        ("POST", "/api/search", format!("{{\"vector\":{v15}}}"), 400, "bad_vector", "vector has 15 values, the model needs 16"),
-        ("POST", "/api/search", format!("{{\"vector\":[{}1e999]}}", "0.1,".repeat(15)), 400, "malformed_json", ""),
-        ("POST", "/api/search", format!("{{\"vector\":[{}1e39]}}", "0.1,".repeat(15)), 400, "bad_vector", "not a finite number"),
-        ("POST", "/api/search", format!("{{\"vector\":[{}NaN]}}", "0.1,".repeat(15)), 400, "malformed_json", ""),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"limit\":0}}"), 400, "bad_limit", "between 1 and 100"),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"limit\":101}}"), 400, "bad_limit", "between 1 and 100"),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"limit\":-1}}"), 400, "bad_request", "limit"),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"offset\":10001}}"), 400, "bad_offset", "at most 10000"),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"filter\":{{\"x\":1.5}}}}"), 400, "bad_filter", "`x`"),
-        ("POST", "/api/search", format!("{{\"vector\":{v16},\"text\":\"cat\"}}"), 400, "bad_request", "not both"),
-        ("POST", "/api/search", "{}".into(), 400, "bad_request", "give `vector`"),
-        ("POST", "/api/search", "{\"text\":\"   \"}".into(), 400, "bad_text", "empty"),
-        ("POST", "/api/search", format!("{{\"text\":\"{}\"}}", "a".repeat(1001)), 400, "bad_text", "1000 characters"),
-        ("POST", "/api/search", format!("{{\"vectr\":{v16}}}"), 400, "bad_request", "unknown field `vectr`"),
-        ("POST", "/api/search", "{\"vector\":[1,2,".into(), 400, "malformed_json", ""),
-        ("POST", "/api/search", "not json at all".into(), 400, "malformed_json", ""),
-        ("POST", "/api/search", big, 413, "body_too_large", "1048576-byte limit"),
-        ("POST", "/api/similar", "{\"id\":\"nope\"}".into(), 404, "unknown_id", "no image with id `nope`"),
-        ("POST", "/api/feedback", "{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"maybe\"}".into(), 400, "bad_label", "label `maybe`"),
-        ("POST", "/api/feedback", "{\"query\":\"q\",\"image_id\":\"nope\",\"label\":\"relevant\"}".into(), 404, "unknown_id", "`nope`"),
-        ("POST", "/api/feedback", "{\"query\":\"\",\"image_id\":\"img0\",\"label\":\"relevant\"}".into(), 400, "bad_query", "1 to 1000"),
-        ("POST", "/api/feedback", format!("{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"query_vector\":{v15}}}"), 400, "bad_vector", "15 values"),
-        ("POST", "/api/feedback", format!("{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"note\":\"{}\"}}", "n".repeat(2001)), 400, "bad_note", "2000"),
-        ("POST", "/api/feedback", format!("{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"client_id\":\"{}\"}}", "c".repeat(129)), 400, "bad_client_id", "128"),
-        ("POST", "/api/feedback", "{\"image_id\":\"img0\",\"label\":\"flag\"}".into(), 400, "bad_request", "missing field `query`"),
-        ("GET", "/api/labels", String::new(), 403, "export_disabled", "TEXT2IMG_ADMIN_TOKEN"),
-        ("GET", "/images/nope", String::new(), 404, "unknown_id", "`nope`"),
-        ("GET", "/images/..%2F..%2Fetc%2Fpasswd", String::new(), 404, "unknown_id", "no image"),
-        ("GET", "/thumbs/nope", String::new(), 404, "unknown_id", "`nope`"),
-        ("GET", "/thumbs/img1", String::new(), 404, "thumbnail_missing", "re-run ingest"),
-        ("GET", "/api/nothing", String::new(), 404, "no_route", "no such API route"),
-        ("GET", "/model/tokenizer.json", String::new(), 404, "no_model", "export-model"),
-        ("GET", "/api/model", String::new(), 404, "no_model", "export-model"),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v15}}}"),
+            400,
+            "bad_vector",
+            "vector has 15 values, the model needs 16",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":[{}1e999]}}", "0.1,".repeat(15)),
+            400,
+            "malformed_json",
+            "",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":[{}1e39]}}", "0.1,".repeat(15)),
+            400,
+            "bad_vector",
+            "not a finite number",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":[{}NaN]}}", "0.1,".repeat(15)),
+            400,
+            "malformed_json",
+            "",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"limit\":0}}"),
+            400,
+            "bad_limit",
+            "between 1 and 100",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"limit\":101}}"),
+            400,
+            "bad_limit",
+            "between 1 and 100",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"limit\":-1}}"),
+            400,
+            "bad_request",
+            "limit",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"offset\":10001}}"),
+            400,
+            "bad_offset",
+            "at most 10000",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"filter\":{{\"x\":1.5}}}}"),
+            400,
+            "bad_filter",
+            "`x`",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vector\":{v16},\"text\":\"cat\"}}"),
+            400,
+            "bad_request",
+            "not both",
+        ),
+        (
+            "POST",
+            "/api/search",
+            "{}".into(),
+            400,
+            "bad_request",
+            "give `vector`",
+        ),
+        (
+            "POST",
+            "/api/search",
+            "{\"text\":\"   \"}".into(),
+            400,
+            "bad_text",
+            "empty",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"text\":\"{}\"}}", "a".repeat(1001)),
+            400,
+            "bad_text",
+            "1000 characters",
+        ),
+        (
+            "POST",
+            "/api/search",
+            format!("{{\"vectr\":{v16}}}"),
+            400,
+            "bad_request",
+            "unknown field `vectr`",
+        ),
+        (
+            "POST",
+            "/api/search",
+            "{\"vector\":[1,2,".into(),
+            400,
+            "malformed_json",
+            "",
+        ),
+        (
+            "POST",
+            "/api/search",
+            "not json at all".into(),
+            400,
+            "malformed_json",
+            "",
+        ),
+        (
+            "POST",
+            "/api/search",
+            big,
+            413,
+            "body_too_large",
+            "1048576-byte limit",
+        ),
+        (
+            "POST",
+            "/api/similar",
+            "{\"id\":\"nope\"}".into(),
+            404,
+            "unknown_id",
+            "no image with id `nope`",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            "{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"maybe\"}".into(),
+            400,
+            "bad_label",
+            "label `maybe`",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            "{\"query\":\"q\",\"image_id\":\"nope\",\"label\":\"relevant\"}".into(),
+            404,
+            "unknown_id",
+            "`nope`",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            "{\"query\":\"\",\"image_id\":\"img0\",\"label\":\"relevant\"}".into(),
+            400,
+            "bad_query",
+            "1 to 1000",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            format!(
+                "{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"query_vector\":{v15}}}"
+            ),
+            400,
+            "bad_vector",
+            "15 values",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            format!(
+                "{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"note\":\"{}\"}}",
+                "n".repeat(2001)
+            ),
+            400,
+            "bad_note",
+            "2000",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            format!(
+                "{{\"query\":\"q\",\"image_id\":\"img0\",\"label\":\"flag\",\"client_id\":\"{}\"}}",
+                "c".repeat(129)
+            ),
+            400,
+            "bad_client_id",
+            "128",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            "{\"image_id\":\"img0\",\"label\":\"flag\"}".into(),
+            400,
+            "bad_request",
+            "missing field `query`",
+        ),
+        (
+            "GET",
+            "/api/labels",
+            String::new(),
+            403,
+            "export_disabled",
+            "TEXT2IMG_ADMIN_TOKEN",
+        ),
+        (
+            "GET",
+            "/images/nope",
+            String::new(),
+            404,
+            "unknown_id",
+            "`nope`",
+        ),
+        (
+            "GET",
+            "/images/..%2F..%2Fetc%2Fpasswd",
+            String::new(),
+            404,
+            "unknown_id",
+            "no image",
+        ),
+        (
+            "GET",
+            "/thumbs/nope",
+            String::new(),
+            404,
+            "unknown_id",
+            "`nope`",
+        ),
+        (
+            "GET",
+            "/thumbs/img1",
+            String::new(),
+            404,
+            "thumbnail_missing",
+            "re-run ingest",
+        ),
+        (
+            "GET",
+            "/api/nothing",
+            String::new(),
+            404,
+            "no_route",
+            "no such API route",
+        ),
+        (
+            "GET",
+            "/model/tokenizer.json",
+            String::new(),
+            404,
+            "no_model",
+            "export-model",
+        ),
+        (
+            "GET",
+            "/api/model",
+            String::new(),
+            404,
+            "no_model",
+            "export-model",
+        ),
     ];
     for (method, path, body, status, code, phrase) in cases {
         check(s, method, path, body, *status, code, phrase);
@@ -248,11 +558,22 @@ fn bad_requests_get_clear_json_errors() {
 fn labels_export_needs_the_token() {
     let f = fixture(Some("tok-123"), vec![]);
     let s = &f.server;
-    for headers in [vec![], vec![("Authorization", "Bearer wrong")], vec![("Authorization", "tok-123")]] {
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", "tok-123")],
+    ] {
         let a = get(&s.url("/api/labels"), &headers);
-        assert_eq!((a.status, a.error_code().as_str()), (401, "unauthorized"), "{headers:?}");
+        assert_eq!(
+            (a.status, a.error_code().as_str()),
+            (401, "unauthorized"),
+            "{headers:?}"
+        );
     }
-    let a = get(&s.url("/api/labels?format=xml"), &[("Authorization", "Bearer tok-123")]);
+    let a = get(
+        &s.url("/api/labels?format=xml"),
+        &[("Authorization", "Bearer tok-123")],
+    );
     assert_eq!((a.status, a.error_code().as_str()), (400, "bad_format"));
 }
 
@@ -261,12 +582,18 @@ fn cors_allowlist() {
     let f = fixture(None, vec!["https://photos.example".into()]);
     let s = &f.server;
     let allowed = get(&s.url("/healthz"), &[("Origin", "https://photos.example")]);
-    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://photos.example"));
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://photos.example")
+    );
     let other = get(&s.url("/healthz"), &[("Origin", "https://evil.example")]);
     assert_eq!(other.header("access-control-allow-origin"), None);
     // Same origin only by default.
     let f = fixture(None, vec![]);
-    let none = get(&f.server.url("/healthz"), &[("Origin", "https://photos.example")]);
+    let none = get(
+        &f.server.url("/healthz"),
+        &[("Origin", "https://photos.example")],
+    );
     assert_eq!(none.header("access-control-allow-origin"), None);
 }
 
@@ -294,12 +621,19 @@ fn unreachable_store_is_503_without_the_key() {
         ("/api/search", json!({"vector": unit(1)}).to_string()),
         ("/api/search", json!({"text": "cat"}).to_string()),
         ("/api/similar", json!({"id": "img1"}).to_string()),
-        ("/api/feedback", json!({"query": "q", "image_id": "img1", "label": "relevant"}).to_string()),
+        (
+            "/api/feedback",
+            json!({"query": "q", "image_id": "img1", "label": "relevant"}).to_string(),
+        ),
     ] {
         let a = post(&server.url(path), &body);
         assert_eq!(a.status, 503, "{path}: {}", a.text());
         assert_eq!(a.error_code(), "store_unavailable", "{path}: {}", a.text());
-        assert!(!a.text().contains(key), "{path} leaked the key: {}", a.text());
+        assert!(
+            !a.text().contains(key),
+            "{path} leaked the key: {}",
+            a.text()
+        );
     }
     let a = get(&server.url("/readyz"), &[]);
     assert_eq!(a.status, 503);
@@ -319,7 +653,8 @@ fn store_recovers_without_restart() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     // Another holder of the storage (as `ingest` would be).
     let holder = EdgeStore::new(dir.path().join("qdrant"));
-    rt.block_on(holder.ensure_collection(&spec)).expect("collection");
+    rt.block_on(holder.ensure_collection(&spec))
+        .expect("collection");
     rt.block_on(holder.upsert(vec![Point {
         id: point_id("only"),
         vector: unit(0),
@@ -332,7 +667,11 @@ fn store_recovers_without_restart() {
     let search = || post_json(&server.url("/api/search"), &json!({"vector": unit(0)}));
     let a = search();
     assert_eq!(a.status, 503, "{}", a.text());
-    assert!(a.text().contains("in use by another process"), "{}", a.text());
+    assert!(
+        a.text().contains("in use by another process"),
+        "{}",
+        a.text()
+    );
     drop(holder);
     let a = search();
     assert_eq!(a.status, 200, "{}", a.text());

@@ -37,7 +37,10 @@ fn ingest(args: &[&str]) -> (bool, String) {
         .env("NO_COLOR", "1")
         .output()
         .expect("running ingest");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 struct Proxy {
@@ -61,7 +64,10 @@ impl Proxy {
         let proxy = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the proxy did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         proxy
@@ -89,7 +95,12 @@ impl Proxy {
 /// Hand computation of the eval metrics, independent of `proxy::metrics`.
 fn hand_metrics(ranked: &[String], relevant: &BTreeSet<String>) -> (f64, f64, f64, f64, f64) {
     let recall = |k: usize| {
-        ranked.iter().take(k).filter(|id| relevant.contains(*id)).count() as f64 / relevant.len() as f64
+        ranked
+            .iter()
+            .take(k)
+            .filter(|id| relevant.contains(*id))
+            .count() as f64
+            / relevant.len() as f64
     };
     let rr = ranked
         .iter()
@@ -102,7 +113,9 @@ fn hand_metrics(ranked: &[String], relevant: &BTreeSet<String>) -> (f64, f64, f6
         .filter(|(_, id)| relevant.contains(*id))
         .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
         .sum();
-    let idcg: f64 = (0..relevant.len().min(10)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
+    let idcg: f64 = (0..relevant.len().min(10))
+        .map(|i| 1.0 / ((i + 2) as f64).log2())
+        .sum();
     (recall(1), recall(5), recall(10), rr, dcg / idcg)
 }
 
@@ -119,12 +132,38 @@ fn ingest_search_label_restart_eval() {
     let queries_tsv = workspace().join("data/queries.tsv");
 
     // Ingest the demo data.
-    let (ok, log) = ingest(&["--tsv", &tsv.display().to_string(), "--model", &model, "--storage", &storage_arg, "--env-file", &env_arg]);
+    let (ok, log) = ingest(&[
+        "--tsv",
+        &tsv.display().to_string(),
+        "--model",
+        &model,
+        "--storage",
+        &storage_arg,
+        "--env-file",
+        &env_arg,
+    ]);
     assert!(ok, "ingest failed:\n{log}");
-    let rows = std::fs::read_to_string(&tsv).expect("tsv").lines().skip(1).filter(|l| !l.trim().is_empty()).count();
-    assert!(log.contains(&format!("{rows} indexed, 0 updated, 0 unchanged, 0 failed")), "{log}");
+    let rows = std::fs::read_to_string(&tsv)
+        .expect("tsv")
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert!(
+        log.contains(&format!("{rows} indexed, 0 updated, 0 unchanged, 0 failed")),
+        "{log}"
+    );
 
-    let serve_args = ["--storage", storage_arg.as_str(), "--model", model.as_str(), "--public", public.to_str().unwrap_or("."), "--env-file", env_arg.as_str()];
+    let serve_args = [
+        "--storage",
+        storage_arg.as_str(),
+        "--model",
+        model.as_str(),
+        "--public",
+        public.to_str().unwrap_or("."),
+        "--env-file",
+        env_arg.as_str(),
+    ];
     let proxy = Proxy::start(&serve_args, &[]);
     let ready = get(&proxy.url("/readyz"), &[]);
     assert_eq!(ready.status, 200, "{}", ready.text());
@@ -138,14 +177,22 @@ fn ingest_search_label_restart_eval() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let (q, ids) = l.split_once('\t').expect("two columns");
-            (q.to_string(), ids.split(',').map(|s| s.trim().to_string()).collect())
+            (
+                q.to_string(),
+                ids.split(',').map(|s| s.trim().to_string()).collect(),
+            )
         })
         .collect();
     let mut ranked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (q, _) in &queries {
         let a = post_json(&proxy.url("/api/search"), &json!({"text": q, "limit": 20}));
         assert_eq!(a.status, 200, "{q}: {}", a.text());
-        let ids: Vec<String> = a.json()["results"].as_array().expect("results").iter().map(|r| r["id"].as_str().unwrap_or("").to_string()).collect();
+        let ids: Vec<String> = a.json()["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("").to_string())
+            .collect();
         assert_eq!(ids.len(), 20);
         ranked.insert(q.clone(), ids);
     }
@@ -157,7 +204,11 @@ fn ingest_search_label_restart_eval() {
     let (q_label, relevant0) = &queries[0];
     let top = first[0].clone();
     let flagged = relevant0.iter().next().expect("a relevant id").clone();
-    for (image, label, client) in [(&top, "relevant", "alice"), (&top, "relevant", "bob"), (&flagged, "flag", "alice")] {
+    for (image, label, client) in [
+        (&top, "relevant", "alice"),
+        (&top, "relevant", "bob"),
+        (&flagged, "flag", "alice"),
+    ] {
         let a = post_json(
             &proxy.url("/api/feedback"),
             &json!({"query": q_label, "image_id": image, "label": label, "client_id": client, "note": "e2e"}),
@@ -168,25 +219,64 @@ fn ingest_search_label_restart_eval() {
     // Acknowledged: now kill -9 and restart.
     let _ = proxy.kill();
     let proxy = Proxy::start(&serve_args, &[]);
-    let export = get(&proxy.url("/api/labels?format=jsonl"), &[("Authorization", "Bearer admin-tok")]);
+    let export = get(
+        &proxy.url("/api/labels?format=jsonl"),
+        &[("Authorization", "Bearer admin-tok")],
+    );
     assert_eq!(export.status, 200, "{}", export.text());
-    let labels: Vec<Value> = export.text().lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
-    assert_eq!(labels.len(), 3, "every acknowledged label survived kill -9: {labels:?}");
-    assert!(labels.iter().any(|l| l["image_id"] == flagged.as_str() && l["label"] == "flag"));
+    let labels: Vec<Value> = export
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl"))
+        .collect();
+    assert_eq!(
+        labels.len(),
+        3,
+        "every acknowledged label survived kill -9: {labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .any(|l| l["image_id"] == flagged.as_str() && l["label"] == "flag")
+    );
     let _ = proxy.kill();
 
     // Eval (the proxy is stopped: embedded Qdrant serves one process at a time).
     let out = dir.path().join("eval");
     let status = Command::new(PROXY)
-        .args(["eval", "--queries", &queries_tsv.display().to_string(), "--out", &out.display().to_string()])
-        .args(["--storage", &storage_arg, "--model", &model, "--env-file", &env_arg])
+        .args([
+            "eval",
+            "--queries",
+            &queries_tsv.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ])
+        .args([
+            "--storage",
+            &storage_arg,
+            "--model",
+            &model,
+            "--env-file",
+            &env_arg,
+        ])
         .stdout(Stdio::null())
         .status()
         .expect("eval");
     assert!(status.success());
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report.json")).expect("json");
-    assert!(std::fs::read_to_string(out.join("report.md")).expect("md").contains("Recall@10"));
-    assert!(std::fs::read_to_string(out.join("recall.svg")).expect("svg").starts_with("<svg"));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
+    )
+    .expect("json");
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .expect("md")
+            .contains("Recall@10")
+    );
+    assert!(
+        std::fs::read_to_string(out.join("recall.svg"))
+            .expect("svg")
+            .starts_with("<svg")
+    );
 
     // The judgments by hand: the TSV, plus the top result (two votes), minus the flagged image.
     let mut sums = [0.0f64; 5];
@@ -215,9 +305,17 @@ fn ingest_search_label_restart_eval() {
         &summary["mrr"],
         &summary["ndcg@10"],
     ];
-    for ((name, got), want) in ["R@1", "R@5", "R@10", "MRR", "nDCG@10"].iter().zip(got).zip(sums) {
+    for ((name, got), want) in ["R@1", "R@5", "R@10", "MRR", "nDCG@10"]
+        .iter()
+        .zip(got)
+        .zip(sums)
+    {
         let got = got.as_f64().expect("a number");
-        assert!((got - want / n as f64).abs() < 1e-9, "{name}: eval says {got}, by hand {}", want / n as f64);
+        assert!(
+            (got - want / n as f64).abs() < 1e-9,
+            "{name}: eval says {got}, by hand {}",
+            want / n as f64
+        );
     }
 }
 
@@ -229,15 +327,27 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
     // Every image takes 150 ms to serve: the run is still going when it is killed.
     let app = axum::Router::new().route(
         "/img/{n}",
-        route_get(|axum::extract::Path(n): axum::extract::Path<u8>| async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            let img = image::RgbImage::from_pixel(16, 16, image::Rgb([n.wrapping_mul(17), 0, 255 - n]));
-            let mut out = std::io::Cursor::new(Vec::new());
-            img.write_to(&mut out, image::ImageFormat::Png).expect("png");
-            ([(axum::http::header::CONTENT_TYPE, "image/png")], out.into_inner())
-        }),
+        route_get(
+            |axum::extract::Path(n): axum::extract::Path<u8>| async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let img = image::RgbImage::from_pixel(
+                    16,
+                    16,
+                    image::Rgb([n.wrapping_mul(17), 0, 255 - n]),
+                );
+                let mut out = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut out, image::ImageFormat::Png)
+                    .expect("png");
+                (
+                    [(axum::http::header::CONTENT_TYPE, "image/png")],
+                    out.into_inner(),
+                )
+            },
+        ),
     );
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
@@ -251,10 +361,24 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
     let storage = dir.path().join("storage").display().to_string();
     let env = env_file(dir.path(), "");
     let args = [
-        "--tsv", tsv_path.to_str().unwrap_or(""), "--model", &tiny_model_dir().display().to_string(),
-        "--storage", &storage, "--env-file", env.to_str().unwrap_or(""), "--fetch-workers", "1", "--batch-size", "1",
+        "--tsv",
+        tsv_path.to_str().unwrap_or(""),
+        "--model",
+        &tiny_model_dir().display().to_string(),
+        "--storage",
+        &storage,
+        "--env-file",
+        env.to_str().unwrap_or(""),
+        "--fetch-workers",
+        "1",
+        "--batch-size",
+        "1",
     ];
-    let mut child = Command::new(INGEST).args(args).stderr(Stdio::null()).spawn().expect("ingest");
+    let mut child = Command::new(INGEST)
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ingest");
     std::thread::sleep(Duration::from_millis(2500));
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
@@ -264,13 +388,24 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
     let counts = |word: &str| -> usize {
         log.split(", ")
             .flat_map(|part| part.split(": "))
-            .find_map(|part| part.trim().strip_suffix(&format!(" {word}")).and_then(|n| n.rsplit(' ').next()).and_then(|n| n.parse().ok()))
+            .find_map(|part| {
+                part.trim()
+                    .strip_suffix(&format!(" {word}"))
+                    .and_then(|n| n.rsplit(' ').next())
+                    .and_then(|n| n.parse().ok())
+            })
             .unwrap_or_else(|| panic!("no `{word}` count in: {log}"))
     };
     let (indexed, unchanged) = (counts("indexed"), counts("unchanged"));
-    assert!(unchanged > 0, "the killed run had written some points before it died: {log}");
+    assert!(
+        unchanged > 0,
+        "the killed run had written some points before it died: {log}"
+    );
     assert_eq!(indexed + unchanged, total, "no gap: {log}");
-    assert!(log.contains(&format!("{total} points in `images`")), "no duplicate: {log}");
+    assert!(
+        log.contains(&format!("{total} points in `images`")),
+        "no duplicate: {log}"
+    );
 }
 
 #[test]
@@ -278,14 +413,30 @@ fn the_api_key_never_shows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = "k3y-that-must-never-leak-91c2";
     let closed = free_port();
-    let env = env_file(dir.path(), &format!("QDRANT_URL=http://127.0.0.1:{closed}\nQDRANT_API_KEY={key}\n"));
+    let env = env_file(
+        dir.path(),
+        &format!("QDRANT_URL=http://127.0.0.1:{closed}\nQDRANT_API_KEY={key}\n"),
+    );
     let public = public_stub(dir.path());
     let proxy = Proxy::start(
-        &["--storage", &dir.path().join("s").display().to_string(), "--model", &tiny_model_dir().display().to_string(), "--public", public.to_str().unwrap_or("."), "--env-file", env.to_str().unwrap_or("")],
+        &[
+            "--storage",
+            &dir.path().join("s").display().to_string(),
+            "--model",
+            &tiny_model_dir().display().to_string(),
+            "--public",
+            public.to_str().unwrap_or("."),
+            "--env-file",
+            env.to_str().unwrap_or(""),
+        ],
         &[("RUST_LOG", "trace")],
     );
     let mut seen = String::new();
-    for (path, body) in [("/api/search", json!({"text": "a cat"})), ("/api/search", json!({"vector": vec![0.25f32; 16]})), ("/api/similar", json!({"id": "x"}))] {
+    for (path, body) in [
+        ("/api/search", json!({"text": "a cat"})),
+        ("/api/search", json!({"vector": vec![0.25f32; 16]})),
+        ("/api/similar", json!({"id": "x"})),
+    ] {
         let a = post_json(&proxy.url(path), &body);
         assert_eq!(a.status, 503, "{}", a.text());
         seen.push_str(&a.text());
@@ -296,7 +447,10 @@ fn the_api_key_never_shows() {
         seen.push_str(&format!("{:?}", a.headers));
     }
     let log = proxy.kill();
-    assert!(log.contains("store_unavailable") || log.contains("unavailable"), "the log says what failed: {log}");
+    assert!(
+        log.contains("store_unavailable") || log.contains("unavailable"),
+        "the log says what failed: {log}"
+    );
     assert!(!seen.contains(key), "a response leaked the key");
     assert!(!log.contains(key), "the log leaked the key");
 }

@@ -21,17 +21,25 @@ use proxy::store::{VectorStore, all_records, point_id};
 
 fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(48, 40, |x, y| {
-        image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_mul(3), seed])
+        image::Rgb([
+            (x as u8).wrapping_mul(seed),
+            (y as u8).wrapping_mul(3),
+            seed,
+        ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
     out.into_inner()
 }
 
 fn jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 90]));
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, 90])
+    });
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).expect("jpeg");
+    img.write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("jpeg");
     out.into_inner()
 }
 
@@ -40,7 +48,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -62,7 +74,10 @@ fn png_bomb() -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     out.extend(chunk(b"IHDR", &ihdr));
-    out.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    out.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
     out.extend(chunk(b"IEND", &[]));
     out
 }
@@ -85,30 +100,73 @@ fn image_server() -> Images {
     let jpeg_bytes = jpeg();
     let half = jpeg_bytes[..jpeg_bytes.len() / 2].to_vec();
     let app = Router::new()
-        .route("/good.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(7)) }))
-        .route("/good.jpg", get(move || { let b = jpeg_bytes.clone(); async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) } }))
-        .route("/truncated.jpg", get(move || { let b = half.clone(); async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) } }))
-        .route("/empty.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], Vec::<u8>::new()) }))
+        .route(
+            "/good.png",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(7)) }),
+        )
+        .route(
+            "/good.jpg",
+            get(move || {
+                let b = jpeg_bytes.clone();
+                async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) }
+            }),
+        )
+        .route(
+            "/truncated.jpg",
+            get(move || {
+                let b = half.clone();
+                async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) }
+            }),
+        )
+        .route(
+            "/empty.png",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], Vec::<u8>::new()) }),
+        )
         // A page served where an image was expected, honestly labelled…
-        .route("/login.jpg", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<!doctype html><p>log in") }))
+        .route(
+            "/login.jpg",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<!doctype html><p>log in",
+                )
+            }),
+        )
         // …and labelled as an image.
-        .route("/lying.jpg", get(|| async { ([(header::CONTENT_TYPE, "image/jpeg")], "<!DOCTYPE html><html>oops</html>") }))
-        .route("/bomb.png", get(|| async { ([(header::CONTENT_TYPE, "image/png")], png_bomb()) }))
-        .route("/slow.png", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            ([(header::CONTENT_TYPE, "image/png")], png(9))
-        }))
+        .route(
+            "/lying.jpg",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "image/jpeg")],
+                    "<!DOCTYPE html><html>oops</html>",
+                )
+            }),
+        )
+        .route(
+            "/bomb.png",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], png_bomb()) }),
+        )
+        .route(
+            "/slow.png",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                ([(header::CONTENT_TYPE, "image/png")], png(9))
+            }),
+        )
         // Fails once with a 503, then works: a retry saves it.
-        .route("/flaky.png", get(move || {
-            let n = hits.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
-                } else {
-                    ([(header::CONTENT_TYPE, "image/png")], png(11)).into_response()
+        .route(
+            "/flaky.png",
+            get(move || {
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    } else {
+                        ([(header::CONTENT_TYPE, "image/png")], png(11)).into_response()
+                    }
                 }
-            }
-        }));
+            }),
+        );
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -149,7 +207,9 @@ impl Run {
         let loaded = tiny_model();
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let store = EdgeStore::new(root.join("qdrant"));
-        runtime.block_on(store.ensure_collection(&tiny_spec(&loaded))).expect("collection");
+        runtime
+            .block_on(store.ensure_collection(&tiny_spec(&loaded)))
+            .expect("collection");
         Self {
             store,
             runtime,
@@ -165,7 +225,15 @@ impl Run {
     fn ingest(&self, options: &IngestOptions) -> Report {
         let device = clip::Device::Cpu;
         let embedder = Embedder::new(&self.loaded.model, &device);
-        run(&self.paths, options, &embedder, &self.store, self.runtime.handle(), &Quiet).expect("ingest runs")
+        run(
+            &self.paths,
+            options,
+            &embedder,
+            &self.store,
+            self.runtime.handle(),
+            &Quiet,
+        )
+        .expect("ingest runs")
     }
 
     fn payloads(&self) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
@@ -173,7 +241,12 @@ impl Run {
             .block_on(all_records(&self.store))
             .expect("scroll")
             .into_iter()
-            .map(|r| (r.payload["id"].as_str().unwrap_or("?").to_string(), r.payload))
+            .map(|r| {
+                (
+                    r.payload["id"].as_str().unwrap_or("?").to_string(),
+                    r.payload,
+                )
+            })
             .collect()
     }
 }
@@ -189,7 +262,10 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
     let j = jpeg();
     std::fs::write(data.join("images/cut.jpg"), &j[..j.len() / 2]).expect("write");
     std::fs::write(root.path().join("outside.png"), png(5)).expect("write");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
     let b = &server.base;
     // (id, url, caption, expected failure or None)
     let rows: Vec<(&str, String, &str, Option<&str>)> = vec![
@@ -197,19 +273,84 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
         ("remote-png", format!("{b}/good.png"), "served png", None),
         ("remote-jpg", format!("{b}/good.jpg"), "served jpeg", None),
         ("flaky", format!("{b}/flaky.png"), "a 503 then fine", None),
-        ("truncated-remote", format!("{b}/truncated.jpg"), "", Some("truncated JPEG")),
-        ("truncated-local", "images/cut.jpg".into(), "", Some("truncated JPEG")),
-        ("zero-byte", "images/zero.png".into(), "", Some("empty (0 bytes)")),
-        ("zero-remote", format!("{b}/empty.png"), "", Some("empty (0 bytes)")),
-        ("html", format!("{b}/login.jpg"), "", Some("served `text/html`, not an image")),
-        ("html-as-jpeg", format!("{b}/lying.jpg"), "", Some("not an image: the content is HTML")),
-        ("bomb", format!("{b}/bomb.png"), "", Some("image is 20000x20000 = 400000000 pixels, more than the limit")),
-        ("unreachable", format!("http://127.0.0.1:{closed}/x.png"), "", Some("cannot connect to")),
-        ("slow", format!("{b}/slow.png"), "", Some("timed out after 1s")),
-        ("not-found", format!("{b}/nope.png"), "", Some("HTTP 404 from")),
-        ("missing", "images/missing.png".into(), "", Some("file not found")),
-        ("escape", "../outside.png".into(), "", Some("escapes the data folder")),
-        ("local", "images/local.png".into(), "", Some("duplicate id `local` (first on line 2)")),
+        (
+            "truncated-remote",
+            format!("{b}/truncated.jpg"),
+            "",
+            Some("truncated JPEG"),
+        ),
+        (
+            "truncated-local",
+            "images/cut.jpg".into(),
+            "",
+            Some("truncated JPEG"),
+        ),
+        (
+            "zero-byte",
+            "images/zero.png".into(),
+            "",
+            Some("empty (0 bytes)"),
+        ),
+        (
+            "zero-remote",
+            format!("{b}/empty.png"),
+            "",
+            Some("empty (0 bytes)"),
+        ),
+        (
+            "html",
+            format!("{b}/login.jpg"),
+            "",
+            Some("served `text/html`, not an image"),
+        ),
+        (
+            "html-as-jpeg",
+            format!("{b}/lying.jpg"),
+            "",
+            Some("not an image: the content is HTML"),
+        ),
+        (
+            "bomb",
+            format!("{b}/bomb.png"),
+            "",
+            Some("image is 20000x20000 = 400000000 pixels, more than the limit"),
+        ),
+        (
+            "unreachable",
+            format!("http://127.0.0.1:{closed}/x.png"),
+            "",
+            Some("cannot connect to"),
+        ),
+        (
+            "slow",
+            format!("{b}/slow.png"),
+            "",
+            Some("timed out after 1s"),
+        ),
+        (
+            "not-found",
+            format!("{b}/nope.png"),
+            "",
+            Some("HTTP 404 from"),
+        ),
+        (
+            "missing",
+            "images/missing.png".into(),
+            "",
+            Some("file not found"),
+        ),
+        (
+            "escape",
+            "../outside.png".into(),
+            "",
+            Some("escapes the data folder"),
+        ),
+        (
+            "local",
+            "images/local.png".into(),
+            "",
+            Some("duplicate id `local` (first on line 2)"),
+        ),
     ];
     let mut tsv = String::from("id\turl\tcaption\tlicense\n");
     for (id, url, caption, _) in &rows {
@@ -229,21 +370,40 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
         .filter_map(|(i, (_, _, _, why))| why.map(|w| (i + 2, w)))
         .collect();
     expected.push((rows.len() + 2, "1 tab-separated fields, the header has 4"));
-    let failures: Vec<(usize, String)> = report.failures.iter().map(|f| (f.line, f.reason.clone())).collect();
+    let failures: Vec<(usize, String)> = report
+        .failures
+        .iter()
+        .map(|f| (f.line, f.reason.clone()))
+        .collect();
     assert_eq!(failures.len(), expected.len(), "{failures:#?}");
     for ((line, reason), (want_line, want)) in failures.iter().zip(&expected) {
         assert_eq!(line, want_line, "{failures:#?}");
-        assert!(reason.contains(want), "line {line}: {reason:?} should contain {want:?}");
+        assert!(
+            reason.contains(want),
+            "line {line}: {reason:?} should contain {want:?}"
+        );
     }
     // Every good row indexed, with its payload and thumbnail.
     assert_eq!(report.indexed, 4, "{report:#?}");
     assert_eq!(report.points, 4);
-    assert!(server.flaky_hits.load(Ordering::SeqCst) >= 2, "the flaky URL was retried");
+    assert!(
+        server.flaky_hits.load(Ordering::SeqCst) >= 2,
+        "the flaky URL was retried"
+    );
     let payloads = run.payloads();
-    assert_eq!(payloads.keys().collect::<Vec<_>>(), ["flaky", "local", "remote-jpg", "remote-png"]);
+    assert_eq!(
+        payloads.keys().collect::<Vec<_>>(),
+        ["flaky", "local", "remote-jpg", "remote-png"]
+    );
     assert_eq!(payloads["local"]["caption"], "a local file");
     assert_eq!(payloads["local"]["license"], "CC0-1.0");
-    assert_eq!((payloads["local"]["width"].as_u64(), payloads["local"]["height"].as_u64()), (Some(48), Some(40)));
+    assert_eq!(
+        (
+            payloads["local"]["width"].as_u64(),
+            payloads["local"]["height"].as_u64()
+        ),
+        (Some(48), Some(40))
+    );
     for id in payloads.keys() {
         let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id(id));
         let img = image::open(&thumb).unwrap_or_else(|e| panic!("{}: {e}", thumb.display()));
@@ -254,7 +414,11 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
     let lines: Vec<&str> = failures_tsv.lines().collect();
     assert_eq!(lines[0], "line\tid\turl\treason");
     assert_eq!(lines.len(), expected.len() + 1);
-    assert!(lines[1].starts_with("6\ttruncated-remote\t"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("6\ttruncated-remote\t"),
+        "{}",
+        lines[1]
+    );
 }
 
 #[test]
@@ -279,31 +443,69 @@ fn reruns_skip_update_and_prune() {
     write_tsv(&[(0, "zero"), (1, "one"), (2, "two")]);
     let first = run.ingest(&options());
     assert_eq!((first.indexed, first.points), (3, 3));
-    let vector_before = run.runtime.block_on(run.store.get(&[point_id("img1")], true)).expect("get")[0].vector.clone();
+    let vector_before = run
+        .runtime
+        .block_on(run.store.get(&[point_id("img1")], true))
+        .expect("get")[0]
+        .vector
+        .clone();
 
-    write_tsv(&[(0, "zero"), (1, "one"), (2, "two"), (3, "three"), (4, "four"), (5, "five")]);
+    write_tsv(&[
+        (0, "zero"),
+        (1, "one"),
+        (2, "two"),
+        (3, "three"),
+        (4, "four"),
+        (5, "five"),
+    ]);
     let second = run.ingest(&options());
-    assert_eq!((second.indexed, second.unchanged, second.points), (3, 3, 6), "{second:#?}");
+    assert_eq!(
+        (second.indexed, second.unchanged, second.points),
+        (3, 3, 6),
+        "{second:#?}"
+    );
 
     // Nothing changed: nothing embedded.
     let third = run.ingest(&options());
     assert_eq!((third.indexed, third.updated, third.unchanged), (0, 0, 6));
-    let vector_after = run.runtime.block_on(run.store.get(&[point_id("img1")], true)).expect("get")[0].vector.clone();
+    let vector_after = run
+        .runtime
+        .block_on(run.store.get(&[point_id("img1")], true))
+        .expect("get")[0]
+        .vector
+        .clone();
     assert_eq!(vector_before, vector_after);
 
     // A caption changed: payload only. An image changed: re-embedded.
     std::fs::write(data.join("5.png"), png(200)).expect("write");
-    write_tsv(&[(0, "zero"), (1, "ONE"), (2, "two"), (3, "three"), (4, "four"), (5, "five")]);
+    write_tsv(&[
+        (0, "zero"),
+        (1, "ONE"),
+        (2, "two"),
+        (3, "three"),
+        (4, "four"),
+        (5, "five"),
+    ]);
     let fourth = run.ingest(&options());
-    assert_eq!((fourth.indexed, fourth.updated, fourth.unchanged), (1, 1, 4), "{fourth:#?}");
+    assert_eq!(
+        (fourth.indexed, fourth.updated, fourth.unchanged),
+        (1, 1, 4),
+        "{fourth:#?}"
+    );
     assert_eq!(run.payloads()["img1"]["caption"], "ONE");
 
     // Rows left the TSV: kept without --prune, deleted with it (thumbnails too).
     write_tsv(&[(0, "zero"), (1, "ONE"), (2, "two")]);
     let kept = run.ingest(&options());
     assert_eq!((kept.pruned, kept.points), (0, 6));
-    let pruned = run.ingest(&IngestOptions { prune: true, ..options() });
+    let pruned = run.ingest(&IngestOptions {
+        prune: true,
+        ..options()
+    });
     assert_eq!((pruned.pruned, pruned.points, pruned.unchanged), (3, 3, 3));
     assert!(!proxy::ingest::thumb_path(&run.paths.thumbs, point_id("img4")).exists());
-    assert!(!run.paths.failures.exists(), "no failures, no failures file");
+    assert!(
+        !run.paths.failures.exists(),
+        "no failures, no failures file"
+    );
 }

@@ -23,7 +23,9 @@ fn spec(name: &str) -> CollectionSpec {
 /// Deterministic, distinct unit-ish vectors.
 fn vector(i: usize) -> Vec<f32> {
     (0..DIM)
-        .map(|d| (((i * 7 + d * 13) % 17) as f32 - 8.0) / 8.0 + if d == i % DIM { 2.0 } else { 0.0 })
+        .map(|d| {
+            (((i * 7 + d * 13) % 17) as f32 - 8.0) / 8.0 + if d == i % DIM { 2.0 } else { 0.0 }
+        })
         .collect()
 }
 
@@ -37,7 +39,7 @@ fn payload(i: usize) -> Payload {
     let Value::Object(map) = json!({
         "id": format!("row{i}"),
         "caption": format!("image number {i}"),
-        "parity": if i % 2 == 0 { "even" } else { "odd" },
+        "parity": if i.is_multiple_of(2) { "even" } else { "odd" },
         "rank": i as i64,
         "small": i < 5,
     }) else {
@@ -88,33 +90,55 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
 
     // Nearest first, cosine scores.
     let q = vector(3);
-    let hits = store.search(&search(q.clone(), 5, 0)).await.expect("search");
+    let hits = store
+        .search(&search(q.clone(), 5, 0))
+        .await
+        .expect("search");
     assert_eq!(hits.len(), 5);
     assert_eq!(hits[0].payload["id"], "row3");
-    assert!((hits[0].score - 1.0).abs() < 1e-4, "self score {}", hits[0].score);
+    assert!(
+        (hits[0].score - 1.0).abs() < 1e-4,
+        "self score {}",
+        hits[0].score
+    );
     for pair in hits.windows(2) {
         assert!(pair[0].score >= pair[1].score, "best first");
     }
     for hit in &hits {
         let i: usize = hit.payload["rank"].as_i64().unwrap_or(-1) as usize;
-        assert!((hit.score - cosine(&q, &vector(i))).abs() < 1e-4, "score is cosine");
+        assert!(
+            (hit.score - cosine(&q, &vector(i))).abs() < 1e-4,
+            "score is cosine"
+        );
     }
     // The true nearest neighbours (exact, by brute force here).
     let mut truth: Vec<(f32, usize)> = (0..30).map(|i| (cosine(&q, &vector(i)), i)).collect();
     truth.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let expected: Vec<String> = truth.iter().take(5).map(|(_, i)| format!("row{i}")).collect();
+    let expected: Vec<String> = truth
+        .iter()
+        .take(5)
+        .map(|(_, i)| format!("row{i}"))
+        .collect();
     assert_eq!(ids(&hits), expected);
 
     // Pagination: page 2 continues page 1.
-    let all = store.search(&search(q.clone(), 20, 0)).await.expect("search");
-    let page2 = store.search(&search(q.clone(), 10, 10)).await.expect("page 2");
+    let all = store
+        .search(&search(q.clone(), 20, 0))
+        .await
+        .expect("search");
+    let page2 = store
+        .search(&search(q.clone(), 10, 10))
+        .await
+        .expect("page 2");
     assert_eq!(ids(&page2), ids(&all[10..20]));
 
     // Filters: string, integer, boolean, combined.
     let check_filter = |filter: Value, expected: usize| {
         let q = q.clone();
         async move {
-            let Value::Object(f) = filter else { unreachable!() };
+            let Value::Object(f) = filter else {
+                unreachable!()
+            };
             let query = SearchQuery {
                 vector: q,
                 limit: 100,
@@ -138,30 +162,55 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
         offset: 0,
         filter: [("rank".to_string(), json!(1.5))].into_iter().collect(),
     };
-    assert!(matches!(store.search(&bad).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.search(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
 
     // Get: in the order asked, unknown ids left out, vectors when asked.
     let asked = [point_id("row9"), point_id("nope"), point_id("row2")];
     let got = store.get(&asked, true).await.expect("get");
-    assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), [asked[0], asked[2]]);
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [asked[0], asked[2]]
+    );
     assert_eq!(got[0].payload["caption"], "image number 9");
     let v = got[0].vector.as_ref().expect("vector asked for");
-    assert!(cosine(v, &vector(9)) > 0.9999, "stored vector comes back (normalised or not)");
-    assert!(store.get(&asked, false).await.expect("get")[0].vector.is_none());
+    assert!(
+        cosine(v, &vector(9)) > 0.9999,
+        "stored vector comes back (normalised or not)"
+    );
+    assert!(
+        store.get(&asked, false).await.expect("get")[0]
+            .vector
+            .is_none()
+    );
 
     // Upsert with the same id replaces.
     let mut changed = points(4..5);
-    changed[0].payload.insert("caption".into(), json!("changed"));
+    changed[0]
+        .payload
+        .insert("caption".into(), json!("changed"));
     store.upsert(changed).await.expect("re-upsert");
     assert_eq!(store.count().await.expect("count"), 30);
     let got = store.get(&[point_id("row4")], false).await.expect("get");
     assert_eq!(got[0].payload["caption"], "changed");
 
     // set_payload replaces the payload and keeps the vector.
-    let Value::Object(newp) = json!({"id": "row5", "caption": "only this"}) else { unreachable!() };
-    store.set_payload(point_id("row5"), newp).await.expect("set payload");
+    let Value::Object(newp) = json!({"id": "row5", "caption": "only this"}) else {
+        unreachable!()
+    };
+    store
+        .set_payload(point_id("row5"), newp)
+        .await
+        .expect("set payload");
     let got = store.get(&[point_id("row5")], true).await.expect("get");
-    assert_eq!(got[0].payload.len(), 2, "replaced, not merged: {:?}", got[0].payload);
+    assert_eq!(
+        got[0].payload.len(),
+        2,
+        "replaced, not merged: {:?}",
+        got[0].payload
+    );
     assert!(cosine(got[0].vector.as_ref().expect("vector"), &vector(5)) > 0.9999);
 
     // Scroll covers every point exactly once.
@@ -174,7 +223,10 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
     assert_eq!(page.len(), 7);
     let next = next.expect("more pages");
     let (page2, _) = store.scroll(Some(next), 7).await.expect("scroll page 2");
-    assert!(page2.iter().all(|r| !page.iter().any(|p| p.id == r.id)), "pages do not overlap");
+    assert!(
+        page2.iter().all(|r| !page.iter().any(|p| p.id == r.id)),
+        "pages do not overlap"
+    );
 
     // Delete; unknown ids are ignored.
     store
@@ -182,11 +234,20 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
         .await
         .expect("delete");
     assert_eq!(store.count().await.expect("count"), 28);
-    assert!(store.get(&[point_id("row0")], false).await.expect("get").is_empty());
+    assert!(
+        store
+            .get(&[point_id("row0")], false)
+            .await
+            .expect("get")
+            .is_empty()
+    );
 
     // Optimize (Edge builds its index) and search still agrees.
     store.optimize().await.expect("optimize");
-    let after = store.search(&search(q.clone(), 5, 0)).await.expect("search");
+    let after = store
+        .search(&search(q.clone(), 5, 0))
+        .await
+        .expect("search");
     assert_eq!(after[0].payload["id"], "row3");
     store.ping().await.expect("ping");
 }
@@ -197,11 +258,20 @@ async fn refuses_other_models(make: impl Fn() -> Box<dyn VectorStore>, name: &st
     store.ensure_collection(&spec(name)).await.expect("create");
     drop(store);
     for other in [
-        CollectionSpec { dim: DIM * 2, ..spec(name) },
-        CollectionSpec { model: "another-model".into(), ..spec(name) },
+        CollectionSpec {
+            dim: DIM * 2,
+            ..spec(name)
+        },
+        CollectionSpec {
+            model: "another-model".into(),
+            ..spec(name)
+        },
     ] {
         let store = make();
-        let err = store.open_collection(&other).await.expect_err("mismatch refused");
+        let err = store
+            .open_collection(&other)
+            .await
+            .expect_err("mismatch refused");
         let message = err.to_string();
         assert!(matches!(err, StoreError::Mismatch { .. }), "{message}");
         assert!(message.contains("conformance-model"), "{message}");
@@ -232,18 +302,33 @@ async fn edge_persists_and_locks() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = EdgeStore::new(dir.path());
-        store.ensure_collection(&spec("images")).await.expect("create");
+        store
+            .ensure_collection(&spec("images"))
+            .await
+            .expect("create");
         store.upsert(points(0..10)).await.expect("upsert");
         // A second process (here: a second store on the same directory) is refused.
         let other = EdgeStore::new(dir.path());
-        let err = other.open_collection(&spec("images")).await.expect_err("locked");
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        let err = other
+            .open_collection(&spec("images"))
+            .await
+            .expect_err("locked");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
         // Not optimized, not flushed: the write-ahead log must carry the points.
     }
     let store = EdgeStore::new(dir.path());
-    store.open_collection(&spec("images")).await.expect("reopen");
+    store
+        .open_collection(&spec("images"))
+        .await
+        .expect("reopen");
     assert_eq!(store.count().await.expect("count"), 10);
-    let hits = store.search(&search(vector(2), 1, 0)).await.expect("search");
+    let hits = store
+        .search(&search(vector(2), 1, 0))
+        .await
+        .expect("search");
     assert_eq!(hits[0].payload["id"], "row2");
 }
 
@@ -268,7 +353,9 @@ fn remote() -> Option<RemoteStore> {
     let url = remote_url()?;
     let store = RemoteStore::new(RemoteConfig {
         url,
-        api_key: std::env::var("QDRANT_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: std::env::var("QDRANT_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
         timeout: Duration::from_secs(10),
     })
     .expect("client");

@@ -16,7 +16,11 @@ use proxy::ingest::{Embedder, IngestOptions, IngestPaths};
 use proxy::model::{collection_spec, load_model};
 
 #[derive(Parser, Debug)]
-#[command(name = "ingest", version, about = "Embed the images listed in a TSV into Qdrant")]
+#[command(
+    name = "ingest",
+    version,
+    about = "Embed the images listed in a TSV into Qdrant"
+)]
 struct Args {
     /// The image list: `id`, `url` (http(s) or a path relative to the TSV), optional `caption`,
     /// other columns become payload fields.
@@ -95,12 +99,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let spec = collection_spec(&settings.collection, &loaded);
     let store = cli::store(&settings)?;
     runtime.block_on(store.ensure_collection(&spec))?;
-    tracing::info!("ingesting {} into {}", args.tsv.display(), settings.describe());
+    tracing::info!(
+        "ingesting {} into {}",
+        args.tsv.display(),
+        settings.describe()
+    );
 
     let options = IngestOptions {
         batch_size: args.batch_size.into(),
         fetch_workers: args.fetch_workers.into(),
-        decode_workers: args.decode_workers.unwrap_or(IngestOptions::default().decode_workers),
+        decode_workers: args
+            .decode_workers
+            .unwrap_or(IngestOptions::default().decode_workers),
         prune: args.prune,
         fetch: FetchConfig {
             timeout: Duration::from_secs(args.timeout.max(1)),

@@ -139,12 +139,17 @@ impl Fetcher {
         // Content check from the headers: a page served where an image was expected (a login
         // wall, a 200 error page) is refused before reading it.
         let content_type = response.content_type().to_ascii_lowercase();
-        if content_type.starts_with("text/") || content_type.contains("html") || content_type.contains("json") {
+        if content_type.starts_with("text/")
+            || content_type.contains("html")
+            || content_type.contains("json")
+        {
             return Err(Failure::Permanent(format!(
                 "{url} served `{content_type}`, not an image"
             )));
         }
-        if let Some(length) = response.header("content-length").and_then(|v| v.parse::<u64>().ok())
+        if let Some(length) = response
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
             && length > self.config.max_bytes
         {
             return Err(Failure::Permanent(format!(
@@ -159,7 +164,10 @@ impl Fetcher {
             .read_to_end(&mut bytes)
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timed out") {
-                    Failure::Transient(format!("timed out after {:?} fetching {url}", self.config.timeout))
+                    Failure::Transient(format!(
+                        "timed out after {:?} fetching {url}",
+                        self.config.timeout
+                    ))
                 } else {
                     Failure::Transient(format!("reading {url}: {e}"))
                 }
@@ -192,8 +200,12 @@ pub fn sniff(bytes: &[u8]) -> Result<(), String> {
         .collect();
     let head = head.trim();
     if head.starts_with('<') {
-        Err(format!("not an image: the content is HTML or XML (`{head}`)"))
+        Err(format!(
+            "not an image: the content is HTML or XML (`{head}`)"
+        ))
     } else {
-        Err(format!("not an image: unknown format (starts with `{head}`)"))
+        Err(format!(
+            "not an image: unknown format (starts with `{head}`)"
+        ))
     }
 }

@@ -213,7 +213,13 @@ pub fn run(
         .block_on(store::all_records(store))?
         .into_iter()
         .map(|r| {
-            let field = |k: &str| r.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let field = |k: &str| {
+                r.payload
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
             (r.id, (field("content_hash"), field("row_hash")))
         })
         .collect();
@@ -240,8 +246,12 @@ pub fn run(
 
     std::thread::scope(|scope| -> Result<(), IngestError> {
         for _ in 0..options.fetch_workers.max(1) {
-            let (rows, fetched, msgs, fetcher) =
-                (row_rx.clone(), fetched_tx.clone(), msg_tx.clone(), fetcher.clone());
+            let (rows, fetched, msgs, fetcher) = (
+                row_rx.clone(),
+                fetched_tx.clone(),
+                msg_tx.clone(),
+                fetcher.clone(),
+            );
             let thumbs = &paths.thumbs;
             scope.spawn(move || fetch_worker(&rows, &fetcher, existing, thumbs, &fetched, &msgs));
         }
@@ -252,15 +262,31 @@ pub fn run(
             scope.spawn(move || decode_worker(&fetched, processor, thumbs, &msgs));
         }
         drop(msg_tx);
-        let result = embed_loop(&msg_rx, options.batch_size.max(1), embedder, store, runtime, progress, &mut report);
+        let result = embed_loop(
+            &msg_rx,
+            options.batch_size.max(1),
+            embedder,
+            store,
+            runtime,
+            progress,
+            &mut report,
+        );
         // On an error, stop the workers: dropping the receiver makes their sends fail.
         drop(msg_rx);
         result
     })?;
 
     if options.prune {
-        let listed: HashSet<Uuid> = parsed.listed_ids.iter().map(|id| store::point_id(id)).collect();
-        let gone: Vec<Uuid> = existing.keys().filter(|id| !listed.contains(id)).copied().collect();
+        let listed: HashSet<Uuid> = parsed
+            .listed_ids
+            .iter()
+            .map(|id| store::point_id(id))
+            .collect();
+        let gone: Vec<Uuid> = existing
+            .keys()
+            .filter(|id| !listed.contains(id))
+            .copied()
+            .collect();
         runtime.block_on(store.delete(&gone))?;
         for id in &gone {
             // A thumbnail already missing is fine.
@@ -287,7 +313,10 @@ fn fetch_worker(
     loop {
         let next = rows.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(row) = next else { return };
-        let bytes = match fetcher.fetch(&row.source).and_then(|b| fetch::sniff(&b).map(|()| b)) {
+        let bytes = match fetcher
+            .fetch(&row.source)
+            .and_then(|b| fetch::sniff(&b).map(|()| b))
+        {
             Ok(bytes) => bytes,
             Err(reason) => {
                 if msgs.send(Msg::Failed(row_error(&row, reason))).is_err() {
@@ -334,7 +363,12 @@ fn decode_worker(
         let Ok(item) = next else { return };
         let msg = match decode(&item, processor, thumbs) {
             Ok((pixels, (width, height))) => Msg::Ready {
-                payload: payload(&item.row, &item.content_hash, &item.row_hash, Some((width, height))),
+                payload: payload(
+                    &item.row,
+                    &item.content_hash,
+                    &item.row_hash,
+                    Some((width, height)),
+                ),
                 row: item.row,
                 pixels,
             },
@@ -348,7 +382,11 @@ fn decode_worker(
 
 /// Decode, preprocess for the model, and write the thumbnail. Returns the pixels and the
 /// original size.
-fn decode(item: &Fetched, processor: &ImageProcessor, thumbs: &Path) -> Result<(Vec<f32>, (u32, u32)), String> {
+fn decode(
+    item: &Fetched,
+    processor: &ImageProcessor,
+    thumbs: &Path,
+) -> Result<(Vec<f32>, (u32, u32)), String> {
     let image = processor.decode(&item.bytes).map_err(|e| e.to_string())?;
     let size = image.dimensions();
     let pixels = processor.normalize(&processor.resize_crop(&image));
@@ -365,7 +403,10 @@ pub fn thumb_size(width: u32, height: u32) -> (u32, u32) {
     if long <= THUMB_SIDE {
         return (width.max(1), height.max(1));
     }
-    let scale = |side: u32| ((u64::from(side) * u64::from(THUMB_SIDE) + u64::from(long) / 2) / u64::from(long)).max(1) as u32;
+    let scale = |side: u32| {
+        ((u64::from(side) * u64::from(THUMB_SIDE) + u64::from(long) / 2) / u64::from(long)).max(1)
+            as u32
+    };
     (scale(width), scale(height))
 }
 
@@ -395,11 +436,16 @@ fn embed_loop(
     report: &mut Report,
 ) -> Result<(), IngestError> {
     let mut batch: Vec<(Row, Vec<f32>, Payload)> = Vec::with_capacity(batch_size);
-    let flush = |batch: &mut Vec<(Row, Vec<f32>, Payload)>, report: &mut Report| -> Result<(), IngestError> {
+    let flush = |batch: &mut Vec<(Row, Vec<f32>, Payload)>,
+                 report: &mut Report|
+     -> Result<(), IngestError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let images: Vec<Vec<f32>> = batch.iter_mut().map(|(_, p, _)| std::mem::take(p)).collect();
+        let images: Vec<Vec<f32>> = batch
+            .iter_mut()
+            .map(|(_, p, _)| std::mem::take(p))
+            .collect();
         let n = batch.len() as u64;
         match embedder.embed(&images) {
             Ok(vectors) => {
@@ -417,7 +463,9 @@ fn embed_loop(
             }
             Err(e) => {
                 for (row, _, _) in batch.drain(..) {
-                    report.failures.push(row_error(&row, format!("embedding failed: {e}")));
+                    report
+                        .failures
+                        .push(row_error(&row, format!("embedding failed: {e}")));
                 }
             }
         }
@@ -426,7 +474,11 @@ fn embed_loop(
     };
     for msg in msgs {
         match msg {
-            Msg::Ready { row, pixels, payload } => {
+            Msg::Ready {
+                row,
+                pixels,
+                payload,
+            } => {
                 batch.push((row, pixels, payload));
                 if batch.len() >= batch_size {
                     flush(&mut batch, report)?;
@@ -454,7 +506,10 @@ fn embed_loop(
 fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32)>) -> Payload {
     let mut p = row.meta.clone();
     p.insert("id".into(), Value::String(row.id.clone()));
-    p.insert("url".into(), Value::String(row.source.as_written().to_string()));
+    p.insert(
+        "url".into(),
+        Value::String(row.source.as_written().to_string()),
+    );
     if let Some(caption) = &row.caption {
         p.insert("caption".into(), Value::String(caption.clone()));
     }
@@ -462,7 +517,10 @@ fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32
         let path = path.canonicalize().unwrap_or_else(|_| path.clone());
         p.insert("file".into(), Value::String(path.display().to_string()));
     }
-    p.insert("content_hash".into(), Value::String(content_hash.to_string()));
+    p.insert(
+        "content_hash".into(),
+        Value::String(content_hash.to_string()),
+    );
     p.insert("row_hash".into(), Value::String(row_hash.to_string()));
     if let Some((w, h)) = size {
         p.insert("width".into(), Value::from(w));

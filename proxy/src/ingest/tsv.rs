@@ -100,13 +100,21 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError>
             .split('\t')
             .map(|c| c.trim().to_string())
             .collect(),
-        _ => return Err(header_error("the file is empty; expected a header row `id\\turl\\tcaption`".into())),
+        _ => {
+            return Err(header_error(
+                "the file is empty; expected a header row `id\\turl\\tcaption`".into(),
+            ));
+        }
     };
     let column = |name: &str| header.iter().position(|c| c == name);
     let (Some(id_col), Some(url_col)) = (column("id"), column("url")) else {
         return Err(header_error(format!(
             "needs columns `id` and `url` (tab-separated); found {}",
-            header.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            header
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     let caption_col = column("caption");
@@ -138,8 +146,14 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError>
             continue;
         }
         let cells: Vec<&str> = raw.split('\t').collect();
-        let id = cells.get(id_col).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let url = cells.get(url_col).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let id = cells
+            .get(id_col)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let url = cells
+            .get(url_col)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let mut fail = |reason: String| {
             parsed.errors.push(RowError {
                 line,
@@ -165,7 +179,9 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError>
         };
         parsed.listed_ids.push(id.clone());
         if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-            fail(format!("`id` must be at most {MAX_ID_LEN} bytes without control characters"));
+            fail(format!(
+                "`id` must be at most {MAX_ID_LEN} bytes without control characters"
+            ));
             continue;
         }
         if let Some(first) = first_line_of.get(&id) {
@@ -225,9 +241,12 @@ fn source(cell: &str, base: &Path) -> Result<Source, String> {
     let path = Path::new(cell);
     // Lexical check first: absolute paths and `..` never leave a data folder on purpose.
     let escapes = path.is_absolute()
-        || path
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+        || path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        });
     if escapes {
         return Err(format!(
             "path `{cell}` escapes the data folder (use a path relative to the TSV, without `..`)"
@@ -238,7 +257,9 @@ fn source(cell: &str, base: &Path) -> Result<Source, String> {
     if let (Ok(real), Ok(root)) = (path.canonicalize(), base.canonicalize())
         && !real.starts_with(&root)
     {
-        return Err(format!("path `{cell}` resolves outside the data folder (a symbolic link)"));
+        return Err(format!(
+            "path `{cell}` resolves outside the data folder (a symbolic link)"
+        ));
     }
     Ok(Source::File {
         written: cell.to_string(),
@@ -269,7 +290,10 @@ mod tests {
 
     #[test]
     fn bad_rows() {
-        check_row_error("a\timages/a.png", "2 tab-separated fields, the header has 3");
+        check_row_error(
+            "a\timages/a.png",
+            "2 tab-separated fields, the header has 3",
+        );
         check_row_error("a\timages/a.png\tx\ty", "4 tab-separated fields");
         check_row_error("\timages/a.png\tx", "empty `id`");
         check_row_error("a\t\tx", "empty `url`");
@@ -278,14 +302,22 @@ mod tests {
         check_row_error("a\timages/../../x.png\tx", "escapes the data folder");
         check_row_error("a\tfile:///etc/passwd\tx", "scheme `file` is not supported");
         check_row_error("a\thttp:///x.png\tx", "has no host");
-        check_row_error(&format!("{}\tx.png\tx", "i".repeat(300)), "at most 256 bytes");
+        check_row_error(
+            &format!("{}\tx.png\tx", "i".repeat(300)),
+            "at most 256 bytes",
+        );
     }
 
     #[test]
     fn bad_headers() {
         let check = |text: &str, expected: &str| {
-            let err = parse(text, Path::new("/d"), "x.tsv").expect_err("bad header").to_string();
-            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+            let err = parse(text, Path::new("/d"), "x.tsv")
+                .expect_err("bad header")
+                .to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
             assert!(err.starts_with("x.tsv line 1"), "{err}");
         };
         check("", "the file is empty");
@@ -308,7 +340,10 @@ mod tests {
         );
         assert_eq!(parsed.rows.len(), 3);
         let a = &parsed.rows[0];
-        assert_eq!((a.line, a.id.as_str(), a.caption.as_deref()), (2, "a", Some("A cat")));
+        assert_eq!(
+            (a.line, a.id.as_str(), a.caption.as_deref()),
+            (2, "a", Some("A cat"))
+        );
         assert_eq!(
             a.source,
             Source::File {
@@ -317,12 +352,18 @@ mod tests {
             }
         );
         assert_eq!(a.meta.get("license"), Some(&Value::String("CC0".into())));
-        assert_eq!(parsed.rows[1].source, Source::Http("https://example.com/b.jpg".into()));
+        assert_eq!(
+            parsed.rows[1].source,
+            Source::Http("https://example.com/b.jpg".into())
+        );
         assert_eq!(parsed.rows[1].caption, None);
         assert_eq!(parsed.rows[2].id, "d");
         assert!(parsed.rows[2].meta.is_empty());
-        let errors: Vec<(usize, &str)> =
-            parsed.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        let errors: Vec<(usize, &str)> = parsed
+            .errors
+            .iter()
+            .map(|e| (e.line, e.reason.as_str()))
+            .collect();
         assert_eq!(
             errors,
             [

@@ -64,7 +64,12 @@ impl EdgeStore {
 
     fn open(&self, spec: &CollectionSpec, create: bool) -> Result<()> {
         validate_name(&spec.name)?;
-        if self.open.read().unwrap_or_else(|e| e.into_inner()).is_some() {
+        if self
+            .open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
             return Ok(());
         }
         let shard_dir = self.dir.join(&spec.name);
@@ -86,7 +91,10 @@ impl EdgeStore {
                 fs::remove_dir_all(&shard_dir).map_err(|e| io(&shard_dir, e))?;
             }
             let config = EdgeConfigBuilder::new()
-                .vector("", EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build())
+                .vector(
+                    "",
+                    EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
+                )
                 .build();
             let shard = EdgeShard::new(&shard_dir, config).map_err(internal)?;
             for field in INDEXED_FIELDS {
@@ -159,9 +167,11 @@ impl VectorStore for EdgeStore {
         self.with_shard(move |shard| {
             // Clear then set: "replace" semantics (set alone merges keys).
             shard
-                .update(UpdateOperation::PayloadOperation(PayloadOps::ClearPayload {
-                    points: vec![PointId::Uuid(id)],
-                }))
+                .update(UpdateOperation::PayloadOperation(
+                    PayloadOps::ClearPayload {
+                        points: vec![PointId::Uuid(id)],
+                    },
+                ))
                 .map_err(internal)?;
             shard
                 .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
@@ -220,10 +230,11 @@ impl VectorStore for EdgeStore {
 
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>> {
         let wanted: Vec<Uuid> = ids.to_vec();
-        let request = RetrieveRequestBuilder::new(wanted.iter().map(|id| PointId::Uuid(*id)).collect())
-            .with_payload(WithPayloadInterface::Bool(true))
-            .with_vector(WithVector::Bool(with_vector))
-            .build();
+        let request =
+            RetrieveRequestBuilder::new(wanted.iter().map(|id| PointId::Uuid(*id)).collect())
+                .with_payload(WithPayloadInterface::Bool(true))
+                .with_vector(WithVector::Bool(with_vector))
+                .build();
         let found = self
             .with_shard(move |shard| shard.retrieve(request).map_err(internal))
             .await?;
@@ -241,7 +252,11 @@ impl VectorStore for EdgeStore {
         Ok(records)
     }
 
-    async fn scroll(&self, from: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)> {
+    async fn scroll(
+        &self,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<Uuid>)> {
         let mut request = ScrollRequestBuilder::new()
             .limit(limit)
             .with_payload(WithPayloadInterface::Bool(true))
@@ -339,7 +354,8 @@ fn read_spec(path: &Path) -> Result<CollectionSpec> {
 /// Write the spec atomically (temp file, fsync, rename).
 fn write_spec(path: &Path, spec: &CollectionSpec) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = File::create(&tmp)?;

@@ -135,7 +135,11 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>>;
     /// One page of every point (payload only), ordered by id; the next page starts after the
     /// returned id.
-    async fn scroll(&self, after: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)>;
+    async fn scroll(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<Uuid>)>;
     /// Number of points.
     async fn count(&self) -> Result<usize>;
     /// Build the search index (Edge searches new points by brute force until this runs); a no-op

@@ -193,8 +193,12 @@ impl VectorStore for RemoteStore {
             for field in INDEXED_FIELDS {
                 self.client
                     .create_field_index(
-                        CreateFieldIndexCollectionBuilder::new(&spec.name, field, FieldType::Keyword)
-                            .wait(true),
+                        CreateFieldIndexCollectionBuilder::new(
+                            &spec.name,
+                            field,
+                            FieldType::Keyword,
+                        )
+                        .wait(true),
                     )
                     .await
                     .map_err(|e| self.error(e))?;
@@ -267,9 +271,10 @@ impl VectorStore for RemoteStore {
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         super::check_filter(&query.filter)?;
-        let mut request = SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
-            .offset(query.offset as u64)
-            .with_payload(true);
+        let mut request =
+            SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
+                .offset(query.offset as u64)
+                .with_payload(true);
         if !query.filter.is_empty() {
             request = request.filter(filter(&query.filter));
         }
@@ -314,7 +319,11 @@ impl VectorStore for RemoteStore {
         Ok(records)
     }
 
-    async fn scroll(&self, from: Option<Uuid>, limit: usize) -> Result<(Vec<Record>, Option<Uuid>)> {
+    async fn scroll(
+        &self,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<Uuid>)> {
         let mut request = ScrollPointsBuilder::new(self.name()?)
             .limit(limit as u32)
             .with_payload(true)
@@ -322,13 +331,20 @@ impl VectorStore for RemoteStore {
         if let Some(from) = from {
             request = request.offset(PointId::from(from.to_string()));
         }
-        let response = self.client.scroll(request).await.map_err(|e| self.error(e))?;
+        let response = self
+            .client
+            .scroll(request)
+            .await
+            .map_err(|e| self.error(e))?;
         let records = response
             .result
             .into_iter()
             .map(record_of)
             .collect::<Result<Vec<_>>>()?;
-        let next = response.next_page_offset.map(|id| uuid_of(Some(id))).transpose()?;
+        let next = response
+            .next_page_offset
+            .map(|id| uuid_of(Some(id)))
+            .transpose()?;
         Ok((records, next))
     }
 
@@ -366,12 +382,15 @@ fn filter(filter: &super::PayloadFilter) -> Filter {
 
 fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
     match id.and_then(|id| id.point_id_options) {
-        Some(PointIdOptions::Uuid(s)) => Uuid::parse_str(&s)
-            .map_err(|e| StoreError::Internal(format!("point id `{s}`: {e}"))),
+        Some(PointIdOptions::Uuid(s)) => {
+            Uuid::parse_str(&s).map_err(|e| StoreError::Internal(format!("point id `{s}`: {e}")))
+        }
         Some(PointIdOptions::Num(n)) => Err(StoreError::Internal(format!(
             "point {n} has a numeric id; text2img writes UUIDs only"
         ))),
-        None => Err(StoreError::Internal("a point came back without an id".into())),
+        None => Err(StoreError::Internal(
+            "a point came back without an id".into(),
+        )),
     }
 }
 

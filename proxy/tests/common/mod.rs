@@ -1,7 +1,10 @@
 //! What the proxy's integration tests share: paths, the tiny fixture model, an in-process server
 //! on a free port, and a small HTTP client.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,8 +46,11 @@ pub fn tiny_spec(loaded: &Loaded) -> CollectionSpec {
 pub fn public_stub(dir: &Path) -> PathBuf {
     let public = dir.join("public");
     std::fs::create_dir_all(&public).expect("public dir");
-    std::fs::write(public.join("index.html"), "<!doctype html><title>text2img</title>")
-        .expect("index.html");
+    std::fs::write(
+        public.join("index.html"),
+        "<!doctype html><title>text2img</title>",
+    )
+    .expect("index.html");
     public
 }
 
@@ -114,9 +120,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -132,7 +137,10 @@ impl Answer {
 
     /// The error code of a JSON error answer.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or("").to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 

@@ -78,7 +78,10 @@ impl Server {
             .expect("tokio runtime");
         let state_dir = tempfile::tempdir().expect("a state directory");
         let loaded = load_model(
-            &workspace().join("clip/tests/fixtures/tiny-clip").display().to_string(),
+            &workspace()
+                .join("clip/tests/fixtures/tiny-clip")
+                .display()
+                .to_string(),
             &clip::Device::Cpu,
             &mut NoProgress,
         )
