@@ -677,3 +677,25 @@ fn store_recovers_without_restart() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json()["results"][0]["id"], "only");
 }
+
+/// Server-side text encoding is bounded: past the slots and the wait, a 429 says to retry.
+#[test]
+fn text_search_past_capacity_is_429() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loaded = tiny_model();
+    let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
+    let mut state = state(store, &loaded, dir.path(), None);
+    // No slot free, and no waiting.
+    state.encode_slots = tokio::sync::Semaphore::new(0);
+    state.encode_wait = Duration::from_millis(10);
+    let public = public_stub(dir.path());
+    let server = TestServer::start(state, &public, vec![]);
+    let a = post_json(&server.url("/api/search"), &json!({"text": "a cat"}));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (429, "busy"),
+        "{}",
+        a.text()
+    );
+    assert!(a.text().contains("retry"));
+}
