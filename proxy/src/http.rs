@@ -346,7 +346,7 @@ struct SimilarBody {
 
 /// One result.
 #[derive(Debug, Serialize)]
-struct Result_ {
+struct SearchHit {
     id: String,
     score: f32,
     url: String,
@@ -358,7 +358,7 @@ struct Result_ {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    results: Vec<Result_>,
+    results: Vec<SearchHit>,
     took_ms: f64,
     limit: usize,
     offset: usize,
@@ -521,7 +521,7 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
                 payload.remove(internal);
             }
             let escaped = url_escape(&id);
-            Result_ {
+            SearchHit {
                 url: format!("/images/{escaped}"),
                 thumbnail_url: format!("/thumbs/{escaped}"),
                 id,

@@ -699,3 +699,47 @@ fn text_search_past_capacity_is_429() {
     );
     assert!(a.text().contains("retry"));
 }
+
+/// The model manifest points at content-addressed files served with an ETag and a long cache.
+#[test]
+fn model_manifest_and_cached_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loaded = tiny_model();
+    let bundle_dir = dir.path().join("model");
+    let files = clip::load::resolve(
+        &clip::load::ModelSource::Dir(tiny_model_dir()),
+        &mut clip::load::NoProgress,
+    )
+    .expect("tiny model files");
+    clip::load::write_browser_bundle(&files, &clip::export::Variant::ALL, &bundle_dir)
+        .expect("bundle");
+    let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
+    let mut state = state(store, &loaded, dir.path(), None);
+    state.bundle = Some(proxy::http::ModelBundle::open(&bundle_dir).expect("manifest"));
+    let public = public_stub(dir.path());
+    let server = TestServer::start(state, &public, vec![]);
+
+    let m = get(&server.url("/api/model"), &[]);
+    assert_eq!(m.status, 200, "{}", m.text());
+    let m = m.json();
+    assert_eq!(m["dim"], DIM);
+    assert_eq!(m["default_variant"], "q8");
+    let q8 = &m["variants"]["q8"];
+    let sha = q8["sha256"].as_str().expect("sha256").to_string();
+    let url = q8["url"].as_str().expect("url").to_string();
+    assert!(url.starts_with("/model/") && url.ends_with(&format!("?sha256={sha}")), "{url}");
+
+    let file = get(&server.url(&url), &[]);
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body.len() as u64, q8["bytes"].as_u64().expect("bytes"));
+    assert_eq!(clip::export::sha256_hex(&file.body), sha);
+    assert_eq!(file.header("etag"), Some(format!("\"{sha}\"").as_str()));
+    assert!(file.header("cache-control").is_some_and(|c| c.contains("immutable")));
+    let again = get(&server.url(&url), &[("If-None-Match", &format!("\"{sha}\""))]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    // The tokenizer too; a file the manifest does not list is a plain 404.
+    let tok = m["tokenizer"]["url"].as_str().expect("tokenizer url").to_string();
+    assert_eq!(get(&server.url(&tok), &[]).status, 200);
+    assert_eq!(get(&server.url("/model/nothing.bin"), &[]).status, 404);
+}
