@@ -15,12 +15,16 @@ use common::{read, tokenizer};
 
 fn skip(why: &str) {
     // Straight to stderr: the harness captures `eprintln!`, and a skip must show.
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: the GPU equality test did not run: {why}. ***\n");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: the GPU equality test did not run: {why}. ***\n"
+    );
 }
 
 fn model_on(device: &Device) -> ClipModel {
     let config = ClipConfig::from_json(&read("tiny-clip/config.json")).expect("config");
-    let weights = Weights::from_safetensors(read("tiny-clip/model.safetensors"), device).expect("weights");
+    let weights =
+        Weights::from_safetensors(read("tiny-clip/model.safetensors"), device).expect("weights");
     ClipModel::new(&config, &weights).expect("model")
 }
 
@@ -39,23 +43,45 @@ fn gpu_embeddings_equal_cpu() {
     };
     let (cpu_model, gpu_model) = (model_on(&Device::Cpu), model_on(&gpu));
     let tok = tokenizer();
-    let texts = ["a photo of a cat", "red car parked on a street", "", "🚀 rocket launch at night"];
-    let ids: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t).expect("tokens")).collect();
-    let (a, b) = (cpu_model.text.embed(&ids).expect("cpu text"), gpu_model.text.embed(&ids).expect("gpu text"));
+    let texts = [
+        "a photo of a cat",
+        "red car parked on a street",
+        "",
+        "🚀 rocket launch at night",
+    ];
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| tok.encode(t).expect("tokens"))
+        .collect();
+    let (a, b) = (
+        cpu_model.text.embed(&ids).expect("cpu text"),
+        gpu_model.text.embed(&ids).expect("gpu text"),
+    );
     for ((x, y), text) in a.iter().zip(&b).zip(texts) {
         let cos = clip::cosine(x, y);
         assert!(cos >= 0.9999, "text {text:?}: cosine {cos}");
     }
     let processor = ImageProcessor::for_model(cpu_model.vision.config());
-    let images: Vec<Vec<f32>> = ["images/png_rgb_224x224.png", "images/jpeg_800x600.jpg", "images/png_gray_17x9.png"]
-        .iter()
-        .map(|p| processor.preprocess(&read(p)).expect("preprocess"))
-        .collect();
+    let images: Vec<Vec<f32>> = [
+        "images/png_rgb_224x224.png",
+        "images/jpeg_800x600.jpg",
+        "images/png_gray_17x9.png",
+    ]
+    .iter()
+    .map(|p| processor.preprocess(&read(p)).expect("preprocess"))
+    .collect();
     let size = processor.size as usize;
     let on = |model: &ClipModel, device: &Device| {
-        model.vision.embed(&clip::pixel_batch(&images, size, device).expect("batch")).expect("embed")
+        model
+            .vision
+            .embed(&clip::pixel_batch(&images, size, device).expect("batch"))
+            .expect("embed")
     };
-    for (i, (x, y)) in on(&cpu_model, &Device::Cpu).iter().zip(&on(&gpu_model, &gpu)).enumerate() {
+    for (i, (x, y)) in on(&cpu_model, &Device::Cpu)
+        .iter()
+        .zip(&on(&gpu_model, &gpu))
+        .enumerate()
+    {
         let cos = clip::cosine(x, y);
         assert!(cos >= 0.9999, "image {i}: cosine {cos}");
     }

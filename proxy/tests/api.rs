@@ -727,19 +727,31 @@ fn model_manifest_and_cached_files() {
     let q8 = &m["variants"]["q8"];
     let sha = q8["sha256"].as_str().expect("sha256").to_string();
     let url = q8["url"].as_str().expect("url").to_string();
-    assert!(url.starts_with("/model/") && url.ends_with(&format!("?sha256={sha}")), "{url}");
+    assert!(
+        url.starts_with("/model/") && url.ends_with(&format!("?sha256={sha}")),
+        "{url}"
+    );
 
     let file = get(&server.url(&url), &[]);
     assert_eq!(file.status, 200);
     assert_eq!(file.body.len() as u64, q8["bytes"].as_u64().expect("bytes"));
     assert_eq!(clip::export::sha256_hex(&file.body), sha);
     assert_eq!(file.header("etag"), Some(format!("\"{sha}\"").as_str()));
-    assert!(file.header("cache-control").is_some_and(|c| c.contains("immutable")));
-    let again = get(&server.url(&url), &[("If-None-Match", &format!("\"{sha}\""))]);
+    assert!(
+        file.header("cache-control")
+            .is_some_and(|c| c.contains("immutable"))
+    );
+    let again = get(
+        &server.url(&url),
+        &[("If-None-Match", &format!("\"{sha}\""))],
+    );
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     // The tokenizer too; a file the manifest does not list is a plain 404.
-    let tok = m["tokenizer"]["url"].as_str().expect("tokenizer url").to_string();
+    let tok = m["tokenizer"]["url"]
+        .as_str()
+        .expect("tokenizer url")
+        .to_string();
     assert_eq!(get(&server.url(&tok), &[]).status, 200);
     assert_eq!(get(&server.url("/model/nothing.bin"), &[]).status, 404);
 }

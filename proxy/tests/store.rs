@@ -132,7 +132,9 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
         .expect("page 2");
     assert_eq!(ids(&page2), ids(&all[10..20]));
 
-    // Filters: string, integer, boolean, combined.
+    // Filters: string, integer, boolean, combined; indexed or not (indexing twice is fine).
+    store.index_field("parity").await.expect("index");
+    store.index_field("parity").await.expect("index again");
     let check_filter = |filter: Value, expected: usize| {
         let q = q.clone();
         async move {

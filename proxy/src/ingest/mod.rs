@@ -208,6 +208,9 @@ pub fn run(
         source,
     })?;
 
+    for column in &parsed.meta_columns {
+        runtime.block_on(store.index_field(column))?;
+    }
     // What is stored already: point id → (content hash, row hash).
     let existing: HashMap<Uuid, (String, String)> = runtime
         .block_on(store::all_records(store))?

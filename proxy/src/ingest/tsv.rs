@@ -84,6 +84,9 @@ pub struct Parsed {
     /// Ids of every row with an id, good or bad (`--prune` keeps points of rows still listed,
     /// even if they failed this time).
     pub listed_ids: Vec<String>,
+    /// The metadata columns (all but `id`, `url`, `caption`): payload fields, indexed for
+    /// filtering.
+    pub meta_columns: Vec<String>,
 }
 
 /// Parse TSV text; `base` is the folder relative paths are resolved against (the TSV's own).
@@ -137,7 +140,14 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError>
         }
     }
 
-    let mut parsed = Parsed::default();
+    let mut parsed = Parsed {
+        meta_columns: header
+            .iter()
+            .filter(|c| !["id", "url", "caption"].contains(&c.as_str()))
+            .cloned()
+            .collect(),
+        ..Parsed::default()
+    };
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
     for (index, raw) in lines {
         let line = index + 1;
@@ -372,5 +382,6 @@ mod tests {
             ]
         );
         assert_eq!(parsed.listed_ids, ["a", "b", "a", "broken row", "d"]);
+        assert_eq!(parsed.meta_columns, ["license"]);
     }
 }

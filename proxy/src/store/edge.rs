@@ -98,16 +98,7 @@ impl EdgeStore {
                 .build();
             let shard = EdgeShard::new(&shard_dir, config).map_err(internal)?;
             for field in INDEXED_FIELDS {
-                shard
-                    .update(UpdateOperation::FieldIndexOperation(
-                        FieldIndexOperations::CreateIndex(CreateIndex {
-                            field_name: json_path(field)?,
-                            field_schema: Some(PayloadFieldSchema::FieldType(
-                                PayloadSchemaType::Keyword,
-                            )),
-                        }),
-                    ))
-                    .map_err(internal)?;
+                keyword_index(&shard, field)?;
             }
             write_spec(&spec_path, spec)?;
             shard
@@ -139,6 +130,12 @@ impl VectorStore for EdgeStore {
 
     async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
         self.open(spec, false)
+    }
+
+    async fn index_field(&self, field: &str) -> Result<()> {
+        let field = field.to_string();
+        self.with_shard(move |shard| keyword_index(shard, &field))
+            .await
     }
 
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
@@ -297,6 +294,18 @@ impl VectorStore for EdgeStore {
     async fn ping(&self) -> Result<()> {
         self.shard().map(|_| ())
     }
+}
+
+/// A keyword payload index on `field` (Edge replaces an existing index of the same field).
+fn keyword_index(shard: &EdgeShard, field: &str) -> Result<()> {
+    shard
+        .update(UpdateOperation::FieldIndexOperation(
+            FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name: json_path(field)?,
+                field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+            }),
+        ))
+        .map_err(internal)
 }
 
 /// Collection names become file names: keep them plain.

@@ -123,6 +123,9 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()>;
     /// Open an existing collection for reading and check it against `spec`.
     async fn open_collection(&self, spec: &CollectionSpec) -> Result<()>;
+    /// Index a payload field for exact-match filtering (keyword); indexing an indexed field again
+    /// is a no-op.
+    async fn index_field(&self, field: &str) -> Result<()>;
     /// Insert or replace points (same id ⇒ replaced). Returns once the write is durable.
     async fn upsert(&self, points: Vec<Point>) -> Result<()>;
     /// Replace the payload of existing points, keeping their vectors.

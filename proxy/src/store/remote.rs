@@ -223,6 +223,17 @@ impl VectorStore for RemoteStore {
         self.check(spec).await
     }
 
+    async fn index_field(&self, field: &str) -> Result<()> {
+        self.client
+            .create_field_index(
+                CreateFieldIndexCollectionBuilder::new(self.name()?, field, FieldType::Keyword)
+                    .wait(true),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
         if points.is_empty() {
             return Ok(());
