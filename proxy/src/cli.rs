@@ -109,8 +109,14 @@ pub fn device(name: &str) -> anyhow::Result<Device> {
                     "--device {cuda}: this binary was built without CUDA; build with `--features cuda`"
                 );
             }
-            Device::new_cuda(ordinal)
-                .with_context(|| format!("--device {cuda}: cannot open the GPU"))
+            // candle's error carries a backtrace: its first line says what went wrong.
+            Device::new_cuda(ordinal).map_err(|e| {
+                let e = e.to_string();
+                anyhow::anyhow!(
+                    "--device {cuda}: cannot open the GPU: {}",
+                    e.lines().next().unwrap_or("unknown error")
+                )
+            })
         }
         other => anyhow::bail!("--device {other}: use cpu, cuda or cuda:N"),
     }
