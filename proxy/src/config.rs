@@ -168,7 +168,7 @@ impl Settings {
         let collection = match lookup("QDRANT_COLLECTION", flags.collection.as_deref()) {
             None => DEFAULT_COLLECTION.to_string(),
             Some((name, source)) => {
-                validate_collection(&name)
+                crate::store::validate_collection_name(&name)
                     .map_err(|why| ConfigError(format!("{source}: {why}")))?;
                 name
             }
@@ -319,21 +319,6 @@ fn is_loopback(url: &str) -> bool {
     ["http://localhost", "http://127.", "http://[::1]"]
         .iter()
         .any(|p| url.starts_with(p))
-}
-
-fn validate_collection(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "collection name `{name}`: use 1-64 letters, digits, `_` or `-`"
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,16 @@ enum Command {
     },
 }
 
+/// Load (downloading once, with a progress bar) the native model on the CPU, off the async
+/// threads.
+async fn load_on_cpu(model: &str) -> anyhow::Result<clip::load::Loaded> {
+    let model = model.to_string();
+    tokio::task::spawn_blocking(move || {
+        load_model(&model, &clip::Device::Cpu, &mut DownloadBar::default())
+    })
+    .await?
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -128,13 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 default.join("manifest.json").is_file().then_some(default)
             });
             let bundle = model_dir.as_deref().map(ModelBundle::open).transpose()?;
-            let loaded = {
-                let spec = store.model.clone();
-                tokio::task::spawn_blocking(move || {
-                    load_model(&spec, &clip::Device::Cpu, &mut DownloadBar::default())
-                })
-                .await??
-            };
+            let loaded = load_on_cpu(&store.model).await?;
             let spec = collection_spec(&settings.collection, &loaded);
             let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
             drop(loaded);
@@ -205,13 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     queries.display()
                 );
             }
-            let loaded = {
-                let spec = store.model.clone();
-                tokio::task::spawn_blocking(move || {
-                    load_model(&spec, &clip::Device::Cpu, &mut DownloadBar::default())
-                })
-                .await??
-            };
+            let loaded = load_on_cpu(&store.model).await?;
             let spec = collection_spec(&settings.collection, &loaded);
             let encoder = NativeTextEncoder::new(&loaded);
             let store_handle = cli::store(&settings)?;

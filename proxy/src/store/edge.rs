@@ -63,7 +63,7 @@ impl EdgeStore {
     }
 
     fn open(&self, spec: &CollectionSpec, create: bool) -> Result<()> {
-        validate_name(&spec.name)?;
+        super::validate_collection_name(&spec.name).map_err(StoreError::Invalid)?;
         if self
             .open
             .read()
@@ -306,22 +306,6 @@ fn keyword_index(shard: &EdgeShard, field: &str) -> Result<()> {
             }),
         ))
         .map_err(internal)
-}
-
-/// Collection names become file names: keep them plain.
-fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "collection name `{name}`: use 1-64 letters, digits, `_` or `-`"
-        )))
-    }
 }
 
 /// Refuse a collection made by another model or with another dimension.

@@ -166,6 +166,22 @@ pub async fn all_records(store: &dyn VectorStore) -> Result<Vec<Record>> {
     }
 }
 
+/// Collection names become file names (Edge) and URL parts (a server): keep them plain.
+pub fn validate_collection_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "collection name `{name}`: use 1-64 letters, digits, `_` or `-`"
+        ))
+    }
+}
+
 /// Check a query vector: the right length, finite values.
 pub fn check_vector(vector: &[f32], dim: usize) -> Result<()> {
     if vector.len() != dim {
