@@ -68,9 +68,9 @@ fn main() -> Res<()> {
     }
     let tsv_path = temp.path().join("images.tsv");
     std::fs::write(&tsv_path, tsv)?;
-    let mb: usize = files.iter().map(Vec::len).sum::<usize>() / images / 1000;
+    let kb: usize = files.iter().map(Vec::len).sum::<usize>() / images / 1000;
     println!(
-        "{images} JPEGs of {width}x{height} (~{mb} KB each), batch {batch}, {} threads",
+        "{images} JPEGs of {width}x{height} (~{kb} KB each), batch {batch}, {} threads",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .to_string())

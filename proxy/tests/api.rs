@@ -645,8 +645,6 @@ fn unreachable_store_is_503_without_the_key() {
 /// without a restart.
 #[test]
 fn store_recovers_without_restart() {
-    let f = fixture(None, vec![]);
-    drop(f);
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
     let spec = tiny_spec(&loaded);

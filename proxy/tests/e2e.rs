@@ -196,13 +196,9 @@ fn ingest_search_label_restart_eval() {
         assert_eq!(ids.len(), 20);
         ranked.insert(q.clone(), ids);
     }
-    // The same vector through /api/search gives the same ranking.
-    let (q0, _) = &queries[0];
-    let first = &ranked[q0];
-
     // Feedback on the first query: the top result relevant, a labelled-relevant image flagged.
     let (q_label, relevant0) = &queries[0];
-    let top = first[0].clone();
+    let top = ranked[q_label][0].clone();
     let flagged = relevant0.iter().next().expect("a relevant id").clone();
     for (image, label, client) in [
         (&top, "relevant", "alice"),
