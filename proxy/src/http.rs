@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeader;
 
 use crate::config::Secret;
 use crate::labels::{Label, LabelLog, Verdict, Vote};
@@ -161,7 +162,14 @@ pub struct ServeConfig {
 /// The application's routes.
 pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
     let index = config.public_dir.join("index.html");
-    let site = ServeDir::new(&config.public_dir).fallback(ServeFile::new(index));
+    // The site's files keep their names across builds (index.html, the worker's files), so the
+    // browser must revalidate them (a 304 when unchanged) or it mixes an old worker with a new
+    // page. The model files are content-addressed and cached for good (`model_cache`).
+    let site = SetResponseHeader::if_not_present(
+        ServeDir::new(&config.public_dir).fallback(ServeFile::new(index)),
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     let api = Router::new()
         .route("/api/search", post(search))
         .route("/api/similar", post(similar))

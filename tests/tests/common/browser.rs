@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The WebDriver key code of Enter.
 pub const ENTER: char = '\u{E007}';
+/// The WebDriver key code of the right arrow.
+pub const ARROW_RIGHT: char = '\u{E014}';
 
 /// The first of `names` found on `PATH`.
 fn find_on_path(names: &[&str]) -> Option<PathBuf> {
@@ -155,16 +157,103 @@ impl Browser {
         self.session_call("POST", "/url", Some(json!({"url": url})));
     }
 
+    /// Runs `script` (a function body; `arguments` are `args`) in the page; its return value.
+    pub fn eval(&self, script: &str, args: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Runs `script` that calls `arguments[arguments.length - 1]` with its result, when it has one.
+    pub fn eval_async(&self, script: &str, args: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// A Chrome DevTools Protocol command (chromedriver's extension of WebDriver).
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+    }
+
+    /// How long `eval_async` scripts may run.
+    pub fn set_script_timeout(&self, timeout: Duration) {
+        self.session_call(
+            "POST",
+            "/timeouts",
+            Some(json!({"script": timeout.as_millis() as u64})),
+        );
+    }
+
+    /// Resizes the window (CSS pixels).
+    pub fn set_window(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
     /// The text of the first element matching `css`, or `None` while there is none.
     pub fn text(&self, css: &str) -> Option<String> {
         let script =
             "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;";
-        let value = self.session_call(
+        self.eval(script, json!([css])).as_str().map(str::to_string)
+    }
+
+    /// How many elements match `css`.
+    pub fn count(&self, css: &str) -> usize {
+        let script = "return document.querySelectorAll(arguments[0]).length;";
+        self.eval(script, json!([css])).as_u64().unwrap_or(0) as usize
+    }
+
+    /// The attribute `name` of the first element matching `css`.
+    pub fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;";
+        self.eval(script, json!([css, name]))
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The WebDriver reference of the first element matching `css`.
+    fn find(&self, css: &str) -> String {
+        let found = self.session_call(
             "POST",
-            "/execute/sync",
-            Some(json!({"script": script, "args": [css]})),
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
         );
-        value.as_str().map(str::to_string)
+        found[ELEMENT_KEY]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string()
+    }
+
+    /// Clicks the first element matching `css`, as a user would (scrolled into view).
+    pub fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Polls until `ready` (a script returning true when done) holds; false on timeout.
+    pub fn wait_for(&self, ready: &str, args: Value, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(ready, args.clone()).as_bool() == Some(true) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Polls the text of `css` until `done` accepts it; the last text seen (or `None`) on timeout.
@@ -191,14 +280,7 @@ impl Browser {
 
     /// Types `keys` into the first element matching `css`, as key presses.
     pub fn type_into(&self, css: &str, keys: &str) {
-        let found = self.session_call(
-            "POST",
-            "/element",
-            Some(json!({"using": "css selector", "value": css})),
-        );
-        let id = found[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}"));
+        let id = self.find(css);
         self.session_call(
             "POST",
             &format!("/element/{id}/value"),

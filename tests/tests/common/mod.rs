@@ -15,10 +15,15 @@ use clip::export::Variant;
 use clip::load::{ModelFiles, ModelSource, NoProgress, resolve, write_browser_bundle};
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
+use proxy::config::Secret;
 use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
+use proxy::ingest::{self, Embedder, IngestOptions, IngestPaths, Quiet};
 use proxy::labels::LabelLog;
 use proxy::model::{NativeTextEncoder, collection_spec, load_model};
+use proxy::store::VectorStore;
 use proxy::store::edge::EdgeStore;
+use std::sync::Mutex;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -58,10 +63,28 @@ pub fn write_tiny_bundle(out: &Path) {
         .unwrap_or_else(|e| panic!("writing the tiny model bundle: {e}"));
 }
 
-/// The proxy's HTTP app on `127.0.0.1:<free port>`, running until dropped.
+/// What a test server serves.
+#[derive(Debug, Default)]
+pub struct ServerOptions<'a> {
+    /// The browser model bundle (its `manifest.json`); `None` or a directory without one: no
+    /// browser model.
+    pub model_dir: Option<&'a Path>,
+    /// Ingest the demo collection (`data/images.tsv`, 24 photos) with the tiny model first.
+    pub demo_data: bool,
+    /// `TEXT2IMG_ADMIN_TOKEN` for the labels export.
+    pub admin_token: Option<&'a str>,
+    /// Paths whose first request is answered with a 500 (a server hiccup mid-download).
+    pub fail_once: &'a [&'a str],
+    /// The native model (server-side text search, ingest); `None`: the tiny fixture CLIP.
+    pub native_model: Option<&'a Path>,
+}
+
+/// The proxy's HTTP app on `127.0.0.1:<free port>`, running until dropped. It records the path of
+/// every request it answers.
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
     // Dropping the runtime stops the server (fields drop in order: the runtime first).
     _runtime: tokio::runtime::Runtime,
     _state_dir: tempfile::TempDir,
@@ -71,39 +94,104 @@ impl Server {
     /// Serve `public_dir`, and the browser model bundle in `model_dir` when it has a manifest,
     /// over an empty embedded store and the tiny fixture model.
     pub fn start(public_dir: PathBuf, model_dir: Option<&Path>) -> Self {
+        Self::with(
+            public_dir,
+            &ServerOptions {
+                model_dir,
+                ..ServerOptions::default()
+            },
+        )
+    }
+
+    pub fn with(public_dir: PathBuf, options: &ServerOptions<'_>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
         let state_dir = tempfile::tempdir().expect("a state directory");
+        let model = options
+            .native_model
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| workspace().join("clip/tests/fixtures/tiny-clip"));
         let loaded = load_model(
-            &workspace()
-                .join("clip/tests/fixtures/tiny-clip")
-                .display()
-                .to_string(),
+            &model.display().to_string(),
             &clip::Device::Cpu,
             &mut NoProgress,
         )
-        .expect("the tiny fixture model");
+        .unwrap_or_else(|e| panic!("the model in {}: {e}", model.display()));
+        let spec = collection_spec("images", &loaded);
+        let store = Arc::new(EdgeStore::new(state_dir.path().join("qdrant")));
+        let thumbs = state_dir.path().join("thumbs");
+        if options.demo_data {
+            runtime
+                .block_on(store.ensure_collection(&spec))
+                .expect("the demo collection");
+            let device = clip::Device::Cpu;
+            let paths = IngestPaths {
+                tsv: workspace().join("data/images.tsv"),
+                thumbs: thumbs.clone(),
+                failures: state_dir.path().join("ingest-failures.tsv"),
+            };
+            let report = ingest::run(
+                &paths,
+                &IngestOptions::default(),
+                &Embedder::new(&loaded.model, &device),
+                &*store,
+                runtime.handle(),
+                &Quiet,
+            )
+            .expect("ingesting the demo data");
+            assert!(
+                report.failures.is_empty() && report.indexed == 24,
+                "the demo data did not ingest whole: {report:?}"
+            );
+        }
         let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
         let (labels, _) = LabelLog::open(state_dir.path().join("labels.jsonl")).expect("labels");
         let state = AppState::new(
-            Arc::new(EdgeStore::new(state_dir.path().join("qdrant"))),
-            collection_spec("images", &loaded),
+            store,
+            spec,
             Some(encoder),
             Arc::new(labels),
-            state_dir.path().join("thumbs"),
-            None,
-            model_dir.and_then(|d| ModelBundle::open(d).ok()),
+            thumbs,
+            options.admin_token.map(Secret::new),
+            options.model_dir.and_then(|d| ModelBundle::open(d).ok()),
         );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let fail_once = Arc::new(Mutex::new(
+            options
+                .fail_once
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+        ));
+        let seen = requests.clone();
         let app = router(
             &ServeConfig {
                 public_dir,
                 cors_origins: Vec::new(),
             },
             Arc::new(state),
-        );
+        )
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let path = request.uri().path().to_string();
+                seen.lock().expect("request log").push(path.clone());
+                let fail = {
+                    let mut failing = fail_once.lock().expect("failures");
+                    let hit = failing.iter().position(|p| *p == path);
+                    hit.map(|i| failing.remove(i)).is_some()
+                };
+                async move {
+                    if fail {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    } else {
+                        next.run(request).await
+                    }
+                }
+            },
+        ));
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("binding a local port");
@@ -111,6 +199,7 @@ impl Server {
         runtime.spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
         Server {
             addr,
+            requests,
             _state_dir: state_dir,
             _runtime: runtime,
         }
@@ -118,5 +207,15 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// How many requests for exactly `path` the server has answered.
+    pub fn requests_for(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .expect("request log")
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }

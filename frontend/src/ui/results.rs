@@ -1,0 +1,266 @@
+//! The results: summary line, loading / empty / error states, the grid of cards with their label
+//! buttons, "more", and "back" from a similar-images page. The grid's keyboard: arrows move
+//! between cards, letters label the focused one (the same buttons a click presses).
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlElement, KeyboardEvent};
+
+use super::api::{Hit, Label};
+use super::{Ctx, Source, Vote, go_back, load_more, show_similar, vote};
+
+/// The card's label buttons: label, CSS class, text, shortcut key.
+const LABEL_BUTTONS: [(Label, &str, &str, &str); 3] = [
+    (Label::Relevant, "relevant", "Relevant", "r"),
+    (Label::Irrelevant, "irrelevant", "Not relevant", "n"),
+    (Label::Flag, "flag", "Flag", "f"),
+];
+
+/// True when the key went to a text field (its letters are typing, not shortcuts).
+pub fn typing_in_field(ev: &KeyboardEvent) -> bool {
+    ev.target()
+        .and_then(|t| t.dyn_into::<Element>().ok())
+        .is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+}
+
+fn cards() -> Vec<HtmlElement> {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return Vec::new();
+    };
+    let Ok(list) = doc.query_selector_all("#grid > li.card") else {
+        return Vec::new();
+    };
+    (0..list.length())
+        .filter_map(|i| list.item(i)?.dyn_into::<HtmlElement>().ok())
+        .collect()
+}
+
+/// Focuses the first result; false when there is none.
+pub fn focus_first_card() -> bool {
+    cards().first().is_some_and(|c| c.focus().is_ok())
+}
+
+/// Cards per row, as laid out now (the grid's columns follow the screen width).
+fn columns(cards: &[HtmlElement]) -> usize {
+    let top = cards.first().map(|c| c.offset_top());
+    cards
+        .iter()
+        .take_while(|c| Some(c.offset_top()) == top)
+        .count()
+        .max(1)
+}
+
+/// Arrow keys and shortcuts on the grid.
+fn grid_keys(ev: KeyboardEvent) {
+    if typing_in_field(&ev) || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        return;
+    }
+    let Some(card) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<Element>().ok())
+        .and_then(|e| e.closest("li.card").ok().flatten())
+    else {
+        return;
+    };
+    let all = cards();
+    let Some(index) = all.iter().position(|c| **c == card) else {
+        return;
+    };
+    let key = ev.key();
+    let on_card = ev
+        .target()
+        .and_then(|t| t.dyn_into::<Element>().ok())
+        .is_some_and(|e| e == card);
+    let target = match key.as_str() {
+        "ArrowRight" => Some(index + 1),
+        "ArrowLeft" => index.checked_sub(1),
+        "ArrowDown" => Some(index + columns(&all)),
+        "ArrowUp" => index.checked_sub(columns(&all)),
+        "Home" => Some(0),
+        "End" => Some(all.len().saturating_sub(1)),
+        _ => None,
+    };
+    if let Some(next) = target {
+        ev.prevent_default();
+        if let Some(next) = all.get(next) {
+            let _ = next.focus();
+        }
+        return;
+    }
+    let button = match key.as_str() {
+        "Enter" if on_card => ".open",
+        "o" => ".open",
+        "s" => ".similar",
+        k => match LABEL_BUTTONS.iter().find(|b| b.3 == k) {
+            Some(b) => b.1,
+            None => return,
+        },
+    };
+    let selector = if button.starts_with('.') {
+        button.to_string()
+    } else {
+        format!("button.{button}")
+    };
+    if let Ok(Some(el)) = card.query_selector(&selector)
+        && let Ok(el) = el.dyn_into::<HtmlElement>()
+    {
+        ev.prevent_default();
+        el.click();
+    }
+}
+
+fn summary(page: &super::Page) -> String {
+    let n = page.hits.len();
+    let more = if page.next_offset.is_some() { "+" } else { "" };
+    let results = if n == 1 { "result" } else { "results" };
+    match &page.source {
+        Source::Text { text, vector } => {
+            let how = match (vector, page.encode_ms) {
+                (Some(_), Some(ms)) => format!("query encoded in this browser in {ms:.0} ms"),
+                _ => "query encoded by the server".to_string(),
+            };
+            format!(
+                "{n}{more} {results} for “{text}” · {how} · search {:.0} ms",
+                page.took_ms
+            )
+        }
+        Source::Similar { caption, .. } => format!("{n}{more} images similar to “{caption}”"),
+    }
+}
+
+fn vote_status(vote: &Vote) -> String {
+    if vote.saving {
+        return "Saving…".into();
+    }
+    if let Some(e) = &vote.error {
+        return format!("Not saved: {e}");
+    }
+    match vote.label {
+        Label::Relevant => "Saved: relevant".into(),
+        Label::Irrelevant => "Saved: not relevant".into(),
+        Label::Flag if vote.note.is_empty() => "Saved: flagged".into(),
+        Label::Flag => "Saved: flagged, with note".into(),
+        Label::None => "Vote withdrawn".into(),
+    }
+}
+
+#[component]
+pub fn Results(ctx: Ctx) -> impl IntoView {
+    let hits = move || {
+        ctx.page
+            .with(|p| p.as_ref().map(|p| p.hits.clone()).unwrap_or_default())
+    };
+    let labels_on = Memo::new(move |_| {
+        ctx.page
+            .with(|p| matches!(p, Some(p) if matches!(p.source, Source::Text { .. })))
+    });
+    let has_back = move || {
+        ctx.page
+            .with(|p| p.as_ref().is_some_and(|p| p.back.is_some()))
+    };
+    let has_more = move || {
+        ctx.page
+            .with(|p| p.as_ref().is_some_and(|p| p.next_offset.is_some()))
+    };
+    let empty = move || {
+        ctx.page
+            .with(|p| p.as_ref().is_some_and(|p| p.hits.is_empty()))
+    };
+
+    view! {
+        <section class="results" aria-label="Results" aria-busy=move || ctx.busy.get().is_some().to_string()>
+            <p id="busy" role="status" aria-live="polite">{move || ctx.busy.get()}</p>
+            <Show when=move || ctx.error.get().is_some()>
+                <p id="error" role="alert">{move || ctx.error.get()}</p>
+            </Show>
+            <Show when=has_back>
+                <button id="back" type="button" on:click=move |_| go_back(ctx)>"← Back to the results"</button>
+            </Show>
+            <p id="summary">{move || ctx.page.with(|p| p.as_ref().map(summary))}</p>
+            <Show when=empty>
+                <p id="empty">"No images found. If the collection is new, ingest it first (see README)."</p>
+            </Show>
+            <ul id="grid" on:keydown=grid_keys>
+                <For each=hits key=|h| h.id.clone() let:hit>
+                    <Card ctx=ctx hit=hit labels_on=labels_on />
+                </For>
+            </ul>
+            <Show when=has_more>
+                <button id="more" type="button" disabled=move || ctx.more_busy.get()
+                    on:click=move |_| load_more(ctx)>
+                    {move || if ctx.more_busy.get() { "Loading…" } else { "More results" }}
+                </button>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
+    let id = hit.id.clone();
+    let current = {
+        let id = id.clone();
+        Memo::new(move |_| ctx.votes.with(|v| v.get(&id).cloned()))
+    };
+    let caption = hit.caption.clone().unwrap_or_else(|| hit.id.clone());
+    let api = ctx.api.get_value();
+    let (note, set_note) = signal(String::new());
+
+    let buttons = LABEL_BUTTONS
+        .iter()
+        .map(|&(label, class, text, key)| {
+            let id = id.clone();
+            let pressed = move || current.with(|v| v.as_ref().is_some_and(|v| v.label == label));
+            view! {
+                <button type="button" class=class aria-pressed=move || pressed().to_string()
+                    aria-keyshortcuts=key title=format!("{text} ({key})")
+                    on:click=move |_| vote(ctx, id.clone(), label, None)>
+                    {text}
+                </button>
+            }
+        })
+        .collect_view();
+    let flagged = move || {
+        current.with(|v| {
+            v.as_ref()
+                .is_some_and(|v| v.label == Label::Flag && !v.saving)
+        })
+    };
+    let send_note = {
+        let id = id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            vote(ctx, id.clone(), Label::Flag, Some(note.get_untracked()));
+        }
+    };
+    let similar_hit = hit.clone();
+    let note_id = format!("note-{}", hit.id);
+
+    view! {
+        <li class="card" tabindex="0" data-id=hit.id.clone() aria-label=caption.clone()>
+            <a class="open" href=api.url(&hit.url) target="_blank" rel="noopener"
+                title="Open the original (o)">
+                <img src=api.url(&hit.thumbnail_url) alt=caption.clone() loading="lazy" />
+            </a>
+            <div class="meta">
+                <span class="caption">{caption.clone()}</span>
+                <span class="score" title="Cosine similarity to the query">{format!("{:.3}", hit.score)}</span>
+            </div>
+            <div class="actions" role="group" aria-label="Label this result">
+                <Show when=move || labels_on.get()>{buttons.clone()}</Show>
+                <button type="button" class="similar" title="Similar images (s)" aria-keyshortcuts="s"
+                    on:click=move |_| show_similar(ctx, similar_hit.clone())>"Similar"</button>
+            </div>
+            <p class="vote" aria-live="polite">{move || current.with(|v| v.as_ref().map(vote_status))}</p>
+            <Show when=flagged>
+                <form class="note" on:submit=send_note.clone()>
+                    <label class="visually-hidden" for=note_id.clone()>"Why flag it?"</label>
+                    <input id=note_id.clone() type="text" maxlength="500"
+                        placeholder="Why? (optional)"
+                        on:input=move |ev| set_note.set(event_target_value(&ev)) />
+                    <button type="submit">"Save note"</button>
+                </form>
+            </Show>
+        </li>
+    }
+}

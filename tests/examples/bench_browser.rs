@@ -1,0 +1,243 @@
+//! The browser's side in numbers, in headless Chromium against a local proxy: time to first
+//! result on a cold start (fresh profile: page, worker, model download, checks, build, encode,
+//! search) and warm (the model from Cache Storage), and the per-query encode latency of a 7-token
+//! query, for the q8, f16 and f32 text towers at ViT-B/32 shapes (random weights: the cost is the
+//! same). The same files run natively in the same run, for the ratio.
+//!
+//! ```text
+//! (cd frontend && trunk build --release --offline)
+//! cargo run --release -p e2e --example bench_browser -- [--queries 50]
+//! ```
+#![allow(
+    clippy::print_stdout,
+    reason = "the report on standard output is what a benchmark produces"
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clip::export::Variant;
+use clip::load::{ModelFiles, write_browser_bundle};
+use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
+use common::browser::{Browser, ENTER};
+use common::{Server, ServerOptions, public_dir, workspace};
+use serde_json::json;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Seven tokens with the start and end tokens: a typical short query.
+const QUERY: &str = "red car parked on street";
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p90(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 9 / 10).min(v.len() - 1)]
+}
+
+/// A ViT-B/32 CLIP with random weights, as a model directory.
+fn random_model(dir: &Path) -> Res<ModelFiles> {
+    let config_json = br#"{"model_type":"clip","projection_dim":512}"#;
+    let config = ClipConfig::from_json(config_json)?;
+    let files = ModelFiles {
+        id: "random-vit-b-32".into(),
+        config: dir.join("config.json"),
+        weights: dir.join("model.safetensors"),
+        tokenizer: dir.join("tokenizer.json"),
+    };
+    std::fs::write(&files.config, config_json)?;
+    std::fs::copy(
+        workspace().join("clip/tests/fixtures/tiny-clip/tokenizer.json"),
+        &files.tokenizer,
+    )?;
+    std::fs::write(
+        &files.weights,
+        clip::random::random_checkpoint(&config, false, 7)?,
+    )?;
+    Ok(files)
+}
+
+/// Native encode latency of the browser's own file for `variant` (ms, median of `n`).
+fn native_latency(bundle: &Path, variant: Variant, ids: &[u32], n: usize) -> Res<f64> {
+    let config = ClipConfig::from_json(&std::fs::read(bundle.join("config.json"))?)?;
+    let bytes = std::fs::read(bundle.join(variant.file_name()))?;
+    let weights = match variant {
+        Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu)?,
+        Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu)?,
+    };
+    let encoder = TextEncoder::new(&config.text, config.projection_dim, &weights)?;
+    let input = vec![ids.to_vec()];
+    encoder.embed(&input)?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        std::hint::black_box(encoder.embed(std::hint::black_box(&input))?);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&mut times))
+}
+
+/// Opens the page, searches, and returns the seconds from navigation to the results.
+fn time_to_first_result(browser: &Browser, server: &Server) -> Res<f64> {
+    let start = Instant::now();
+    browser.goto(&server.url("/"));
+    browser.type_into("#query", &format!("{QUERY}{ENTER}"));
+    let done = browser.wait_for(
+        "const s = document.querySelector('#summary'); return !!s && s.textContent.includes(arguments[0]);",
+        json!([format!("for “{QUERY}”")]),
+        Duration::from_secs(600),
+    );
+    let seconds = start.elapsed().as_secs_f64();
+    if !done {
+        return Err(format!(
+            "no results: status {:?}, error {:?}\n{}",
+            browser.text("#status"),
+            browser.text("#error"),
+            browser.console()
+        )
+        .into());
+    }
+    Ok(seconds)
+}
+
+/// Encode latencies measured by a second model worker in the page: (in the worker, round trip).
+fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>, Vec<f64>)> {
+    let script = r#"
+        const [variant, query, n, done] = arguments;
+        const worker = new Worker('./worker_loader.js');
+        const inWorker = [], roundTrip = [];
+        let sent = 0, warm = false;
+        const send = () => { sent = performance.now(); worker.postMessage(JSON.stringify({type: 'embed', id: 1, text: query})); };
+        worker.onmessage = (e) => {
+            const m = JSON.parse(e.data);
+            if (m.type === 'started') worker.postMessage(JSON.stringify({type: 'load', api_base: '', variant}));
+            else if (m.type === 'ready') send();
+            else if (m.type === 'embedded') {
+                const rt = performance.now() - sent;
+                if (warm) { inWorker.push(m.millis); roundTrip.push(rt); } else { warm = true; }
+                if (inWorker.length < n) send(); else { worker.terminate(); done({inWorker, roundTrip}); }
+            } else if (m.type === 'load_failed' || m.type === 'embed_failed') { worker.terminate(); done({error: m.message}); }
+        };
+    "#;
+    let answer = browser.eval_async(script, json!([variant, QUERY, n]));
+    if let Some(e) = answer["error"].as_str() {
+        return Err(format!("the worker failed: {e}").into());
+    }
+    let list = |key: &str| -> Res<Vec<f64>> { Ok(serde_json::from_value(answer[key].clone())?) };
+    Ok((list("inWorker")?, list("roundTrip")?))
+}
+
+fn main() -> Res<()> {
+    let mut queries = 50;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--queries" => queries = args.next().ok_or("--queries needs a value")?.parse()?,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    let public = public_dir();
+    let temp = tempfile::tempdir()?;
+    let model_dir = temp.path().join("model");
+    let bundle = temp.path().join("bundle");
+    std::fs::create_dir_all(&model_dir)?;
+    let files = random_model(&model_dir)?;
+    let manifest = write_browser_bundle(&files, &Variant::ALL, &bundle)?;
+    let tokenizer = ClipTokenizer::from_json(&std::fs::read(&files.tokenizer)?)?;
+    let ids = tokenizer.encode(QUERY)?;
+    if ids.len() != 7 {
+        return Err(format!("{QUERY:?} has {} tokens, not 7", ids.len()).into());
+    }
+    let chromium = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "chromium (version unknown)".into());
+    println!(
+        "{chromium}; {} cores; ViT-B/32 text tower, random weights; query {QUERY:?} ({} tokens); {queries} queries per variant",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ids.len()
+    );
+
+    let mut rows = Vec::new();
+    for variant in Variant::ALL {
+        let key = match variant {
+            Variant::Q8 => "q8",
+            Variant::F16 => "f16",
+            Variant::F32 => "f32",
+        };
+        // A fresh server per variant: its request counts are this variant's alone.
+        let server = Server::with(
+            public.clone(),
+            &ServerOptions {
+                model_dir: Some(&bundle),
+                demo_data: true,
+                native_model: Some(&model_dir),
+                ..ServerOptions::default()
+            },
+        );
+        let browser = Browser::start();
+        browser.set_script_timeout(Duration::from_secs(600));
+        // The variant is the page's stored choice (set on the same origin before the app runs).
+        browser.goto(&server.url("/settings.json"));
+        browser.eval(
+            "localStorage.setItem('text2img.variant', arguments[0]);",
+            json!([key]),
+        );
+        let cold = time_to_first_result(&browser, &server)?;
+        let warm = time_to_first_result(&browser, &server)?;
+        let weights = format!("/model/{}", variant.file_name());
+        if server.requests_for(&weights) != 1 {
+            return Err(format!(
+                "{weights} was requested {} times (cold + warm should be 1)",
+                server.requests_for(&weights)
+            )
+            .into());
+        }
+        let status = browser.text("#status").unwrap_or_default();
+        let (mut in_worker, mut round_trip) = browser_latency(&browser, key, queries)?;
+        let native = native_latency(&bundle, variant, &ids, queries)?;
+        let entry = &manifest.variants[key];
+        let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
+        let row = json!({
+            "variant": key,
+            "download_mb": download as f64 / 1e6,
+            "cold_s": cold,
+            "warm_s": warm,
+            "encode_ms_median": median(&mut in_worker),
+            "encode_ms_p90": p90(&mut in_worker),
+            "round_trip_ms_median": median(&mut round_trip),
+            "native_ms_median": native,
+        });
+        println!("{row}  (status after warm start: {status:?})");
+        rows.push(row);
+    }
+
+    println!();
+    println!(
+        "| variant | download | time to first result, cold | warm | encode (worker), median | p90 | round trip, median | native, median | browser / native |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.1} MB | {:.2} s | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× |",
+            r["variant"].as_str().unwrap_or("?"),
+            f("download_mb"),
+            f("cold_s"),
+            f("warm_s"),
+            f("encode_ms_median"),
+            f("encode_ms_p90"),
+            f("round_trip_ms_median"),
+            f("native_ms_median"),
+            f("encode_ms_median") / f("native_ms_median"),
+        );
+    }
+    Ok(())
+}
