@@ -335,7 +335,11 @@ fn build(
             encoder.dim()
         )));
     }
-    Ok(Model { tokenizer, encoder })
+    let model = Model { tokenizer, encoder };
+    // The first run pays for one-time set-up (the tokenizer's regex caches, allocations): do it
+    // now, while the page says "loading", rather than in the user's first query.
+    model.embed("a photo").map_err(model_err)?;
+    Ok(model)
 }
 
 /// Bytes of the model's files seen so far, posted to the page now and then.

@@ -133,12 +133,46 @@ fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>,
     Ok((list("inWorker")?, list("roundTrip")?))
 }
 
+/// Native latency on one thread, like the browser's worker: this program again, with
+/// `RAYON_NUM_THREADS=1` (candle reads it at every call, but it cannot be set safely in-process).
+fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f64> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--native-one-thread", &bundle.display().to_string()])
+        .arg(variant.file_name())
+        .arg(n.to_string())
+        .env("RAYON_NUM_THREADS", "1")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "the one-thread run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
 fn main() -> Res<()> {
     let mut queries = 50;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--queries" => queries = args.next().ok_or("--queries needs a value")?.parse()?,
+            "--native-one-thread" => {
+                let mut value = || args.next().ok_or("--native-one-thread BUNDLE FILE N");
+                let bundle = std::path::PathBuf::from(value()?);
+                let file = value()?;
+                let n: usize = value()?.parse()?;
+                let variant = Variant::ALL
+                    .into_iter()
+                    .find(|v| v.file_name() == file)
+                    .ok_or("unknown variant file")?;
+                let tokenizer =
+                    ClipTokenizer::from_json(&std::fs::read(bundle.join("tokenizer.json"))?)?;
+                let ids = tokenizer.encode(QUERY)?;
+                println!("{}", native_latency(&bundle, variant, &ids, n)?);
+                return Ok(());
+            }
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -203,6 +237,7 @@ fn main() -> Res<()> {
         let status = browser.text("#status").unwrap_or_default();
         let (mut in_worker, mut round_trip) = browser_latency(&browser, key, queries)?;
         let native = native_latency(&bundle, variant, &ids, queries)?;
+        let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[key];
         let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
         let row = json!({
@@ -214,6 +249,7 @@ fn main() -> Res<()> {
             "encode_ms_p90": p90(&mut in_worker),
             "round_trip_ms_median": median(&mut round_trip),
             "native_ms_median": native,
+            "native_one_thread_ms_median": native_one,
         });
         println!("{row}  (status after warm start: {status:?})");
         rows.push(row);
@@ -221,13 +257,13 @@ fn main() -> Res<()> {
 
     println!();
     println!(
-        "| variant | download | time to first result, cold | warm | encode (worker), median | p90 | round trip, median | native, median | browser / native |"
+        "| variant | download | time to first result, cold | warm | encode (worker), median | p90 | round trip, median | native, all cores | native, 1 thread | browser / native 1 thread |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {} | {:.1} MB | {:.2} s | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× |",
+            "| {} | {:.1} MB | {:.2} s | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× |",
             r["variant"].as_str().unwrap_or("?"),
             f("download_mb"),
             f("cold_s"),
@@ -236,7 +272,8 @@ fn main() -> Res<()> {
             f("encode_ms_p90"),
             f("round_trip_ms_median"),
             f("native_ms_median"),
-            f("encode_ms_median") / f("native_ms_median"),
+            f("native_one_thread_ms_median"),
+            f("encode_ms_median") / f("native_one_thread_ms_median"),
         );
     }
     Ok(())

@@ -409,3 +409,42 @@ fn without_workers_the_server_encodes_and_the_page_says_so() {
     assert_eq!(columns, 2, "columns on a phone");
     save_screenshot(&browser, "phone.png");
 }
+
+#[test]
+fn without_webassembly_a_plain_page_searches_on_the_server() {
+    let server = Server::with(
+        public_dir(),
+        &ServerOptions {
+            demo_data: true,
+            admin_token: Some(ADMIN_TOKEN),
+            ..ServerOptions::default()
+        },
+    );
+    let browser = Browser::start();
+    browser.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": "delete window.WebAssembly;"}),
+    );
+    browser.goto(&server.url("/"));
+    let status = browser
+        .wait_text("#status", Duration::from_secs(30), |t| {
+            t.contains("cannot run WebAssembly")
+        })
+        .unwrap_or_else(|last| {
+            panic!(
+                "no fallback page; status {last:?}\nbrowser console:\n{}",
+                browser.console()
+            )
+        });
+    assert!(status.contains("Your query text is sent to the search server"));
+    let summary = search(&browser, QUERY);
+    assert!(summary.contains("query encoded by the server"), "{summary}");
+    assert_eq!(browser.count("#grid > li.card"), 20);
+    let first = card_ids(&browser).remove(0);
+    browser.click("#grid > li:nth-child(1) button.relevant");
+    wait_vote(&browser, 1, "Saved: relevant");
+    let labels = exported_labels(&server);
+    assert_eq!(labels.len(), 1, "{labels:#?}");
+    assert_eq!(labels[0]["image_id"], first.as_str());
+    assert_eq!(labels[0]["query"], QUERY);
+}
