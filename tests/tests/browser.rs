@@ -148,6 +148,23 @@ fn assert_native_vector(label: &Value, query: &str) {
     assert!(cos >= 0.9999, "browser vs native cosine {cos}");
 }
 
+/// Every control has a name a screen reader can say, every image a text alternative.
+fn assert_accessible(browser: &Browser) {
+    let problems = browser.eval(
+        "const bad = [];
+         for (const b of document.querySelectorAll('button'))
+           if (!(b.textContent.trim() || b.getAttribute('aria-label'))) bad.push('a button without a name');
+         for (const i of document.querySelectorAll('img'))
+           if (!i.hasAttribute('alt')) bad.push('an image without alt: ' + i.src);
+         for (const f of document.querySelectorAll('input, select'))
+           if (!(f.labels && f.labels.length) && !f.getAttribute('aria-label')) bad.push('an unlabelled field: ' + (f.id || f.name));
+         if (document.documentElement.lang !== 'en') bad.push('no page language');
+         return bad;",
+        json!([]),
+    );
+    assert_eq!(problems, json!([]), "accessibility problems");
+}
+
 #[test]
 fn search_label_and_reload_from_cache() {
     let model_dir = tempfile::tempdir().expect("a temporary model directory");
@@ -193,6 +210,7 @@ fn search_label_and_reload_from_cache() {
         "the first thumbnails did not load"
     );
     save_screenshot(&browser, "results.png");
+    assert_accessible(&browser);
     browser.click("#more");
     assert!(
         browser.wait_for(
@@ -447,4 +465,56 @@ fn without_webassembly_a_plain_page_searches_on_the_server() {
     assert_eq!(labels.len(), 1, "{labels:#?}");
     assert_eq!(labels[0]["image_id"], first.as_str());
     assert_eq!(labels[0]["query"], QUERY);
+}
+
+#[test]
+fn the_site_hosted_elsewhere_reaches_the_proxy_named_in_settings() {
+    let model_dir = tempfile::tempdir().expect("a temporary model directory");
+    write_tiny_bundle(model_dir.path());
+    // The API on one origin, allowing the site's origin (known only once the site listens).
+    let site_dir = tempfile::tempdir().expect("a site directory");
+    let site = Server::start(site_dir.path().to_path_buf(), None);
+    let api = Server::with(
+        public_dir(),
+        &ServerOptions {
+            model_dir: Some(model_dir.path()),
+            demo_data: true,
+            admin_token: Some(ADMIN_TOKEN),
+            cors_origins: &[site.url("")],
+            ..ServerOptions::default()
+        },
+    );
+    // The static site: the built files, with settings.json pointing at the API.
+    for entry in std::fs::read_dir(public_dir()).expect("public/") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            let to = site_dir.path().join(path.file_name().expect("a name"));
+            std::fs::copy(&path, &to).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    std::fs::write(
+        site_dir.path().join("settings.json"),
+        json!({"api_base": api.url("")}).to_string(),
+    )
+    .expect("settings.json");
+
+    let browser = Browser::start();
+    browser.goto(&site.url("/"));
+    let status = wait_model(&browser);
+    assert!(
+        status.starts_with("Model ready"),
+        "status {status:?}\nbrowser console:\n{}",
+        browser.console()
+    );
+    assert_eq!(api.requests_for("/api/model"), 1);
+    assert_eq!(site.requests_for("/api/model"), 0);
+    search(&browser, QUERY);
+    assert_eq!(browser.count("#grid > li.card"), 20);
+    let thumb = browser
+        .attr("#grid > li:nth-child(1) img", "src")
+        .unwrap_or_default();
+    assert!(thumb.starts_with(&api.url("/thumbs/")), "thumbnail {thumb}");
+    browser.click("#grid > li:nth-child(1) button.relevant");
+    wait_vote(&browser, 1, "Saved: relevant");
+    assert_eq!(exported_labels(&api).len(), 1);
 }

@@ -77,6 +77,8 @@ pub struct ServerOptions<'a> {
     pub fail_once: &'a [&'a str],
     /// The native model (server-side text search, ingest); `None`: the tiny fixture CLIP.
     pub native_model: Option<&'a Path>,
+    /// `TEXT2IMG_CORS_ORIGINS`.
+    pub cors_origins: &'a [String],
 }
 
 /// The proxy's HTTP app on `127.0.0.1:<free port>`, running until dropped. It records the path of
@@ -170,7 +172,7 @@ impl Server {
         let app = router(
             &ServeConfig {
                 public_dir,
-                cors_origins: Vec::new(),
+                cors_origins: options.cors_origins.to_vec(),
             },
             Arc::new(state),
         )
