@@ -1,6 +1,7 @@
 //! cli: what the binaries (`proxy`, `ingest`) share — logging, progress bars, opening the store,
 //! choosing the device.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -119,5 +120,42 @@ pub fn device(name: &str) -> anyhow::Result<Device> {
             })
         }
         other => anyhow::bail!("--device {other}: use cpu, cuda or cuda:N"),
+    }
+}
+
+/// Where vectors live (flags > environment > qdrant.env > defaults).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Local state: the embedded Qdrant store, thumbnails, labels, the ingest failures TSV.
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// A Qdrant server or cluster (gRPC, e.g. http://localhost:6334); unset: embedded.
+    #[arg(long)]
+    pub qdrant_url: Option<String>,
+    /// The collection (default `images`).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// The settings file (default ./qdrant.env when present).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// A local model directory or a Hugging Face repository id.
+    #[arg(long, default_value = clip::load::DEFAULT_MODEL)]
+    pub model: String,
+}
+
+impl StoreArgs {
+    /// The settings these flags give, layered over the environment and `qdrant.env`; warnings
+    /// are logged.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let settings = Settings::resolve(&crate::config::Flags {
+            storage: self.storage.clone(),
+            qdrant_url: self.qdrant_url.clone(),
+            collection: self.collection.clone(),
+            env_file: self.env_file.clone(),
+        })?;
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(settings)
     }
 }

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use clip::export::Variant;
 use clip::load::{self, ModelSource};
-use proxy::cli::{self, DownloadBar};
-use proxy::config::{Flags, Settings};
+use proxy::cli::{self, DownloadBar, StoreArgs};
 use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
 use proxy::labels::LabelLog;
 use proxy::model::{NativeTextEncoder, collection_spec, load_model};
@@ -24,41 +23,6 @@ use proxy::model::{NativeTextEncoder, collection_spec, load_model};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where vectors live (flags > environment > qdrant.env > defaults).
-#[derive(Args, Debug, Clone)]
-struct StoreArgs {
-    /// Local state: the embedded Qdrant store, thumbnails, labels.
-    #[arg(long)]
-    storage: Option<PathBuf>,
-    /// A Qdrant server or cluster (gRPC, e.g. http://localhost:6334); unset: embedded.
-    #[arg(long)]
-    qdrant_url: Option<String>,
-    /// The collection (default `images`).
-    #[arg(long)]
-    collection: Option<String>,
-    /// The settings file (default ./qdrant.env when present).
-    #[arg(long)]
-    env_file: Option<PathBuf>,
-    /// A local model directory or a Hugging Face repository id.
-    #[arg(long, default_value = load::DEFAULT_MODEL)]
-    model: String,
-}
-
-impl StoreArgs {
-    fn settings(&self) -> anyhow::Result<Settings> {
-        let settings = Settings::resolve(&Flags {
-            storage: self.storage.clone(),
-            qdrant_url: self.qdrant_url.clone(),
-            collection: self.collection.clone(),
-            env_file: self.env_file.clone(),
-        })?;
-        for warning in &settings.warnings {
-            tracing::warn!("{warning}");
-        }
-        Ok(settings)
-    }
 }
 
 #[derive(Subcommand)]

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use clip::load;
-use proxy::cli::{self, DownloadBar, RowsBar};
-use proxy::config::{Flags, Settings};
+use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
 use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths};
 use proxy::model::{collection_spec, load_model};
@@ -26,20 +24,8 @@ struct Args {
     /// other columns become payload fields.
     #[arg(long, default_value = "data/images.tsv")]
     tsv: PathBuf,
-    /// A local model directory or a Hugging Face repository id.
-    #[arg(long, default_value = load::DEFAULT_MODEL)]
-    model: String,
-    /// Local state: the embedded Qdrant store, thumbnails, the failures TSV.
-    #[arg(long)]
-    storage: Option<PathBuf>,
-    /// A Qdrant server or cluster (gRPC); unset: embedded.
-    #[arg(long)]
-    qdrant_url: Option<String>,
-    #[arg(long)]
-    collection: Option<String>,
-    /// The settings file (default ./qdrant.env when present).
-    #[arg(long)]
-    env_file: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Delete points whose rows are no longer in the TSV.
     #[arg(long)]
     prune: bool,
@@ -81,21 +67,13 @@ fn main() -> ExitCode {
 
 /// Ok(false) when nothing could be indexed.
 fn run(args: &Args) -> anyhow::Result<bool> {
-    let settings = Settings::resolve(&Flags {
-        storage: args.storage.clone(),
-        qdrant_url: args.qdrant_url.clone(),
-        collection: args.collection.clone(),
-        env_file: args.env_file.clone(),
-    })?;
-    for warning in &settings.warnings {
-        tracing::warn!("{warning}");
-    }
+    let settings = args.store.settings()?;
     if !args.tsv.is_file() {
         anyhow::bail!("--tsv {}: no such file", args.tsv.display());
     }
     let device = cli::device(&args.device)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let loaded = load_model(&args.model, &device, &mut DownloadBar::default())?;
+    let loaded = load_model(&args.store.model, &device, &mut DownloadBar::default())?;
     let spec = collection_spec(&settings.collection, &loaded);
     let store = cli::store(&settings)?;
     runtime.block_on(store.ensure_collection(&spec))?;
