@@ -16,10 +16,12 @@ use crate::store::remote::RemoteStore;
 
 /// Structured logs on stderr (`RUST_LOG` filters; default `info`).
 pub fn init_logging() {
+    // Qdrant Edge warns once per segment that its feature flags (a server setting) are unset.
+    let default = "info,qdrant_edge=warn,qdrant_edge::common::flags=error";
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,qdrant_edge=warn".into()),
+                .unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -132,29 +132,36 @@ fn search(ctx: Ctx, text: String) {
     }
     ctx.error.set(None);
     spawn_local(async move {
-        let encoder = ctx.encoder.get_value();
         let server_side = |state: &ModelState| matches!(state, ModelState::Server(_));
-        let (query, encode_ms) = match encoder {
-            Some(encoder) if !server_side(&ctx.model.get_untracked()) => {
-                let waiting = !matches!(ctx.model.get_untracked(), ModelState::Ready { .. });
-                ctx.busy.set(Some(if waiting {
-                    "Waiting for the model to load…".into()
-                } else {
-                    "Encoding the query…".into()
-                }));
-                match encoder.embed(&text).await {
-                    Ok((vector, millis)) => (Query::Vector(vector), Some(millis)),
-                    // The worker gave up starting meanwhile: the server encodes this one.
-                    Err(_) if server_side(&ctx.model.get_untracked()) => {
-                        (Query::Text(text.clone()), None)
-                    }
-                    Err(e) => {
-                        ctx.show_error(seq, format!("Cannot encode the query: {e}"));
-                        return;
-                    }
+        // The text goes to the server only in the fallback the status line announces.
+        let (query, encode_ms) = if server_side(&ctx.model.get_untracked()) {
+            (Query::Text(text.clone()), None)
+        } else {
+            let Some(encoder) = ctx.encoder.get_value() else {
+                let why = match ctx.model.get_untracked() {
+                    ModelState::Failed(why) => format!("Cannot search: {why}"),
+                    _ => "The page is still starting; search again in a moment.".into(),
+                };
+                ctx.show_error(seq, why);
+                return;
+            };
+            let waiting = !matches!(ctx.model.get_untracked(), ModelState::Ready { .. });
+            ctx.busy.set(Some(if waiting {
+                "Waiting for the model to load…".into()
+            } else {
+                "Encoding the query…".into()
+            }));
+            match encoder.embed(&text).await {
+                Ok((vector, millis)) => (Query::Vector(vector), Some(millis)),
+                // The worker gave up starting meanwhile: the server encodes this one.
+                Err(_) if server_side(&ctx.model.get_untracked()) => {
+                    (Query::Text(text.clone()), None)
+                }
+                Err(e) => {
+                    ctx.show_error(seq, format!("Cannot encode the query: {e}"));
+                    return;
                 }
             }
-            _ => (Query::Text(text.clone()), None),
         };
         if !ctx.is_current(seq) {
             return;
