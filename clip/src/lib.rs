@@ -12,6 +12,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod preprocess;
+pub mod q8;
 pub mod random;
 pub mod tokenizer;
 pub mod weights;

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{ClipError, Result};
+use crate::q8::Q8Matrix;
 
 /// A source of named tensors, scoped to a prefix like `text_model.encoder.layers.3`.
 #[derive(Clone)]
@@ -163,6 +164,12 @@ impl<'a> Weights<'a> {
             Inner::Quantized(map) => {
                 let q = self.qtensor("weight", map)?;
                 self.check_shape("weight", q.shape().dims(), &[out_dim, in_dim])?;
+                if let Some(matrix) = Q8Matrix::from_qtensor(&q)? {
+                    return Ok(Linear::Q8 {
+                        weight: Arc::new(matrix),
+                        bias,
+                    });
+                }
                 Ok(Linear::Quantized {
                     weight: QMatMul::from_arc(q)?,
                     bias,
@@ -197,6 +204,12 @@ impl<'a> Weights<'a> {
 #[derive(Debug, Clone)]
 pub enum Linear {
     Dense(candle_nn::Linear),
+    /// `Q8_0` weights (the browser's default): [`Q8Matrix`].
+    Q8 {
+        weight: Arc<Q8Matrix>,
+        bias: Option<Tensor>,
+    },
+    /// Other GGUF types, through candle.
     Quantized {
         weight: QMatMul,
         bias: Option<Tensor>,
@@ -221,6 +234,24 @@ impl Module for Linear {
                 } else {
                     l.forward(xs)
                 }
+            }
+            Linear::Q8 { weight, bias } => {
+                let dims = xs.dims();
+                let (lead, inner) = dims.split_at(dims.len() - 1);
+                let rows: usize = lead.iter().product();
+                let (n, k) = weight.dims();
+                if inner != [k] {
+                    candle_core::bail!("a linear layer of {k} inputs got {dims:?}");
+                }
+                let x = xs.flatten_all()?.to_vec1::<f32>()?;
+                let ys = Tensor::from_vec(weight.matmul(&x, rows), (rows, n), xs.device())?;
+                let ys = match bias {
+                    Some(b) => ys.broadcast_add(b)?,
+                    None => ys,
+                };
+                let mut out_dims = lead.to_vec();
+                out_dims.push(n);
+                ys.reshape(out_dims)
             }
             Linear::Quantized { weight, bias } => {
                 let ys = weight.forward(xs)?;

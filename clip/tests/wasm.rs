@@ -13,6 +13,7 @@ mod common;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use clip::export::{Variant, export_text};
+use clip::q8::Q8Matrix;
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights, cosine};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -139,7 +140,8 @@ fn q8_matmul_matches_dense() {
             .collect()
     };
     let w = Tensor::from_vec(values(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
-    let x = Tensor::from_vec(values(batch * cols, 2), (batch, cols), &Device::Cpu).unwrap();
+    let x_values = values(batch * cols, 2);
+    let x = Tensor::from_vec(x_values.clone(), (batch, cols), &Device::Cpu).unwrap();
     let dense = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
     let q = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
     assert!(
@@ -147,11 +149,29 @@ fn q8_matmul_matches_dense() {
         "the matrix stayed dense; the 8-bit kernel was not used"
     );
     let quantized = q.forward(&x).unwrap().to_vec2::<f32>().unwrap();
-    for (i, (d, g)) in dense.iter().zip(&quantized).enumerate() {
+    // The few-rows kernel the text tower uses for Q8_0 layers (clip::q8), in wasm's SIMD.
+    let matrix = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap())
+        .unwrap()
+        .expect("a Q8_0 matrix");
+    let ours: Vec<Vec<f32>> = matrix
+        .matmul(&x_values, batch)
+        .chunks(rows)
+        .map(<[f32]>::to_vec)
+        .collect();
+    for (i, ((d, g), o)) in dense.iter().zip(&quantized).zip(&ours).enumerate() {
         let cos = cosine(d, g);
         assert!(
             cos >= 0.999,
             "row {i}: cosine {cos} between the q8 and f32 products"
+        );
+        let cos = cosine(d, o);
+        assert!(
+            cos >= 0.999,
+            "row {i}: cosine {cos} between clip::q8 and the f32 product"
+        );
+        assert!(
+            max_abs_diff(g, o) <= 1e-2,
+            "row {i}: clip::q8 vs candle's Q8_0"
         );
     }
 }

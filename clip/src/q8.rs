@@ -1,0 +1,197 @@
+//! 8-bit linear layers (GGUF `Q8_0`, the browser's default download) computed the way a short
+//! query needs them.
+//!
+//! A query has 7–77 token rows, and every product multiplies them with a whole weight matrix.
+//! candle's `Q8_0` path calls a block dot product per (row, column, block): each call reloads and
+//! widens the weight block and converts two f16 scales in software (wasm has no f16 unit), which
+//! is most of its time in the browser. Here the weights are unpacked once at load into `i8`
+//! values and `f32` scales (the same bytes, +6% for the scales), and each weight block is widened
+//! once and then dotted with every row while it sits in registers. The arithmetic is `Q8_0`'s
+//! own (llama.cpp's `ggml_vec_dot_q8_0_q8_0`): rows are quantized to 8 bits per block of 32 with
+//! scale `max|x| / 127`, products are summed exactly in `i32` and scaled in `f32` (the row scale
+//! stays `f32` here, where ggml rounds it to f16).
+//!
+//! The loops are written with fixed-size arrays and independent partial sums so that the compiler
+//! emits SIMD (SSE/AVX natively, SIMD128 in wasm) without `unsafe` intrinsics.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+
+use crate::error::{ClipError, Result};
+
+/// Values per `Q8_0` block.
+const BLOCK: usize = 32;
+/// Bytes per `Q8_0` block: an f16 scale, then 32 `i8`.
+const BLOCK_BYTES: usize = 2 + BLOCK;
+
+/// A `[rows, cols]` matrix of `Q8_0` blocks, unpacked.
+#[derive(Debug, Clone)]
+pub struct Q8Matrix {
+    rows: usize,
+    cols: usize,
+    /// `rows * cols` values, row-major.
+    quants: Vec<i8>,
+    /// One scale per block: `rows * cols / 32`.
+    scales: Vec<f32>,
+}
+
+impl Q8Matrix {
+    /// The matrix of a 2-D `Q8_0` tensor; `None` for any other type or shape.
+    pub fn from_qtensor(q: &QTensor) -> Result<Option<Q8Matrix>> {
+        let &[rows, cols] = q.shape().dims() else {
+            return Ok(None);
+        };
+        if q.dtype() != GgmlDType::Q8_0 || !cols.is_multiple_of(BLOCK) {
+            return Ok(None);
+        }
+        let data = q.data()?;
+        let blocks = rows * cols / BLOCK;
+        if data.len() != blocks * BLOCK_BYTES {
+            return Err(ClipError::Weights(format!(
+                "a Q8_0 tensor of shape [{rows}, {cols}] has {} bytes, expected {}",
+                data.len(),
+                blocks * BLOCK_BYTES
+            )));
+        }
+        let mut quants = Vec::with_capacity(rows * cols);
+        let mut scales = Vec::with_capacity(blocks);
+        for block in data.chunks_exact(BLOCK_BYTES) {
+            scales.push(half::f16::from_le_bytes([block[0], block[1]]).to_f32());
+            quants.extend(block[2..].iter().map(|&b| b as i8));
+        }
+        Ok(Some(Q8Matrix {
+            rows,
+            cols,
+            quants,
+            scales,
+        }))
+    }
+
+    /// `[rows, cols]`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// `x · selfᵀ` for `x` of `m` rows of `cols` values, row-major; `m × rows` values out.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (self.rows, self.cols);
+        debug_assert_eq!(x.len(), m * k);
+        let blocks = k / BLOCK;
+        let (xq, xs) = quantize_rows(x, m, k);
+        let mut out = vec![0f32; m * n];
+        let mut acc = vec![0f32; m];
+        for j in 0..n {
+            let wq = &self.quants[j * k..(j + 1) * k];
+            let ws = &self.scales[j * blocks..(j + 1) * blocks];
+            acc.fill(0.0);
+            for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
+                let w = widen(w);
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let row = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
+                    let row: &[i16; BLOCK] = row.try_into().unwrap_or(&[0; BLOCK]);
+                    *a += dot(&w, row) as f32 * (w_scale * xs[i * blocks + b]);
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                out[i * n + j] = *a;
+            }
+        }
+        out
+    }
+}
+
+fn widen(w: &[i8; BLOCK]) -> [i16; BLOCK] {
+    let mut out = [0i16; BLOCK];
+    for (o, &v) in out.iter_mut().zip(w) {
+        *o = i16::from(v);
+    }
+    out
+}
+
+/// The exact integer dot product of two blocks (|sum| ≤ 32·127·127, far inside `i32`).
+#[inline(always)]
+fn dot(w: &[i16; BLOCK], x: &[i16; BLOCK]) -> i32 {
+    const LANES: usize = 8;
+    let mut sums = [0i32; LANES];
+    for (wc, xc) in w
+        .as_chunks::<LANES>()
+        .0
+        .iter()
+        .zip(x.as_chunks::<LANES>().0)
+    {
+        for l in 0..LANES {
+            sums[l] += i32::from(wc[l]) * i32::from(xc[l]);
+        }
+    }
+    sums.iter().sum()
+}
+
+/// Each row in blocks of 32: `round(x / d)` as `i16` (values in -127..=127) and `d = max|x| / 127`
+/// per block, as ggml's `quantize_row_q8_0` (with `d` kept in f32).
+fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<i16>, Vec<f32>) {
+    let mut q = Vec::with_capacity(m * k);
+    let mut scales = Vec::with_capacity(m * k / BLOCK);
+    for block in x.chunks_exact(BLOCK) {
+        let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
+        q.extend(block.iter().map(|v| (v * inv).round() as i16));
+        scales.push(d);
+    }
+    (q, scales)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// Against candle's own `Q8_0` product on the same tensor: the same arithmetic up to the f16
+    /// rounding of the row scales and the order of the f32 sums.
+    #[test]
+    fn equals_candles_q8_0_product() {
+        let device = Device::Cpu;
+        let (n, k) = (48, 96);
+        let w = Tensor::randn(0f32, 0.05, (n, k), &device).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let matrix = Q8Matrix::from_qtensor(&q).unwrap().expect("a Q8_0 matrix");
+        assert_eq!(matrix.dims(), (n, k));
+        for m in [1, 7, 20] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+            let ours = matrix.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m);
+            let theirs = candle_core::quantized::QMatMul::from_qtensor(
+                QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(),
+            )
+            .unwrap();
+            let theirs = candle_core::Module::forward(&theirs, &x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let exact = x
+                .matmul(&w.t().unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for ((o, t), e) in ours.iter().zip(&theirs).zip(&exact) {
+                assert!(
+                    (o - t).abs() <= 2e-3 * (1.0 + t.abs()),
+                    "m={m}: {o} vs candle {t}"
+                );
+                assert!(
+                    (o - e).abs() <= 0.05 * (1.0 + e.abs()),
+                    "m={m}: {o} vs f32 {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn other_types_are_left_to_candle() {
+        let w = Tensor::zeros((4, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::F16).unwrap();
+        assert!(Q8Matrix::from_qtensor(&q).unwrap().is_none());
+    }
+}
