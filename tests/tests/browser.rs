@@ -148,6 +148,20 @@ fn assert_native_vector(label: &Value, query: &str) {
     assert!(cos >= 0.9999, "browser vs native cosine {cos}");
 }
 
+/// A server over the tiny model's browser bundle (written to the directory returned with it).
+fn tiny_model_server(options: ServerOptions<'_>) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary model directory");
+    write_tiny_bundle(dir.path());
+    let server = Server::with(
+        public_dir(),
+        &ServerOptions {
+            model_dir: Some(dir.path()),
+            ..options
+        },
+    );
+    (server, dir)
+}
+
 /// Every control has a name a screen reader can say, every image a text alternative.
 fn assert_accessible(browser: &Browser) {
     let problems = browser.eval(
@@ -167,17 +181,11 @@ fn assert_accessible(browser: &Browser) {
 
 #[test]
 fn search_label_and_reload_from_cache() {
-    let model_dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model_dir.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model_dir.path()),
-            demo_data: true,
-            admin_token: Some(ADMIN_TOKEN),
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        admin_token: Some(ADMIN_TOKEN),
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     browser.goto(&server.url("/"));
 
@@ -329,16 +337,10 @@ fn search_label_and_reload_from_cache() {
 
 #[test]
 fn a_failed_download_says_so_and_retry_loads_the_model() {
-    let model_dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model_dir.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model_dir.path()),
-            fail_once: &["/model/text-q8.gguf"],
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        fail_once: &["/model/text-q8.gguf"],
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     browser.goto(&server.url("/"));
     let status = wait_model(&browser);
@@ -380,16 +382,10 @@ fn the_page_says_when_there_is_no_model() {
 
 #[test]
 fn without_workers_the_server_encodes_and_the_page_says_so() {
-    let model_dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model_dir.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model_dir.path()),
-            demo_data: true,
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     // A browser without Web Workers.
     browser.cdp(
@@ -469,21 +465,16 @@ fn without_webassembly_a_plain_page_searches_on_the_server() {
 
 #[test]
 fn the_site_hosted_elsewhere_reaches_the_proxy_named_in_settings() {
-    let model_dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model_dir.path());
     // The API on one origin, allowing the site's origin (known only once the site listens).
     let site_dir = tempfile::tempdir().expect("a site directory");
     let site = Server::start(site_dir.path().to_path_buf(), None);
-    let api = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model_dir.path()),
-            demo_data: true,
-            admin_token: Some(ADMIN_TOKEN),
-            cors_origins: &[site.url("")],
-            ..ServerOptions::default()
-        },
-    );
+    let site_origin = [site.url("")];
+    let (api, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        admin_token: Some(ADMIN_TOKEN),
+        cors_origins: &site_origin,
+        ..ServerOptions::default()
+    });
     // The static site: the built files, with settings.json pointing at the API.
     for entry in std::fs::read_dir(public_dir()).expect("public/") {
         let path = entry.expect("an entry").path();
