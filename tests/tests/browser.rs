@@ -200,6 +200,11 @@ fn search_label_and_reload_from_cache() {
         assert_eq!(server.requests_for(&format!("/model/{file}")), 1, "{file}");
     }
     assert_eq!(server.requests_for("/model/text-f32.safetensors"), 0);
+    // The worker's files keep their names across builds: the browser must revalidate them.
+    let loader = ureq::get(&server.url("/worker_loader.js"))
+        .call()
+        .expect("the worker's loader");
+    assert_eq!(loader.header("cache-control"), Some("no-cache"));
 
     // Search: 20 results, "more" brings the other 4 of the 24 demo photos.
     let summary = search(&browser, QUERY);

@@ -454,10 +454,16 @@ pub fn App() -> impl IntoView {
         ev.prevent_default();
         search(ctx, query.get_untracked());
     };
-    let retry = move |_| {
-        if let Some(encoder) = ctx.encoder.get_value() {
+    let retry = move |_| match ctx.encoder.get_value() {
+        Some(encoder) => {
             ctx.model.set(ModelState::Starting);
             encoder.load();
+        }
+        // The page itself did not start (a broken settings.json): start it again.
+        None => {
+            if let Some(w) = web_sys::window() {
+                let _ = w.location().reload();
+            }
         }
     };
     let change_variant = move |ev: leptos::ev::Event| {
