@@ -79,18 +79,11 @@ impl Q8Matrix {
         let (xq, xs) = quantize_rows(x, m, k);
         let mut out = vec![0f32; m * n];
         let mut acc = vec![0f32; m];
+        let mut lanes = Vec::new();
         for j in 0..n {
             let wq = &self.quants[j * k..(j + 1) * k];
             let ws = &self.scales[j * blocks..(j + 1) * blocks];
-            acc.fill(0.0);
-            for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
-                let w = widen(w);
-                for (i, a) in acc.iter_mut().enumerate() {
-                    let row = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
-                    let row: &[i16; BLOCK] = row.try_into().unwrap_or(&[0; BLOCK]);
-                    *a += dot(&w, row) as f32 * (w_scale * xs[i * blocks + b]);
-                }
-            }
+            row_dots(wq, ws, &xq, &xs, &mut acc, &mut lanes);
             for (i, a) in acc.iter().enumerate() {
                 out[i * n + j] = *a;
             }
@@ -99,6 +92,71 @@ impl Q8Matrix {
     }
 }
 
+/// `acc[i]` = the dot product of one weight row (`wq`, `ws`) with input row `i` (`xq`, `xs`).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn row_dots(wq: &[i8], ws: &[f32], xq: &[i16], xs: &[f32], acc: &mut [f32], _: &mut Vec<()>) {
+    let blocks = ws.len();
+    acc.fill(0.0);
+    for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
+        let w = widen(w);
+        for (i, a) in acc.iter_mut().enumerate() {
+            let row = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
+            let row: &[i16; BLOCK] = row.try_into().unwrap_or(&[0; BLOCK]);
+            *a += dot(&w, row) as f32 * (w_scale * xs[i * blocks + b]);
+        }
+    }
+}
+
+/// [`row_dots`] in wasm's SIMD128: the compiler does not turn the portable loops into
+/// `i32x4.dot_i16x8_s`, which does 8 multiply-adds at once, so they are written out. The
+/// arithmetic is the same (exact `i32` block sums, then one `f32` multiply-add per block).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn row_dots(
+    wq: &[i8],
+    ws: &[f32],
+    xq: &[i16],
+    xs: &[f32],
+    acc: &mut [f32],
+    lanes: &mut Vec<core::arch::wasm32::v128>,
+) {
+    use core::arch::wasm32::*;
+    let i8x16_of = |a: &[i8]| {
+        i8x16(
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
+            a[14], a[15],
+        )
+    };
+    let i16x8_of = |a: &[i16]| i16x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    let blocks = ws.len();
+    lanes.clear();
+    lanes.resize(acc.len(), f32x4_splat(0.0));
+    for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
+        let (lo, hi) = (i8x16_of(&w[..16]), i8x16_of(&w[16..]));
+        let w = [
+            i16x8_extend_low_i8x16(lo),
+            i16x8_extend_high_i8x16(lo),
+            i16x8_extend_low_i8x16(hi),
+            i16x8_extend_high_i8x16(hi),
+        ];
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let x = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
+            let mut sum = i32x4_dot_i16x8(w[0], i16x8_of(&x[..8]));
+            sum = i32x4_add(sum, i32x4_dot_i16x8(w[1], i16x8_of(&x[8..16])));
+            sum = i32x4_add(sum, i32x4_dot_i16x8(w[2], i16x8_of(&x[16..24])));
+            sum = i32x4_add(sum, i32x4_dot_i16x8(w[3], i16x8_of(&x[24..])));
+            let scale = f32x4_splat(w_scale * xs[i * blocks + b]);
+            *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
+        }
+    }
+    for (a, lane) in acc.iter_mut().zip(lanes.iter()) {
+        *a = f32x4_extract_lane::<0>(*lane)
+            + f32x4_extract_lane::<1>(*lane)
+            + f32x4_extract_lane::<2>(*lane)
+            + f32x4_extract_lane::<3>(*lane);
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn widen(w: &[i8; BLOCK]) -> [i16; BLOCK] {
     let mut out = [0i16; BLOCK];
     for (o, &v) in out.iter_mut().zip(w) {
@@ -108,6 +166,7 @@ fn widen(w: &[i8; BLOCK]) -> [i16; BLOCK] {
 }
 
 /// The exact integer dot product of two blocks (|sum| ≤ 32·127·127, far inside `i32`).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn dot(w: &[i16; BLOCK], x: &[i16; BLOCK]) -> i32 {
     const LANES: usize = 8;
