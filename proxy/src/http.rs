@@ -201,6 +201,7 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .with_state(state)
         .merge(model_files)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_long_bodies))
         .fallback_service(site);
     if !config.cors_origins.is_empty() {
         let origins = if config.cors_origins.iter().any(|o| o == "*") {
@@ -739,6 +740,28 @@ fn labels_tsv(labels: &[Label]) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A body declared longer than [`MAX_BODY`] is answered 413 after it has been read and dropped
+/// (up to 4 MiB). Answering before it arrives makes the server close a connection the client is
+/// still writing to, and the client then sees "broken pipe" or a reset instead of the answer.
+async fn refuse_long_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return next.run(request).await;
+    }
+    // Longer than that, the connection is closed instead: draining is not worth more.
+    let _ = axum::body::to_bytes(request.into_body(), 4 * MAX_BODY).await;
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "body_too_large",
+        message: format!("request body is over the {MAX_BODY}-byte limit"),
+    }
+    .into_response()
 }
 
 // ---- model -----------------------------------------------------------------------------------
