@@ -295,7 +295,7 @@ impl From<JsonRejection> for ApiError {
             _ => (rejection.status(), "bad_request"),
         };
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body is over the {MAX_BODY}-byte limit")
+            body_too_large_message()
         } else {
             rejection.body_text()
         };
@@ -742,6 +742,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn body_too_large_message() -> String {
+    format!("request body is over the {MAX_BODY}-byte limit")
+}
+
 /// A body declared longer than [`MAX_BODY`] is answered 413 after it has been read and dropped
 /// (up to 4 MiB). Answering before it arrives makes the server close a connection the client is
 /// still writing to, and the client then sees "broken pipe" or a reset instead of the answer.
@@ -759,7 +763,7 @@ async fn refuse_long_bodies(request: Request, next: Next) -> Response {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: "body_too_large",
-        message: format!("request body is over the {MAX_BODY}-byte limit"),
+        message: body_too_large_message(),
     }
     .into_response()
 }
