@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod export;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod jpeg;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod load;
 pub mod model;
 pub mod preprocess;

@@ -61,15 +61,31 @@ impl ImageProcessor {
         }
     }
 
-    /// Steps 1–3: bytes → upright 8-bit RGB.
+    /// Steps 1–3: bytes → upright 8-bit RGB, at full size.
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        Ok(self.decode_scaled(bytes, None)?.0)
+    }
+
+    /// Steps 1–3 where full size is not needed: a JPEG is decoded at the smallest DCT scale (1/2,
+    /// 1/4 or 1/8) that keeps both sides at least `side` pixels — Pillow's draft mode,
+    /// `image.draft("RGB", (side, side))`, with the same library, so the pixels equal Pillow's
+    /// with draft mode on. For a 2-megapixel photo and `side` = 224 that is 1/4 scale and about
+    /// half the decoding time; the model's crop then differs slightly from a full-size decode
+    /// (the resize starts from fewer pixels). Other formats, and JPEG in wasm32 builds, decode
+    /// at full size. Returns the image and the full size (width, height), upright.
+    pub fn decode_draft(&self, bytes: &[u8], side: u32) -> Result<(RgbImage, (u32, u32))> {
+        self.decode_scaled(bytes, Some(side))
+    }
+
+    fn decode_scaled(&self, bytes: &[u8], draft: Option<u32>) -> Result<(RgbImage, (u32, u32))> {
         if bytes.is_empty() {
             return Err(ClipError::Decode("empty file".into()));
         }
         let mut reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| ClipError::Decode(e.to_string()))?;
-        match reader.format() {
+        let format = reader.format();
+        match format {
             None => {
                 return Err(ClipError::Decode(
                     "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)".into(),
@@ -105,21 +121,51 @@ impl ImageProcessor {
         let orientation = decoder
             .orientation()
             .map_err(|e| ClipError::Decode(e.to_string()))?;
+        use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+        let upright = if matches!(
+            orientation,
+            Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
+        ) {
+            (height, width)
+        } else {
+            (width, height)
+        };
+        // JPEG natively: libjpeg-turbo, as Pillow (identical pixels); the general decoder below
+        // takes what it declines (CMYK, damaged data).
+        #[cfg(not(target_arch = "wasm32"))]
+        if format == Some(image::ImageFormat::Jpeg) {
+            let denominator = draft.map_or(1, |side| {
+                crate::jpeg::draft_denominator(width, height, side)
+            });
+            if let Some(rgb) = crate::jpeg::decode_rgb(bytes, denominator) {
+                let mut img = DynamicImage::ImageRgb8(rgb);
+                img.apply_orientation(orientation);
+                return Ok((to_rgb8(img), upright));
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = draft;
         let mut img =
             DynamicImage::from_decoder(decoder).map_err(|e| ClipError::Decode(e.to_string()))?;
         img.apply_orientation(orientation);
-        Ok(to_rgb8(img))
+        Ok((to_rgb8(img), upright))
     }
 
     /// Steps 4–5: the 8-bit `size`×`size` crop the model sees.
     pub fn resize_crop(&self, img: &RgbImage) -> RgbImage {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (nw, nh) = resized_size(w, h, self.size as usize);
-        let resized = resize_bicubic(img, nw, nh);
         let s = self.size as usize;
         // transformers.image_transforms.center_crop: top = (orig_height - crop_height) // 2
         let (top, left) = ((nh.saturating_sub(s)) / 2, (nw.saturating_sub(s)) / 2);
-        image::imageops::crop_imm(&resized, left as u32, top as u32, s as u32, s as u32).to_image()
+        // Only the crop is computed: each output pixel depends on the source alone.
+        let window = Window {
+            left,
+            top,
+            width: s.min(nw),
+            height: s.min(nh),
+        };
+        resize_bicubic_window(img, nw, nh, window)
     }
 
     /// Step 6: `[3, size, size]` channels-first f32, normalised.
@@ -260,76 +306,107 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
     }
 }
 
+/// Pillow's rounding of a fixed-point sum to 8 bits (`clip8`): `v >> 22` clamped to 0..=255,
+/// branch-free so that the loops below vectorise.
 #[inline]
 fn clip8(v: i32) -> u8 {
-    if v >= (1 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
-    }
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// A rectangle of the resized image, in its pixels.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
 }
 
 /// `Image.resize((width, height), Image.BICUBIC)` for RGB: a horizontal pass over the rows the
 /// vertical pass needs, rounded to 8 bits, then a vertical pass (`ImagingResampleInner`).
 pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
-    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
-    if (in_w, in_h) == (width, height) {
-        return img.clone();
-    }
-    let src = img.as_raw();
-    let horiz = precompute_coeffs(in_w, width);
-    let vert = precompute_coeffs(in_h, height);
-    // Rows of the source that the vertical pass reads.
-    let y_first = vert.bounds[0].0;
-    let y_last = vert.bounds[height - 1].0 + vert.bounds[height - 1].1;
+    let all = Window {
+        left: 0,
+        top: 0,
+        width,
+        height,
+    };
+    resize_bicubic_window(img, width, height, all)
+}
 
-    let (tmp, tmp_w, row0) = if width != in_w {
-        let rows = y_last - y_first;
-        let mut tmp = vec![0u8; rows * width * 3];
-        for y in 0..rows {
-            let in_row = &src[(y + y_first) * in_w * 3..(y + y_first + 1) * in_w * 3];
-            let out_row = &mut tmp[y * width * 3..(y + 1) * width * 3];
-            for (xx, &(xmin, n)) in horiz.bounds.iter().enumerate() {
-                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
-                for (x, &kx) in k.iter().enumerate() {
-                    let p = &in_row[(xmin + x) * 3..(xmin + x) * 3 + 3];
-                    for c in 0..3 {
-                        acc[c] += i32::from(p[c]) * kx;
-                    }
-                }
-                for c in 0..3 {
-                    out_row[xx * 3 + c] = clip8(acc[c]);
-                }
-            }
+/// [`resize_bicubic`] computed only inside `window`: the same pixels as cropping the full result,
+/// without the work outside it (a quarter of a landscape photo's columns for CLIP's crop).
+fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Window) -> RgbImage {
+    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    let Window {
+        left,
+        top,
+        width: out_w,
+        height: out_h,
+    } = window;
+    let src = img.as_raw();
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let vert = (height != in_h).then(|| precompute_coeffs(in_h, height));
+    // Source rows the vertical pass reads (all of the window's rows when there is none).
+    let (y_first, y_end) = match &vert {
+        Some(v) => {
+            let (last, n) = v.bounds[top + out_h - 1];
+            (v.bounds[top].0, last + n)
         }
-        (tmp, width, y_first)
-    } else {
-        (src.to_vec(), in_w, 0)
+        None => (top, top + out_h),
     };
 
-    if height == in_h {
-        // Only the horizontal pass was needed (it covered every row).
-        return RgbImage::from_raw(width as u32, height as u32, tmp)
-            .expect("buffer has width*height*3 bytes");
-    }
-    let mut out = vec![0u8; width * height * 3];
-    let stride = tmp_w * 3;
-    for (yy, &(ymin, n)) in vert.bounds.iter().enumerate() {
-        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
-        let base = ymin - row0;
-        let out_row = &mut out[yy * width * 3..(yy + 1) * width * 3];
-        for (i, o) in out_row.iter_mut().enumerate() {
-            let mut acc = 1i32 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                acc += i32::from(tmp[(base + y) * stride + i]) * ky;
+    // Horizontal pass: rows y_first..y_end, the window's columns, 8 bits.
+    let row_len = out_w * 3;
+    let mut tmp = vec![0u8; (y_end - y_first) * row_len];
+    if width == in_w {
+        for (y, out_row) in tmp.chunks_exact_mut(row_len).enumerate() {
+            let start = ((y + y_first) * in_w + left) * 3;
+            out_row.copy_from_slice(&src[start..start + row_len]);
+        }
+    } else {
+        let horiz = precompute_coeffs(in_w, width);
+        for (y, out_row) in tmp.chunks_exact_mut(row_len).enumerate() {
+            let in_row = &src[(y + y_first) * in_w * 3..(y + y_first + 1) * in_w * 3];
+            for (xx, out) in (left..left + out_w).zip(out_row.chunks_exact_mut(3)) {
+                let (xmin, n) = horiz.bounds[xx];
+                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
+                let taps = &in_row[xmin * 3..(xmin + n) * 3];
+                let mut acc = [half; 3];
+                for (p, &kx) in taps.chunks_exact(3).zip(k) {
+                    acc[0] += i32::from(p[0]) * kx;
+                    acc[1] += i32::from(p[1]) * kx;
+                    acc[2] += i32::from(p[2]) * kx;
+                }
+                out[0] = clip8(acc[0]);
+                out[1] = clip8(acc[1]);
+                out[2] = clip8(acc[2]);
             }
-            *o = clip8(acc);
         }
     }
-    RgbImage::from_raw(width as u32, height as u32, out).expect("buffer has width*height*3 bytes")
+
+    let Some(vert) = vert else {
+        return RgbImage::from_raw(out_w as u32, out_h as u32, tmp)
+            .expect("buffer has width*height*3 bytes");
+    };
+    // Vertical pass, a whole output row at a time (tap-major, so it vectorises).
+    let mut out = vec![0u8; out_h * row_len];
+    let mut acc = vec![0i32; row_len];
+    for (yy, out_row) in (top..top + out_h).zip(out.chunks_exact_mut(row_len)) {
+        let (ymin, n) = vert.bounds[yy];
+        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
+        acc.fill(half);
+        for (y, &ky) in k.iter().enumerate() {
+            let row = &tmp[(ymin - y_first + y) * row_len..(ymin - y_first + y + 1) * row_len];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += i32::from(p) * ky;
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    RgbImage::from_raw(out_w as u32, out_h as u32, out).expect("buffer has width*height*3 bytes")
 }
 
 #[cfg(test)]

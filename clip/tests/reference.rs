@@ -17,16 +17,16 @@ fn token_ids_equal_reference() {
     assert_eq!((long.len(), long[0], long[76]), (77, 49406, 49407));
 }
 
-/// The 8-bit crop the model sees equals Pillow's, byte for byte, for every lossless format (PNG
-/// in all its modes, GIF, BMP, TIFF, WebP; EXIF orientation, alpha compositing): decode,
-/// conversion, resize and crop are exact.
+/// The 8-bit crop the model sees equals Pillow's, byte for byte, for every format (JPEG —
+/// baseline, progressive, 4:2:0, 4:4:4, grey, odd sizes —, PNG in all its modes, GIF, BMP, TIFF,
+/// WebP; EXIF orientation, alpha compositing): decode, conversion, resize and crop are exact.
+/// JPEG is exact because native builds decode it with libjpeg-turbo, as Pillow does.
 ///
-/// JPEG is the exception, and not because of the resize: the JPEG standard does not define the
-/// inverse DCT or chroma upsampling bit-exactly, and the Rust decoder (zune-jpeg) rounds
-/// differently from libjpeg-turbo, which Pillow uses. Decoded JPEG pixels are therefore allowed a
-/// small difference, bounded here: on average under half a level in 0..255 (0.007 after
-/// normalisation), at most 8 levels anywhere. The end-to-end test below shows what that costs in
-/// the embedding (cosine ≥ 0.999).
+/// One exception: CMYK JPEG, which libjpeg-turbo does not turn into RGB; the pure-Rust decoder
+/// (zune-jpeg) does, rounding differently from Pillow's conversion. Its pixels are allowed a small
+/// difference, bounded here: on average under half a level in 0..255 (0.007 after
+/// normalisation), at most 8 levels anywhere. The end-to-end test below shows what such a
+/// difference costs in the embedding (cosine ≥ 0.999).
 ///
 /// The 16-bit PNGs are compared with the scaled conversion (`alt_crop_scaled16`): PIL clamps
 /// 16-bit grey to 255, which this crate deliberately does not copy.
@@ -62,10 +62,8 @@ fn pixels_equal_reference() {
             .collect();
         let max = diffs.iter().copied().max().unwrap();
         let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
-        // Exact JPEGs (the 8x8-block mosaics) count too: they prove orientation is exact.
-        let is_jpeg = file.ends_with(".jpg");
-        jpegs += usize::from(is_jpeg);
-        let ok = if is_jpeg {
+        jpegs += usize::from(file.ends_with(".jpg"));
+        let ok = if file.contains("cmyk") {
             max <= 8 && mean < 0.5
         } else {
             max == 0
@@ -82,6 +80,56 @@ fn pixels_equal_reference() {
         "crops differ from the reference:\n{}",
         report.join("\n")
     );
+}
+
+/// JPEG draft decoding (`decode_draft`) equals Pillow with draft mode on, byte for byte: the
+/// scale chosen (1/1, 1/2, 1/4 and 1/8 all occur), the decoded pixels, and the model's crop made
+/// from them (`fixtures/draft.json`, written by `generate_draft.py`).
+#[test]
+fn jpeg_draft_equals_pillow_draft() {
+    use sha2::{Digest, Sha256};
+    let proc = ImageProcessor::default();
+    let draft = json("draft.json");
+    let cases = draft["cases"].as_array().unwrap();
+    let mut scales = std::collections::BTreeSet::new();
+    let mut report = Vec::new();
+    for case in cases {
+        let file = case["file"].as_str().unwrap();
+        let side = case["side"].as_u64().unwrap() as u32;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let bytes = std::fs::read(root.join(file)).unwrap();
+        let (decoded, full) = proc
+            .decode_draft(&bytes, side)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let full = [u64::from(full.0), u64::from(full.1)];
+        assert_eq!(
+            full.to_vec(),
+            json_u64s(&case["full_size"]),
+            "{file}: full size"
+        );
+        scales.insert(case["scale"].as_u64().unwrap());
+        let size = [u64::from(decoded.width()), u64::from(decoded.height())];
+        let hex = |b: &[u8]| hex::encode(Sha256::digest(b));
+        if size.to_vec() != json_u64s(&case["decoded_size"]) {
+            report.push(format!("{file} side {side}: decoded size {size:?}"));
+        } else if hex(decoded.as_raw()) != case["decoded_sha256"].as_str().unwrap() {
+            report.push(format!("{file} side {side}: decoded pixels differ"));
+        } else if hex(proc.resize_crop(&decoded).as_raw()) != case["crop_sha256"].as_str().unwrap()
+        {
+            report.push(format!("{file} side {side}: crop differs"));
+        }
+    }
+    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    assert_eq!(scales.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8]);
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+fn json_u64s(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
 }
 
 /// Normalisation equals transformers' float32 `rescale` + `normalize` (the fixture's look-up
@@ -259,7 +307,13 @@ fn image_bytes_to_embedding_matches_reference() {
             .embed(&pixel_batch(&[px], 224, &Device::Cpu).unwrap())
             .unwrap();
         let cos = cosine(&got[0], expected);
-        assert!(cos >= 0.999, "{file}: cosine {cos}");
+        // Equal pixels leave only float rounding; CMYK JPEG pixels differ slightly (see above).
+        let min = if file.contains("cmyk") {
+            0.999
+        } else {
+            0.99999
+        };
+        assert!(cos >= min, "{file}: cosine {cos}");
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} images checked");

@@ -185,6 +185,7 @@ fn options() -> IngestOptions {
         fetch_workers: 4,
         decode_workers: 2,
         prune: false,
+        full_decode: false,
         fetch: FetchConfig {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
@@ -507,5 +508,72 @@ fn reruns_skip_update_and_prune() {
     assert!(
         !run.paths.failures.exists(),
         "no failures, no failures file"
+    );
+}
+
+/// A large JPEG is decoded at a reduced DCT scale by default (Pillow's draft mode) and at full
+/// size with `full_decode`: either way the payload keeps the original, upright size, the
+/// thumbnail is ≤ 256 px, and the vector is the one the matching `clip` decode path gives.
+#[test]
+fn large_jpegs_are_decoded_in_draft_mode_unless_full_decode() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    // 1000x700 with fine detail: a 1/2-scale decode (min(1000/224, 700/224) = 3 → 1/2) loses
+    // some of it, so the two paths give measurably different pixels.
+    let img = image::RgbImage::from_fn(1000, 700, |x, y| {
+        image::Rgb([((x * 7) ^ (y * 3)) as u8, (x / 4) as u8, (y / 3) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92)
+        .encode_image(&img)
+        .expect("jpeg");
+    std::fs::write(data.join("big.jpg"), &bytes).expect("write");
+    let tsv = data.join("images.tsv");
+    std::fs::write(&tsv, "id\turl\nbig\tbig.jpg\n").expect("tsv");
+
+    let loaded = tiny_model();
+    let processor = clip::ImageProcessor::for_model(loaded.model.vision.config());
+    let expected = |image: &image::RgbImage| {
+        let pixels = processor.normalize(&processor.resize_crop(image));
+        let batch = clip::pixel_batch(&[pixels], 224, &clip::Device::Cpu).expect("batch");
+        loaded.model.vision.embed(&batch).expect("embed").remove(0)
+    };
+    let (draft, full_size) = processor.decode_draft(&bytes, 224).expect("draft");
+    assert_eq!((draft.dimensions(), full_size), ((500, 350), (1000, 700)));
+    let full = processor.decode(&bytes).expect("full");
+
+    let mut vectors = Vec::new();
+    for (name, full_decode, reference) in [("draft", false, &draft), ("full", true, &full)] {
+        let run = Run::new(&root.path().join(name), &tsv);
+        let report = run.ingest(&IngestOptions {
+            full_decode,
+            ..options()
+        });
+        assert_eq!(report.indexed, 1, "{name}: {report:#?}");
+        let payload = &run.payloads()["big"];
+        assert_eq!(
+            (payload["width"].as_u64(), payload["height"].as_u64()),
+            (Some(1000), Some(700)),
+            "{name}: the original size"
+        );
+        let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id("big"));
+        let thumb = image::open(&thumb).expect("thumbnail");
+        assert_eq!((thumb.width(), thumb.height()), (256, 179), "{name}");
+        let got = run
+            .runtime
+            .block_on(run.store.get(&[point_id("big")], true))
+            .expect("get")[0]
+            .vector
+            .clone()
+            .expect("vector");
+        let want = expected(reference);
+        let cos = clip::cosine(&got, &want);
+        assert!(cos > 0.99999, "{name}: cosine {cos} to the {name} decode");
+        vectors.push(got);
+    }
+    assert!(
+        clip::cosine(&vectors[0], &vectors[1]) < 0.999999,
+        "draft and full decodes gave the same vector: was the draft used at all?"
     );
 }

@@ -50,6 +50,10 @@ struct Args {
     /// Largest image accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_bytes: u64,
+    /// Decode JPEGs at full size (slower). By default a JPEG is decoded at the reduced DCT scale
+    /// (1/2, 1/4 or 1/8) that still covers the model's input, as Pillow's draft mode does.
+    #[arg(long)]
+    full_decode: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             .decode_workers
             .unwrap_or(IngestOptions::default().decode_workers),
         prune: args.prune,
+        full_decode: args.full_decode,
         fetch: FetchConfig {
             timeout: Duration::from_secs(args.timeout.max(1)),
             retries: args.retries,
