@@ -19,7 +19,7 @@ pub mod random;
 pub mod tokenizer;
 pub mod weights;
 
-pub use candle_core::{Device, Tensor};
+pub use candle_core::{DType, Device, Tensor};
 pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
@@ -226,15 +226,21 @@ pub struct Loaded {
     pub tokenizer: ClipTokenizer,
 }
 
-/// Reads and builds the model and tokenizer on `device`.
+/// Reads and builds the model and tokenizer on `device`, computing in f32.
 pub fn load(files: &ModelFiles, device: &Device) -> Result<Loaded> {
+    load_as(files, device, DType::F32)
+}
+
+/// [`load`] computing in `dtype` (f32, or f16 for GPUs: see [`Weights::with_dtype`]).
+pub fn load_as(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Loaded> {
     let config =
         ClipConfig::from_json(&read(&files.config)?).map_err(|e| in_file(&files.config, e))?;
     let tokenizer = ClipTokenizer::from_json(&read(&files.tokenizer)?)
         .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
         .map_err(|e| in_file(&files.tokenizer, e))?;
     let weights = Weights::from_safetensors(read(&files.weights)?, device)
-        .map_err(|e| in_file(&files.weights, e))?;
+        .map_err(|e| in_file(&files.weights, e))?
+        .with_dtype(dtype);
     let model = ClipModel::new(&config, &weights).map_err(|e| in_file(&files.weights, e))?;
     Ok(Loaded {
         id: files.id.clone(),

@@ -221,7 +221,7 @@ impl TextEncoder {
     /// first occurrence of the largest id of each row (the end token, 49407, for CLIP's
     /// vocabulary): `CLIPTextTransformer.forward` with
     /// `pooled_output = last_hidden_state[arange(b), input_ids.argmax(dim=-1)]`.
-    /// Returns unnormalised `[b, projection_dim]` features (`get_text_features`).
+    /// Returns unnormalised `[b, projection_dim]` f32 features (`get_text_features`).
     pub fn forward_ids(&self, ids: &Tensor) -> Result<Tensor> {
         let rows = ids.to_vec2::<u32>()?;
         let pool = rows
@@ -304,7 +304,7 @@ impl TextEncoder {
         let mask: Vec<f32> = (0..t)
             .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
             .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &self.device)?;
+        let mask = Tensor::from_vec(mask, (t, t), &self.device)?.to_dtype(xs.dtype())?;
         for layer in &self.layers {
             xs = layer.forward(&xs, Some(&mask))?;
         }
@@ -317,7 +317,7 @@ impl TextEncoder {
             .collect();
         let index = Tensor::from_vec(index, b, &self.device)?;
         let pooled = xs.reshape((b * t, hidden))?.index_select(&index, 0)?;
-        Ok(self.projection.forward(&pooled)?)
+        Ok(self.projection.forward(&pooled)?.to_dtype(DType::F32)?)
     }
 }
 
@@ -388,8 +388,8 @@ impl VisionEncoder {
         self.projection_dim
     }
 
-    /// `get_image_features`: preprocessed pixels `[b, 3, S, S]` f32 → unnormalised
-    /// `[b, projection_dim]`.
+    /// `get_image_features`: preprocessed pixels `[b, 3, S, S]` → unnormalised
+    /// `[b, projection_dim]` f32 features, whatever float type the model computes in.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let c = &self.config;
         let (b, ch, h, w) = pixels.dims4()?;
@@ -399,7 +399,8 @@ impl VisionEncoder {
                 c.num_channels, c.image_size, c.image_size
             )));
         }
-        let pixels = pixels.to_dtype(DType::F32)?;
+        // The model's float type (f32, or f16 with `Weights::with_dtype`).
+        let pixels = pixels.to_dtype(self.patch_embedding.dtype())?;
         // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch, no bias)
         let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
         // patch_embeds.flatten(2).transpose(1, 2)
@@ -417,7 +418,7 @@ impl VisionEncoder {
         let pooled = self
             .post_layernorm
             .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
-        Ok(self.projection.forward(&pooled)?)
+        Ok(self.projection.forward(&pooled)?.to_dtype(DType::F32)?)
     }
 
     /// [`Self::forward`] followed by L2 normalisation, as plain vectors.

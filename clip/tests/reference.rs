@@ -330,3 +330,47 @@ fn text_to_embedding_matches_reference() {
     let got = m.text.embed(&tok.encode_batch(&texts).unwrap()).unwrap();
     check_rows("text end to end", &got, &reference, 0.99999, 1e-5);
 }
+
+/// The model computed in f16 (`Weights::with_dtype`, what the GPU ingest uses by default) gives
+/// the f32 embeddings up to half-precision rounding, for text and images. Run here on the CPU,
+/// which has every f16 kernel the GPU path uses (matmul, conv, layer norm, softmax, sigmoid).
+#[test]
+fn f16_embeddings_match_f32() {
+    let config = clip::ClipConfig::from_json(&read("tiny-clip/config.json")).unwrap();
+    let weights =
+        clip::Weights::from_safetensors(read("tiny-clip/model.safetensors"), &Device::Cpu).unwrap();
+    let f32_model = clip::ClipModel::new(&config, &weights).unwrap();
+    let f16_model = clip::ClipModel::new(&config, &weights.with_dtype(clip::DType::F16)).unwrap();
+    let tok = tokenizer();
+    let ids: Vec<Vec<u32>> = ["a photo of a cat", "red car parked on a street", ""]
+        .iter()
+        .map(|t| tok.encode(t).unwrap())
+        .collect();
+    let (a, b) = (
+        f32_model.text.embed(&ids).unwrap(),
+        f16_model.text.embed(&ids).unwrap(),
+    );
+    let proc = ImageProcessor::default();
+    let images: Vec<Vec<f32>> = ["images/jpeg_800x600.jpg", "images/png_rgba_200x150.png"]
+        .iter()
+        .map(|f| proc.preprocess(&read(f)).unwrap())
+        .collect();
+    let pixels = pixel_batch(&images, 224, &Device::Cpu).unwrap();
+    let (c, d) = (
+        f32_model.vision.embed(&pixels).unwrap(),
+        f16_model.vision.embed(&pixels).unwrap(),
+    );
+    for (i, (x, y)) in a.iter().zip(&b).chain(c.iter().zip(&d)).enumerate() {
+        let cos = cosine(x, y);
+        eprintln!("f16 vs f32, embedding {i}: cosine {cos:.6}");
+        assert!(cos >= 0.999, "embedding {i}: cosine {cos}");
+    }
+    // Not equal: f16 is not f32.
+    assert!(
+        a.iter()
+            .zip(&b)
+            .chain(c.iter().zip(&d))
+            .all(|(x, y)| x != y),
+        "f16 gave bit-identical vectors: it did not compute in f16"
+    );
+}

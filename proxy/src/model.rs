@@ -7,21 +7,31 @@
 use std::sync::Arc;
 
 use clip::load::{self, DownloadProgress, Loaded, ModelSource};
-use clip::{ClipModel, ClipTokenizer, Device};
+use clip::{ClipModel, ClipTokenizer, DType, Device};
 
 use crate::http::TextEncoder;
 use crate::store::CollectionSpec;
 
-/// Resolve (download if needed) and load a model.
+/// Resolve (download if needed) and load a model, computing in f32.
 pub fn load_model(
     spec: &str,
     device: &Device,
     progress: &mut dyn DownloadProgress,
 ) -> anyhow::Result<Loaded> {
+    load_model_as(spec, device, DType::F32, progress)
+}
+
+/// [`load_model`] computing in `dtype` (f16 for GPU ingest).
+pub fn load_model_as(
+    spec: &str,
+    device: &Device,
+    dtype: DType,
+    progress: &mut dyn DownloadProgress,
+) -> anyhow::Result<Loaded> {
     use anyhow::Context;
     let source = ModelSource::parse(spec);
     let files = load::resolve(&source, progress).with_context(|| format!("model {spec}"))?;
-    load::load(&files, device).with_context(|| format!("loading model {spec}"))
+    load::load_as(&files, device, dtype).with_context(|| format!("loading model {spec}"))
 }
 
 /// The collection a model's vectors belong in.

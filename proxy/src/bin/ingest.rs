@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use clip::DType;
 use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
 use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths};
-use proxy::model::{collection_spec, load_model};
+use proxy::model::{collection_spec, load_model_as};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +33,10 @@ struct Args {
     /// cpu, or cuda / cuda:N (built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// The float type the vision tower computes in: f16 on a GPU (tensor cores; embeddings within
+    /// half-precision rounding of f32), f32 on the CPU (where f16 is slower), unless given.
+    #[arg(long, value_enum)]
+    dtype: Option<Precision>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
     batch_size: u16,
@@ -56,6 +61,12 @@ struct Args {
     full_decode: bool,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Precision {
+    F32,
+    F16,
+}
+
 fn main() -> ExitCode {
     cli::init_logging();
     let args = Args::parse();
@@ -77,14 +88,24 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
     let device = cli::device(&args.device)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let loaded = load_model(&args.store.model, &device, &mut DownloadBar::default())?;
+    let dtype = match (args.dtype, device.is_cuda()) {
+        (Some(Precision::F32), _) | (None, false) => DType::F32,
+        (Some(Precision::F16), _) | (None, true) => DType::F16,
+    };
+    let loaded = load_model_as(
+        &args.store.model,
+        &device,
+        dtype,
+        &mut DownloadBar::default(),
+    )?;
     let spec = collection_spec(&settings.collection, &loaded);
     let store = cli::store(&settings)?;
     runtime.block_on(store.ensure_collection(&spec))?;
     tracing::info!(
-        "ingesting {} into {}",
+        "ingesting {} into {} (model on {}, {dtype:?})",
         args.tsv.display(),
-        settings.describe()
+        settings.describe(),
+        args.device,
     );
 
     let options = IngestOptions {
