@@ -10,9 +10,10 @@
 //!
 //! * preprocess, 1 thread: `ImageProcessor` decode + resize/crop + normalise, with the draft-mode
 //!   JPEG decode ingest uses by default and with `--full-decode`'s full-size decode;
-//! * CPU stage, all decode threads: what ingest's decode pool does per image (draft decode,
-//!   preprocessing, the 256 px thumbnail, its JPEG) on `--decode-workers` threads, no model: the
-//!   most images per second this machine's cores can feed a GPU;
+//! * CPU stage, all decode threads: what ingest's decode pool does per image (the content hash,
+//!   then `proxy::ingest::prepare`: draft decode, preprocessing, the 256 px thumbnail as JPEG) on
+//!   `--decode-workers` threads, no model: the most images per second this machine's cores can
+//!   feed a GPU;
 //! * model only: `VisionEncoder::embed` on pixel batches prepared before timing, on `--device` in
 //!   `--dtype` (host→device copy included, as in ingest);
 //! * end to end: `proxy::ingest::run` over a TSV of the JPEGs on local disk into embedded Qdrant
@@ -189,16 +190,8 @@ fn main() -> Res<()> {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(b) = files.get(i) else { return Ok(()) };
                             let digest = <sha2::Sha256 as sha2::Digest>::digest(b);
-                            let (img, _) =
-                                processor.decode_draft(b, side).map_err(|e| e.to_string())?;
-                            let px = processor.normalize(&processor.resize_crop(&img));
-                            let (w, h) = proxy::ingest::thumb_size(img.width(), img.height());
-                            let thumb = image::imageops::thumbnail(&img, w, h);
-                            let mut jpeg = Vec::new();
-                            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
-                                .encode_image(&thumb)
-                                .map_err(|e| e.to_string())?;
-                            std::hint::black_box((digest, px, jpeg));
+                            let prepared = proxy::ingest::prepare(b, &processor, false)?;
+                            std::hint::black_box((digest, prepared));
                         }
                     })
                 })

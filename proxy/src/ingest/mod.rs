@@ -400,22 +400,62 @@ fn decode(
     full_decode: bool,
     thumbs: &Path,
 ) -> Result<(Vec<f32>, (u32, u32)), String> {
+    let prepared = prepare(&item.bytes, processor, full_decode)?;
+    let path = thumb_path(thumbs, store::point_id(&item.row.id));
+    write_atomically(&prepared.thumbnail, &path)
+        .map_err(|e| format!("writing thumbnail {}: {e}", path.display()))?;
+    Ok((prepared.pixels, prepared.size))
+}
+
+/// What the decode stage makes of one image file.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The model's input, `[3, size, size]`.
+    pub pixels: Vec<f32>,
+    /// The original size (width, height), upright.
+    pub size: (u32, u32),
+    /// The thumbnail as a JPEG file.
+    pub thumbnail: Vec<u8>,
+}
+
+/// Image file bytes → model input, original size and thumbnail: the CPU work per image.
+pub fn prepare(
+    bytes: &[u8],
+    processor: &ImageProcessor,
+    full_decode: bool,
+) -> Result<Prepared, String> {
     let (image, size) = if full_decode {
-        let image = processor.decode(&item.bytes).map_err(|e| e.to_string())?;
+        let image = processor.decode(bytes).map_err(|e| e.to_string())?;
         let size = image.dimensions();
         (image, size)
     } else {
         // At least the model's side: the thumbnail's long side (≤ 256) is then at least that too.
         processor
-            .decode_draft(&item.bytes, processor.size)
+            .decode_draft(bytes, processor.size)
             .map_err(|e| e.to_string())?
     };
     let pixels = processor.normalize(&processor.resize_crop(&image));
     let (w, h) = thumb_size(image.width(), image.height());
-    let thumb = image::imageops::thumbnail(&image, w, h);
-    let path = thumb_path(thumbs, store::point_id(&item.row.id));
-    write_jpeg(&thumb, &path).map_err(|e| format!("writing thumbnail {}: {e}", path.display()))?;
-    Ok((pixels, size))
+    // Pillow's bicubic, as for the model: sharper than a box filter, and as fast.
+    let thumb = clip::preprocess::resize_bicubic(&image, w as usize, h as usize);
+    let thumbnail = jpeg(&thumb).map_err(|e| format!("encoding the thumbnail: {e}"))?;
+    Ok(Prepared {
+        pixels,
+        size,
+        thumbnail,
+    })
+}
+
+/// JPEG, quality 85, 4:2:0 (libjpeg-turbo).
+fn jpeg(image: &image::RgbImage) -> Result<Vec<u8>, turbojpeg::Error> {
+    let pixels = turbojpeg::Image {
+        pixels: image.as_raw().as_slice(),
+        width: image.width() as usize,
+        pitch: image.width() as usize * 3,
+        height: image.height() as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    Ok(turbojpeg::compress(pixels, 85, turbojpeg::Subsamp::Sub2x2)?.to_vec())
 }
 
 /// The thumbnail's size: the longest side at most [`THUMB_SIDE`], aspect kept, never upscaled.
@@ -436,14 +476,10 @@ pub fn thumb_path(thumbs: &Path, id: Uuid) -> PathBuf {
     thumbs.join(format!("{id}.jpg"))
 }
 
-/// Write a JPEG atomically (temp file + rename): a reader never sees half a thumbnail.
-fn write_jpeg(image: &image::RgbImage, path: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
-        .encode_image(image)
-        .map_err(std::io::Error::other)?;
+/// Write a file atomically (temp file + rename): a reader never sees half a thumbnail.
+fn write_atomically(bytes: &[u8], path: &Path) -> std::io::Result<()> {
     let tmp = path.with_extension("jpg.tmp");
-    std::fs::write(&tmp, &bytes)?;
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
