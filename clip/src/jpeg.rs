@@ -20,15 +20,19 @@ pub fn draft_denominator(width: u32, height: u32, side: u32) -> u32 {
 }
 
 /// Decodes `bytes` to 8-bit RGB at `1/denominator` of the full size (each side rounded up, as
-/// libjpeg does). `None` when libjpeg-turbo cannot give RGB or reports anything at all (CMYK and
-/// YCCK files, lossless JPEG at a reduced scale, damaged data it would only warn about): the caller
-/// then decodes with the general decoder, which makes its own, more forgiving, decision.
+/// libjpeg does). CMYK and YCCK files are converted as Pillow converts them (`cmyk_to_rgb`).
+/// `None` when libjpeg-turbo reports anything at all (lossless JPEG at a reduced scale, damaged
+/// data it would only warn about): the caller then decodes with the general decoder, which makes
+/// its own, more forgiving, decision.
 pub fn decode_rgb(bytes: &[u8], denominator: u32) -> Option<RgbImage> {
     let mut decoder = Decompressor::new().ok()?;
     let header = decoder.read_header(bytes).ok()?;
-    if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
-        return None;
-    }
+    let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let (format, channels) = if cmyk {
+        (PixelFormat::CMYK, 4)
+    } else {
+        (PixelFormat::RGB, 3)
+    };
     let factor = ScalingFactor::new(1, denominator as usize);
     if denominator != 1 {
         decoder.set_scaling_factor(factor).ok()?;
@@ -38,16 +42,42 @@ pub fn decode_rgb(bytes: &[u8], denominator: u32) -> Option<RgbImage> {
         u32::try_from(scaled.width).ok()?,
         u32::try_from(scaled.height).ok()?,
     );
-    let mut pixels = vec![0u8; scaled.width.checked_mul(scaled.height)?.checked_mul(3)?];
+    let mut pixels = vec![
+        0u8;
+        scaled
+            .width
+            .checked_mul(scaled.height)?
+            .checked_mul(channels)?
+    ];
     let image = Image {
         pixels: pixels.as_mut_slice(),
         width: scaled.width,
-        pitch: scaled.width * 3,
+        pitch: scaled.width * channels,
         height: scaled.height,
-        format: PixelFormat::RGB,
+        format,
     };
     decoder.decompress(bytes, image).ok()?;
+    if cmyk {
+        pixels = cmyk_to_rgb(&pixels);
+    }
     RgbImage::from_raw(width, height, pixels)
+}
+
+/// Pillow's reading of a CMYK JPEG: the samples are taken as Adobe-inverted (`"CMYK;I"`, which
+/// Pillow assumes for every CMYK JPEG), then `convert("RGB")` (`cmyk2rgb` in Convert.c):
+/// `nk = 255 - k; r = nk - c·nk/255` with Pillow's rounded `MULDIV255`.
+fn cmyk_to_rgb(raw: &[u8]) -> Vec<u8> {
+    let muldiv255 = |a: u32, b: u32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    let mut rgb = Vec::with_capacity(raw.len() / 4 * 3);
+    for px in raw.chunks_exact(4) {
+        let [c, m, y, k] = [0, 1, 2, 3].map(|i| 255 - u32::from(px[i]));
+        let nk = 255 - k;
+        rgb.extend([c, m, y].map(|v| (nk - muldiv255(v, nk)) as u8));
+    }
+    rgb
 }
 
 #[cfg(test)]

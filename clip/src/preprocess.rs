@@ -131,7 +131,7 @@ impl ImageProcessor {
             (width, height)
         };
         // JPEG natively: libjpeg-turbo, as Pillow (identical pixels); the general decoder below
-        // takes what it declines (CMYK, damaged data).
+        // takes what it declines (damaged data it would only warn about).
         #[cfg(not(target_arch = "wasm32"))]
         if format == Some(image::ImageFormat::Jpeg) {
             let denominator = draft.map_or(1, |side| {
