@@ -97,11 +97,6 @@ impl<'a> Weights<'a> {
         self
     }
 
-    /// The float type dense tensors are given in.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
     /// The device tensors are placed on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -152,7 +147,8 @@ impl<'a> Weights<'a> {
             .ok_or(ClipError::MissingTensor { name: full })
     }
 
-    /// A dense tensor of the given shape, in [`Self::dtype`] (f32 from GGUF files).
+    /// A dense tensor of the given shape, in the dtype of [`Self::with_dtype`] (f32 from GGUF
+    /// files).
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = match &self.inner {
             Inner::Dense(vb) => {
