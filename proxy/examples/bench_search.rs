@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proxy::http::{AppState, ServeConfig, router};
-use proxy::labels::LabelLog;
+use proxy::http::{AppState, ServeConfig, StateParts, router};
+use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{CollectionSpec, Point, SearchQuery, SharedStore, VectorStore, point_id};
 
@@ -221,16 +221,14 @@ fn main() -> Res<()> {
     let public = temp.path().join("public");
     std::fs::create_dir_all(&public)?;
     std::fs::write(public.join("index.html"), "bench")?;
-    let (labels, _) = LabelLog::open(temp.path().join("labels.jsonl"))?;
-    let state = AppState::new(
-        shared.clone(),
+    let state = AppState::open(StateParts {
+        store: shared.clone(),
         spec,
-        None,
-        Arc::new(labels),
-        temp.path().join("thumbs"),
-        None,
-        None,
-    );
+        encoder: None,
+        data: DataDir::new(temp.path()),
+        admin_token: None,
+        bundle: None,
+    })?;
     let app = router(
         &ServeConfig {
             public_dir: public,

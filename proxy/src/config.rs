@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::layout::DataDir;
 use crate::store::remote::RemoteConfig;
 
 /// The keys `qdrant.env` (and the environment) may set.
@@ -99,73 +100,13 @@ impl Settings {
         flags: &Flags,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let file = match &flags.env_file {
-            Some(path) => Some((path.clone(), read_env_file(path)?)),
-            None => {
-                let path = PathBuf::from(DEFAULT_ENV_FILE);
-                if path.is_file() {
-                    Some((path.clone(), read_env_file(&path)?))
-                } else {
-                    None
-                }
-            }
+        let sources = Sources {
+            file: env_file(flags)?,
+            env: &env,
         };
-        // flag > environment > file; an empty value counts as unset (qdrant.env ships
-        // `QDRANT_URL=` for "embedded").
-        let lookup = |key: &str, flag: Option<&str>| -> Option<(String, String)> {
-            if let Some(v) = flag.filter(|v| !v.is_empty()) {
-                return Some((v.to_string(), format!("--{}", key.to_lowercase())));
-            }
-            if let Some(v) = env(key).filter(|v| !v.is_empty()) {
-                return Some((v, format!("environment variable {key}")));
-            }
-            let (path, values) = file.as_ref()?;
-            values
-                .get(key)
-                .filter(|v| !v.is_empty())
-                .map(|v| (v.clone(), format!("{key} in {}", path.display())))
-        };
-
         let mut warnings = Vec::new();
-        let url = lookup("QDRANT_URL", flags.qdrant_url.as_deref());
-        let api_key = lookup("QDRANT_API_KEY", None);
-        let timeout = match lookup("QDRANT_TIMEOUT_SECS", None) {
-            None => Duration::from_secs(10),
-            Some((v, source)) => match v.parse::<u64>() {
-                Ok(s) if (1..=600).contains(&s) => Duration::from_secs(s),
-                _ => {
-                    return Err(ConfigError(format!(
-                        "{source}: `{v}` is not a number of seconds between 1 and 600"
-                    )));
-                }
-            },
-        };
-        let backend = match url {
-            None => {
-                if api_key.is_some() {
-                    warnings.push(
-                        "QDRANT_API_KEY is set but QDRANT_URL is empty: using embedded Qdrant, \
-                         the key is not used"
-                            .to_string(),
-                    );
-                }
-                Backend::Embedded
-            }
-            Some((url, source)) => {
-                validate_url(&url).map_err(|why| ConfigError(format!("{source}: {why}")))?;
-                if url.starts_with("http://") && api_key.is_some() && !is_loopback(&url) {
-                    warnings.push(format!(
-                        "{source}: the API key is sent without TLS to a non-local host; use https://"
-                    ));
-                }
-                Backend::Remote {
-                    url,
-                    api_key: api_key.map(|(k, _)| Secret(k)),
-                    timeout,
-                }
-            }
-        };
-        let collection = match lookup("QDRANT_COLLECTION", flags.collection.as_deref()) {
+        let backend = backend(&sources, flags, &mut warnings)?;
+        let collection = match sources.lookup("QDRANT_COLLECTION", flags.collection.as_deref()) {
             None => DEFAULT_COLLECTION.to_string(),
             Some((name, source)) => {
                 crate::store::validate_collection_name(&name)
@@ -183,31 +124,15 @@ impl Settings {
                 storage.display()
             )));
         }
-        let admin_token = lookup("TEXT2IMG_ADMIN_TOKEN", None).map(|(t, _)| Secret(t));
-        let cors_origins = match lookup("TEXT2IMG_CORS_ORIGINS", None) {
-            None => Vec::new(),
-            Some((list, source)) => {
-                let origins: Vec<String> = list
-                    .split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect();
-                for origin in &origins {
-                    if origin != "*" {
-                        validate_url(origin).map_err(|why| {
-                            ConfigError(format!("{source}: origin `{origin}`: {why}"))
-                        })?;
-                    }
-                }
-                origins
-            }
-        };
+        let admin_token = sources
+            .lookup("TEXT2IMG_ADMIN_TOKEN", None)
+            .map(|(t, _)| Secret(t));
         Ok(Self {
             backend,
             collection,
             storage,
             admin_token,
-            cors_origins,
+            cors_origins: cors_origins(&sources)?,
             warnings,
         })
     }
@@ -226,6 +151,11 @@ impl Settings {
                 timeout: *timeout,
             }),
         }
+    }
+
+    /// The files kept under the storage directory.
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(&self.storage)
     }
 
     /// One line saying where vectors live (never shows the key).
@@ -247,6 +177,110 @@ impl Settings {
             ),
         }
     }
+}
+
+/// Where settings come from besides flags: the environment, then the env file.
+struct Sources<'a> {
+    file: Option<EnvFile>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Sources<'_> {
+    /// flag > environment > file, with a name for the source (for errors); an empty value counts
+    /// as unset (qdrant.env ships `QDRANT_URL=` for "embedded").
+    fn lookup(&self, key: &str, flag: Option<&str>) -> Option<(String, String)> {
+        if let Some(v) = flag.filter(|v| !v.is_empty()) {
+            return Some((v.to_string(), format!("--{}", key.to_lowercase())));
+        }
+        if let Some(v) = (self.env)(key).filter(|v| !v.is_empty()) {
+            return Some((v, format!("environment variable {key}")));
+        }
+        let (path, values) = self.file.as_ref()?;
+        values
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| (v.clone(), format!("{key} in {}", path.display())))
+    }
+}
+
+/// An env file's path and its values.
+type EnvFile = (PathBuf, BTreeMap<String, String>);
+
+/// `--env-file`, else `./qdrant.env` when present.
+fn env_file(flags: &Flags) -> Result<Option<EnvFile>, ConfigError> {
+    let path = match &flags.env_file {
+        Some(path) => path.clone(),
+        None => {
+            let path = PathBuf::from(DEFAULT_ENV_FILE);
+            if !path.is_file() {
+                return Ok(None);
+            }
+            path
+        }
+    };
+    let values = read_env_file(&path)?;
+    Ok(Some((path, values)))
+}
+
+/// Embedded unless `QDRANT_URL` is set; the key and timeout of a remote store.
+fn backend(
+    sources: &Sources<'_>,
+    flags: &Flags,
+    warnings: &mut Vec<String>,
+) -> Result<Backend, ConfigError> {
+    let url = sources.lookup("QDRANT_URL", flags.qdrant_url.as_deref());
+    let api_key = sources.lookup("QDRANT_API_KEY", None);
+    let timeout = match sources.lookup("QDRANT_TIMEOUT_SECS", None) {
+        None => Duration::from_secs(10),
+        Some((v, source)) => match v.parse::<u64>() {
+            Ok(s) if (1..=600).contains(&s) => Duration::from_secs(s),
+            _ => {
+                return Err(ConfigError(format!(
+                    "{source}: `{v}` is not a number of seconds between 1 and 600"
+                )));
+            }
+        },
+    };
+    let Some((url, source)) = url else {
+        if api_key.is_some() {
+            warnings.push(
+                "QDRANT_API_KEY is set but QDRANT_URL is empty: using embedded Qdrant, \
+                 the key is not used"
+                    .to_string(),
+            );
+        }
+        return Ok(Backend::Embedded);
+    };
+    validate_url(&url).map_err(|why| ConfigError(format!("{source}: {why}")))?;
+    if url.starts_with("http://") && api_key.is_some() && !is_loopback(&url) {
+        warnings.push(format!(
+            "{source}: the API key is sent without TLS to a non-local host; use https://"
+        ));
+    }
+    Ok(Backend::Remote {
+        url,
+        api_key: api_key.map(|(k, _)| Secret(k)),
+        timeout,
+    })
+}
+
+/// `TEXT2IMG_CORS_ORIGINS`: a comma-separated list of origins, or `*`.
+fn cors_origins(sources: &Sources<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some((list, source)) = sources.lookup("TEXT2IMG_CORS_ORIGINS", None) else {
+        return Ok(Vec::new());
+    };
+    let origins: Vec<String> = list
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &origins {
+        if origin != "*" {
+            validate_url(origin)
+                .map_err(|why| ConfigError(format!("{source}: origin `{origin}`: {why}")))?;
+        }
+    }
+    Ok(origins)
 }
 
 /// Parse `KEY=VALUE` lines: `#` comments, blank lines, optional `export `, optional single or

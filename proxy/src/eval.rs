@@ -11,9 +11,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::http::TextEncoder;
 use crate::labels::{Label, majority};
 use crate::metrics::{self, QueryMetrics, Summary};
+use crate::model::TextEncoder;
 use crate::store::{SearchQuery, VectorStore};
 
 /// How deep each query is searched (the largest cut-off reported and the chart's last K).

@@ -5,12 +5,15 @@
 //! [`store`] knows Qdrant's types; library code never prints (the binaries report through
 //! [`cli`]'s progress bars and `tracing`).
 
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod http;
 pub mod ingest;
 pub mod labels;
+pub mod layout;
 pub mod metrics;
 pub mod model;
+pub mod payload;
 pub mod store;

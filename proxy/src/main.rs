@@ -1,7 +1,7 @@
 //! `proxy`: serve the site and API, evaluate retrieval from labels, or export the browser's model.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,10 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use clip::export::Variant;
 use clip::load::{self, ModelSource};
+use proxy::bundle::ModelBundle;
 use proxy::cli::{self, DownloadBar, StoreArgs};
-use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
+use proxy::http::{AppState, ServeConfig, StateParts, router};
 use proxy::labels::LabelLog;
-use proxy::model::{NativeTextEncoder, collection_spec, load_model};
+use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
 
 #[derive(Parser)]
 #[command(
@@ -89,150 +90,150 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public,
             model_dir,
             store,
-        } => {
-            let settings = store.settings()?;
-            if !public.join("index.html").is_file() {
-                anyhow::bail!(
-                    "{}: no index.html; build the frontend first (see README)",
-                    public.display()
-                );
-            }
-            let model_dir = model_dir.or_else(|| {
-                let default = public.join("model");
-                default.join("manifest.json").is_file().then_some(default)
-            });
-            let bundle = model_dir.as_deref().map(ModelBundle::open).transpose()?;
-            let loaded = load_on_cpu(&store.model).await?;
-            let spec = collection_spec(&settings.collection, &loaded);
-            let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
-            drop(loaded);
-            let (labels, report) = LabelLog::open(settings.storage.join("labels.jsonl"))?;
-            if report.truncated_bytes > 0 {
-                tracing::warn!(
-                    "{}: cut a torn last line ({} bytes) left by an interrupted write",
-                    labels.path().display(),
-                    report.truncated_bytes
-                );
-            }
-            let store_handle = cli::store(&settings)?;
-            let state = Arc::new(AppState::new(
-                store_handle.clone(),
-                spec.clone(),
-                Some(encoder),
-                Arc::new(labels),
-                settings.storage.join("thumbs"),
-                settings.admin_token.clone(),
-                bundle,
-            ));
-            // Open now to report problems early; a store that is down or not ingested yet is
-            // retried on each request.
-            match store_handle.open_collection(&spec).await {
-                Ok(()) => tracing::info!(
-                    "{}: {} points",
-                    settings.describe(),
-                    store_handle.count().await.unwrap_or(0)
-                ),
-                Err(e) => tracing::warn!("{}: {e}", settings.describe()),
-            }
-            let addr = SocketAddr::new(host, port);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!("serving {} on http://{addr}", public.display());
-            let app = router(
-                &ServeConfig {
-                    public_dir: public,
-                    cors_origins: settings.cors_origins.clone(),
-                },
-                state,
-            );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-            Ok(())
-        }
+        } => serve(SocketAddr::new(host, port), public, model_dir, &store).await,
         Command::Eval {
             queries,
             out,
             store,
-        } => {
-            let settings = store.settings()?;
-            let judged_tsv = proxy::eval::read_queries(&queries)?;
-            let labels_path = settings.storage.join("labels.jsonl");
-            let labels = if labels_path.is_file() {
-                LabelLog::open(&labels_path)?.0.all()
-            } else {
-                Vec::new()
-            };
-            let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
-            if judged.is_empty() {
-                anyhow::bail!(
-                    "{}: no query has a relevant image (and no labels add one)",
-                    queries.display()
-                );
-            }
-            let loaded = load_on_cpu(&store.model).await?;
-            let spec = collection_spec(&settings.collection, &loaded);
-            let encoder = NativeTextEncoder::new(&loaded);
-            let store_handle = cli::store(&settings)?;
-            store_handle.open_collection(&spec).await?;
-            let report =
-                proxy::eval::evaluate(&judged, skipped, &encoder, store_handle.as_ref()).await?;
-            let out = out.unwrap_or_else(|| settings.storage.join("eval"));
-            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
-            let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
-            let markdown = report.markdown(&title);
-            let write = |name: &str, body: &str| {
-                let path = out.join(name);
-                std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
-            };
-            write("report.md", &markdown)?;
-            write(
-                "report.json",
-                &serde_json::to_string_pretty(&report.json())?,
-            )?;
-            write(
-                "recall.svg",
-                &proxy::metrics::recall_curve_svg(
-                    &report.curve,
-                    &format!("Recall@K, {} queries", report.summary.queries),
-                ),
-            )?;
-            use std::io::Write;
-            std::io::stdout().write_all(markdown.as_bytes())?;
-            tracing::info!(
-                "wrote report.md, report.json and recall.svg in {}",
-                out.display()
-            );
-            Ok(())
-        }
+        } => eval(&queries, out, &store).await,
         Command::ExportModel {
             model,
             out,
             variants,
-        } => {
-            let variants = variants
-                .iter()
-                .map(|v| Variant::parse(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            let source = ModelSource::parse(&model);
-            let files = load::resolve(&source, &mut DownloadBar::default())
-                .with_context(|| format!("model {model}"))?;
-            let manifest = load::write_browser_bundle(&files, &variants, &out)
-                .with_context(|| format!("writing {}", out.display()))?;
-            for (variant, entry) in &manifest.variants {
-                tracing::info!(
-                    "{variant}: {} ({} bytes, sha256 {})",
-                    out.join(&entry.file).display(),
-                    entry.bytes,
-                    entry.sha256
-                );
-            }
-            Ok(())
-        }
+        } => export_model(&model, &out, &variants),
     }
+}
+
+/// `proxy serve`: the site and the API until Ctrl-C.
+async fn serve(
+    addr: SocketAddr,
+    public: PathBuf,
+    model_dir: Option<PathBuf>,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    if !public.join("index.html").is_file() {
+        anyhow::bail!(
+            "{}: no index.html; build the frontend first (see README)",
+            public.display()
+        );
+    }
+    let model_dir = model_dir.or_else(|| {
+        let default = public.join("model");
+        default.join("manifest.json").is_file().then_some(default)
+    });
+    let bundle = model_dir.as_deref().map(ModelBundle::open).transpose()?;
+    let loaded = load_on_cpu(&args.model).await?;
+    let spec = collection_spec(&settings.collection, &loaded);
+    let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
+    drop(loaded);
+    let store = cli::store(&settings)?;
+    let state = AppState::open(StateParts {
+        store: store.clone(),
+        spec: spec.clone(),
+        encoder: Some(encoder),
+        data: settings.data_dir(),
+        admin_token: settings.admin_token.clone(),
+        bundle,
+    })?;
+    // Open now to report problems early; a store that is down or not ingested yet is retried on
+    // each request.
+    match store.open_collection(&spec).await {
+        Ok(()) => tracing::info!(
+            "{}: {} points",
+            settings.describe(),
+            store.count().await.unwrap_or(0)
+        ),
+        Err(e) => tracing::warn!("{}: {e}", settings.describe()),
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("serving {} on http://{addr}", public.display());
+    let config = ServeConfig {
+        public_dir: public,
+        cors_origins: settings.cors_origins.clone(),
+    };
+    axum::serve(listener, router(&config, Arc::new(state)))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// `proxy eval`: the labelled queries (and the crowd's labels) against the collection.
+async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let data = settings.data_dir();
+    let judged_tsv = proxy::eval::read_queries(queries)?;
+    let labels = if data.labels().is_file() {
+        LabelLog::open(data.labels())?.0.all()
+    } else {
+        Vec::new()
+    };
+    let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
+    if judged.is_empty() {
+        anyhow::bail!(
+            "{}: no query has a relevant image (and no labels add one)",
+            queries.display()
+        );
+    }
+    let loaded = load_on_cpu(&args.model).await?;
+    let spec = collection_spec(&settings.collection, &loaded);
+    let encoder = NativeTextEncoder::new(&loaded);
+    let store = cli::store(&settings)?;
+    store.open_collection(&spec).await?;
+    let report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
+    let out = out.unwrap_or_else(|| data.eval_reports());
+    std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+    let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
+    let markdown = report.markdown(&title);
+    let write = |name: &str, body: &str| {
+        let path = out.join(name);
+        std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
+    };
+    write("report.md", &markdown)?;
+    write(
+        "report.json",
+        &serde_json::to_string_pretty(&report.json())?,
+    )?;
+    write(
+        "recall.svg",
+        &proxy::metrics::recall_curve_svg(
+            &report.curve,
+            &format!("Recall@K, {} queries", report.summary.queries),
+        ),
+    )?;
+    use std::io::Write;
+    std::io::stdout().write_all(markdown.as_bytes())?;
+    tracing::info!(
+        "wrote report.md, report.json and recall.svg in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `proxy export-model`: the browser's model bundle.
+fn export_model(model: &str, out: &Path, variants: &[String]) -> anyhow::Result<()> {
+    let variants = variants
+        .iter()
+        .map(|v| Variant::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source = ModelSource::parse(model);
+    let files = load::resolve(&source, &mut DownloadBar::default())
+        .with_context(|| format!("model {model}"))?;
+    let manifest = load::write_browser_bundle(&files, &variants, out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    for (variant, entry) in &manifest.variants {
+        tracing::info!(
+            "{variant}: {} ({} bytes, sha256 {})",
+            out.join(&entry.file).display(),
+            entry.bytes,
+            entry.sha256
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -1,16 +1,25 @@
 //! model: the native CLIP model the proxy and its commands share.
 //!
 //! Loads a model (local directory or Hugging Face repository, downloaded once into the HF cache),
-//! encodes query text for server-side search and eval, and says which [`CollectionSpec`] its
-//! vectors belong to.
+//! encodes query text for server-side search and eval ([`TextEncoder`]), and says which
+//! [`CollectionSpec`] its vectors belong to.
 
 use std::sync::Arc;
 
 use clip::load::{self, DownloadProgress, Loaded, ModelSource};
 use clip::{ClipModel, ClipTokenizer, DType, Device};
 
-use crate::http::TextEncoder;
 use crate::store::CollectionSpec;
+
+/// Encodes query text natively (server-side text search, the frontend's fallback, and eval).
+pub trait TextEncoder: Send + Sync {
+    fn embed_text(&self, text: &str) -> Result<Vec<f32>, EncodeError>;
+}
+
+/// The text encoder failed (tokenizer or model).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EncodeError(pub String);
 
 /// Resolve (download if needed) and load a model, computing in f32.
 pub fn load_model(
@@ -60,13 +69,14 @@ impl NativeTextEncoder {
 }
 
 impl TextEncoder for NativeTextEncoder {
-    fn embed_text(&self, text: &str) -> Result<Vec<f32>, String> {
-        let ids = self.tokenizer.encode(text).map_err(|e| e.to_string())?;
+    fn embed_text(&self, text: &str) -> Result<Vec<f32>, EncodeError> {
+        let failed = |e: clip::ClipError| EncodeError(e.to_string());
+        let ids = self.tokenizer.encode(text).map_err(failed)?;
         self.model
             .text
             .embed(&[ids])
-            .map_err(|e| e.to_string())?
+            .map_err(failed)?
             .pop()
-            .ok_or_else(|| "the text encoder returned no vector".to_string())
+            .ok_or_else(|| EncodeError("the text encoder returned no vector".into()))
     }
 }

@@ -713,7 +713,7 @@ fn model_manifest_and_cached_files() {
         .expect("bundle");
     let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
     let mut state = state(store, &loaded, dir.path(), None);
-    state.bundle = Some(proxy::http::ModelBundle::open(&bundle_dir).expect("manifest"));
+    state.bundle = Some(proxy::bundle::ModelBundle::open(&bundle_dir).expect("manifest"));
     let public = public_stub(dir.path());
     let server = TestServer::start(state, &public, vec![]);
 

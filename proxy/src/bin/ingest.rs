@@ -11,7 +11,7 @@ use clap::Parser;
 use clip::DType;
 use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
 use proxy::ingest::fetch::FetchConfig;
-use proxy::ingest::{Embedder, IngestOptions, IngestPaths};
+use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Report};
 use proxy::model::{collection_spec, load_model_as};
 
 #[derive(Parser, Debug)]
@@ -107,8 +107,23 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         settings.describe(),
         args.device,
     );
+    let paths = IngestPaths::new(&args.tsv, &settings.data_dir());
+    let started = Instant::now();
+    let report = proxy::ingest::run(
+        &paths,
+        &options(args),
+        &Embedder::new(&loaded.model, &device),
+        store.as_ref(),
+        runtime.handle(),
+        &RowsBar::default(),
+    )?;
+    summarize(&report, &spec.name, started.elapsed().as_secs_f64(), &paths);
+    Ok(report.any_indexed())
+}
 
-    let options = IngestOptions {
+/// The run's settings from the flags.
+fn options(args: &Args) -> IngestOptions {
+    IngestOptions {
         batch_size: args.batch_size.into(),
         fetch_workers: args.fetch_workers.into(),
         decode_workers: args
@@ -122,23 +137,11 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             max_bytes: args.max_bytes,
             ..FetchConfig::default()
         },
-    };
-    let paths = IngestPaths {
-        tsv: args.tsv.clone(),
-        thumbs: settings.storage.join("thumbs"),
-        failures: settings.storage.join("ingest-failures.tsv"),
-    };
-    let started = Instant::now();
-    let embedder = Embedder::new(&loaded.model, &device);
-    let report = proxy::ingest::run(
-        &paths,
-        &options,
-        &embedder,
-        store.as_ref(),
-        runtime.handle(),
-        &RowsBar::default(),
-    )?;
-    let secs = started.elapsed().as_secs_f64();
+    }
+}
+
+/// What the run did, and every failed row with its line and reason.
+fn summarize(report: &Report, collection: &str, secs: f64, paths: &IngestPaths) {
     tracing::info!(
         "{} indexed, {} updated, {} unchanged, {} failed, {} pruned; {} points in `{}` ({:.1} s, {:.1} images/s)",
         report.indexed,
@@ -147,7 +150,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         report.failures.len(),
         report.pruned,
         report.points,
-        spec.name,
+        collection,
         secs,
         report.indexed as f64 / secs.max(1e-9),
     );
@@ -162,5 +165,4 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     if !report.failures.is_empty() {
         tracing::warn!("failures written to {}", paths.failures.display());
     }
-    Ok(report.any_indexed())
 }

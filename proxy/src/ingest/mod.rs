@@ -32,6 +32,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::layout::DataDir;
+use crate::payload::ImagePayload;
 use crate::store::{self, Payload, Point, VectorStore};
 use fetch::{FetchConfig, Fetcher};
 use tsv::{Row, RowError, Source};
@@ -80,6 +82,17 @@ pub struct IngestPaths {
     pub thumbs: PathBuf,
     /// The failures of the last run, as TSV.
     pub failures: PathBuf,
+}
+
+impl IngestPaths {
+    /// The TSV, with thumbnails and the failures list in the storage directory.
+    pub fn new(tsv: &Path, data: &DataDir) -> Self {
+        Self {
+            tsv: tsv.to_path_buf(),
+            thumbs: data.thumbs(),
+            failures: data.ingest_failures(),
+        }
+    }
 }
 
 /// Progress of a run (a terminal bar in the binary, nothing in tests).
@@ -190,6 +203,15 @@ enum Msg {
     Failed(RowError),
 }
 
+/// What is stored already for a point: the hashes that tell whether its row changed, and the
+/// size (kept when only the payload is rewritten).
+#[derive(Debug, Clone)]
+struct Stored {
+    content_hash: String,
+    row_hash: String,
+    size: Option<(u32, u32)>,
+}
+
 /// Run ingest. Store calls go through `runtime` (call this from a plain thread, not from inside
 /// the runtime).
 pub fn run(
@@ -200,6 +222,40 @@ pub fn run(
     runtime: &tokio::runtime::Handle,
     progress: &dyn Progress,
 ) -> Result<Report, IngestError> {
+    let parsed = read_rows(paths)?;
+    for column in &parsed.meta_columns {
+        runtime.block_on(store.index_field(column))?;
+    }
+    let existing = stored(store, runtime)?;
+    let mut report = Report {
+        rows: parsed.rows.len(),
+        failures: parsed.errors.clone(),
+        ..Report::default()
+    };
+    progress.start(parsed.rows.len() as u64);
+    let stages = Stages {
+        paths,
+        options,
+        embedder,
+        store,
+        runtime,
+        progress,
+        existing: &existing,
+    };
+    stages.run(&parsed.rows, &mut report)?;
+    if options.prune {
+        report.pruned = prune(&parsed.listed_ids, &existing, store, runtime, paths)?;
+    }
+    runtime.block_on(store.optimize())?;
+    report.points = runtime.block_on(store.count())?;
+    report.failures.sort_by_key(|f| f.line);
+    write_failures(&paths.failures, &report.failures)?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Parse the TSV (relative paths against its folder) and make the thumbnail folder.
+fn read_rows(paths: &IngestPaths) -> Result<tsv::Parsed, IngestError> {
     let text = std::fs::read_to_string(&paths.tsv).map_err(|source| IngestError::Read {
         path: paths.tsv.clone(),
         source,
@@ -214,109 +270,113 @@ pub fn run(
         path: paths.thumbs.clone(),
         source,
     })?;
+    Ok(parsed)
+}
 
-    for column in &parsed.meta_columns {
-        runtime.block_on(store.index_field(column))?;
-    }
-    // What is stored already: point id → (content hash, row hash).
-    let existing: HashMap<Uuid, (String, String)> = runtime
+/// Every stored point's hashes and size.
+fn stored(
+    store: &dyn VectorStore,
+    runtime: &tokio::runtime::Handle,
+) -> Result<HashMap<Uuid, Stored>, IngestError> {
+    Ok(runtime
         .block_on(store::all_records(store))?
         .into_iter()
         .map(|r| {
-            let field = |k: &str| {
-                r.payload
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
+            let p = ImagePayload::read(r.id, r.payload);
+            let size = p.width.zip(p.height);
+            let stored = Stored {
+                content_hash: p.content_hash,
+                row_hash: p.row_hash,
+                size,
             };
-            (r.id, (field("content_hash"), field("row_hash")))
+            (r.id, stored)
         })
+        .collect())
+}
+
+/// Delete the points (and thumbnails) of rows no longer listed; returns how many.
+fn prune(
+    listed_ids: &[String],
+    existing: &HashMap<Uuid, Stored>,
+    store: &dyn VectorStore,
+    runtime: &tokio::runtime::Handle,
+    paths: &IngestPaths,
+) -> Result<usize, IngestError> {
+    let listed: HashSet<Uuid> = listed_ids.iter().map(|id| store::point_id(id)).collect();
+    let gone: Vec<Uuid> = existing
+        .keys()
+        .filter(|id| !listed.contains(id))
+        .copied()
         .collect();
-
-    let mut report = Report {
-        rows: parsed.rows.len(),
-        failures: parsed.errors.clone(),
-        ..Report::default()
-    };
-    progress.start(parsed.rows.len() as u64);
-
-    let fetcher = Fetcher::new(options.fetch.clone());
-    let existing = &existing;
-    let (row_tx, row_rx) = mpsc::channel::<Row>();
-    for row in parsed.rows.iter().cloned() {
-        // The receiver is alive: it is dropped only at the end of this function.
-        let _ = row_tx.send(row);
+    runtime.block_on(store.delete(&gone))?;
+    for id in &gone {
+        // A thumbnail already missing is fine.
+        let _ = std::fs::remove_file(thumb_path(&paths.thumbs, *id));
     }
-    drop(row_tx);
-    let row_rx = Arc::new(Mutex::new(row_rx));
-    let (fetched_tx, fetched_rx) = mpsc::sync_channel::<Fetched>(options.fetch_workers.max(1) * 2);
-    let fetched_rx = Arc::new(Mutex::new(fetched_rx));
-    let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(options.batch_size.max(1) * 2);
+    Ok(gone.len())
+}
 
-    std::thread::scope(|scope| -> Result<(), IngestError> {
-        for _ in 0..options.fetch_workers.max(1) {
-            let (rows, fetched, msgs, fetcher) = (
-                row_rx.clone(),
-                fetched_tx.clone(),
-                msg_tx.clone(),
-                fetcher.clone(),
+/// The pipeline: fetch workers → decode workers → batches through the model into the store.
+struct Stages<'a> {
+    paths: &'a IngestPaths,
+    options: &'a IngestOptions,
+    embedder: &'a Embedder<'a>,
+    store: &'a dyn VectorStore,
+    runtime: &'a tokio::runtime::Handle,
+    progress: &'a dyn Progress,
+    existing: &'a HashMap<Uuid, Stored>,
+}
+
+impl Stages<'_> {
+    fn run(&self, rows: &[Row], report: &mut Report) -> Result<(), IngestError> {
+        let options = self.options;
+        let (row_tx, row_rx) = mpsc::channel::<Row>();
+        for row in rows.iter().cloned() {
+            // The receiver is alive: it is dropped only at the end of this function.
+            let _ = row_tx.send(row);
+        }
+        drop(row_tx);
+        let row_rx = Arc::new(Mutex::new(row_rx));
+        let (fetched_tx, fetched_rx) =
+            mpsc::sync_channel::<Fetched>(options.fetch_workers.max(1) * 2);
+        let fetched_rx = Arc::new(Mutex::new(fetched_rx));
+        let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(options.batch_size.max(1) * 2);
+        let fetcher = Fetcher::new(options.fetch.clone());
+        std::thread::scope(|scope| -> Result<(), IngestError> {
+            for _ in 0..options.fetch_workers.max(1) {
+                let (rows, fetched, msgs) = (row_rx.clone(), fetched_tx.clone(), msg_tx.clone());
+                let (fetcher, existing, thumbs) = (&fetcher, self.existing, &self.paths.thumbs);
+                scope
+                    .spawn(move || fetch_worker(&rows, fetcher, existing, thumbs, &fetched, &msgs));
+            }
+            drop(fetched_tx);
+            for _ in 0..options.decode_workers.max(1) {
+                let (fetched, msgs) = (fetched_rx.clone(), msg_tx.clone());
+                let (processor, thumbs) = (&self.embedder.processor, &self.paths.thumbs);
+                let full = options.full_decode;
+                scope.spawn(move || decode_worker(&fetched, processor, full, thumbs, &msgs));
+            }
+            drop(msg_tx);
+            let result = embed_loop(
+                &msg_rx,
+                options.batch_size.max(1),
+                self.embedder,
+                self.store,
+                self.runtime,
+                self.progress,
+                report,
             );
-            let thumbs = &paths.thumbs;
-            scope.spawn(move || fetch_worker(&rows, &fetcher, existing, thumbs, &fetched, &msgs));
-        }
-        drop(fetched_tx);
-        for _ in 0..options.decode_workers.max(1) {
-            let (fetched, msgs) = (fetched_rx.clone(), msg_tx.clone());
-            let (processor, thumbs) = (&embedder.processor, &paths.thumbs);
-            let full = options.full_decode;
-            scope.spawn(move || decode_worker(&fetched, processor, full, thumbs, &msgs));
-        }
-        drop(msg_tx);
-        let result = embed_loop(
-            &msg_rx,
-            options.batch_size.max(1),
-            embedder,
-            store,
-            runtime,
-            progress,
-            &mut report,
-        );
-        // On an error, stop the workers: dropping the receiver makes their sends fail.
-        drop(msg_rx);
-        result
-    })?;
-
-    if options.prune {
-        let listed: HashSet<Uuid> = parsed
-            .listed_ids
-            .iter()
-            .map(|id| store::point_id(id))
-            .collect();
-        let gone: Vec<Uuid> = existing
-            .keys()
-            .filter(|id| !listed.contains(id))
-            .copied()
-            .collect();
-        runtime.block_on(store.delete(&gone))?;
-        for id in &gone {
-            // A thumbnail already missing is fine.
-            let _ = std::fs::remove_file(thumb_path(&paths.thumbs, *id));
-        }
-        report.pruned = gone.len();
+            // On an error, stop the workers: dropping the receiver makes their sends fail.
+            drop(msg_rx);
+            result
+        })
     }
-    runtime.block_on(store.optimize())?;
-    report.points = runtime.block_on(store.count())?;
-    report.failures.sort_by_key(|f| f.line);
-    write_failures(&paths.failures, &report.failures)?;
-    progress.finish();
-    Ok(report)
 }
 
 fn fetch_worker(
     rows: &Mutex<Receiver<Row>>,
     fetcher: &Fetcher,
-    existing: &HashMap<Uuid, (String, String)>,
+    existing: &HashMap<Uuid, Stored>,
     thumbs: &Path,
     fetched: &SyncSender<Fetched>,
     msgs: &SyncSender<Msg>,
@@ -340,11 +400,13 @@ fn fetch_worker(
         let row_hash = row_hash(&row);
         let id = store::point_id(&row.id);
         let sent = match existing.get(&id) {
-            Some((c, r)) if *c == content_hash && thumb_path(thumbs, id).is_file() => {
-                if *r == row_hash {
+            Some(stored)
+                if stored.content_hash == content_hash && thumb_path(thumbs, id).is_file() =>
+            {
+                if stored.row_hash == row_hash {
                     msgs.send(Msg::Unchanged).is_ok()
                 } else {
-                    let payload = payload(&row, &content_hash, &row_hash, None);
+                    let payload = payload(&row, &content_hash, &row_hash, stored.size);
                     msgs.send(Msg::PayloadOnly { row, payload }).is_ok()
                 }
             }
@@ -561,29 +623,25 @@ fn embed_loop(
 
 /// The payload of a row's point.
 fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32)>) -> Payload {
-    let mut p = row.meta.clone();
-    p.insert("id".into(), Value::String(row.id.clone()));
-    p.insert(
-        "url".into(),
-        Value::String(row.source.as_written().to_string()),
-    );
-    if let Some(caption) = &row.caption {
-        p.insert("caption".into(), Value::String(caption.clone()));
+    let file = match &row.source {
+        Source::File { path, .. } => {
+            let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+            Some(path.display().to_string())
+        }
+        Source::Http(_) => None,
+    };
+    ImagePayload {
+        id: row.id.clone(),
+        url: row.source.as_written().to_string(),
+        caption: row.caption.clone(),
+        file,
+        content_hash: content_hash.to_string(),
+        row_hash: row_hash.to_string(),
+        width: size.map(|(w, _)| w),
+        height: size.map(|(_, h)| h),
+        columns: row.meta.clone(),
     }
-    if let Source::File { path, .. } = &row.source {
-        let path = path.canonicalize().unwrap_or_else(|_| path.clone());
-        p.insert("file".into(), Value::String(path.display().to_string()));
-    }
-    p.insert(
-        "content_hash".into(),
-        Value::String(content_hash.to_string()),
-    );
-    p.insert("row_hash".into(), Value::String(row_hash.to_string()));
-    if let Some((w, h)) = size {
-        p.insert("width".into(), Value::from(w));
-        p.insert("height".into(), Value::from(h));
-    }
-    p
+    .to_payload()
 }
 
 /// The hash of what a row says besides its image: a change re-writes the payload only.

@@ -9,19 +9,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::payload::{INGEST_FIELDS, TSV_FIELDS};
 use crate::store::Payload;
-
-/// Payload fields ingest writes itself: a TSV column may not use these names.
-pub const RESERVED: [&str; 8] = [
-    "id",
-    "url",
-    "caption",
-    "file",
-    "content_hash",
-    "row_hash",
-    "width",
-    "height",
-];
 
 /// The longest row id (it becomes part of URLs and file names through its UUID).
 pub const MAX_ID_LEN: usize = 256;
@@ -92,146 +81,166 @@ pub struct Parsed {
 /// Parse TSV text; `base` is the folder relative paths are resolved against (the TSV's own).
 pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError> {
     let mut lines = text.split('\n').enumerate();
-    let header_error = |message: String| HeaderError {
-        path: name.to_string(),
-        message,
-    };
-    let header: Vec<String> = match lines.next() {
-        Some((_, line)) if !line.trim().is_empty() => line
-            .trim_end_matches('\r')
-            .trim_start_matches('\u{feff}')
-            .split('\t')
-            .map(|c| c.trim().to_string())
-            .collect(),
-        _ => {
-            return Err(header_error(
-                "the file is empty; expected a header row `id\\turl\\tcaption`".into(),
-            ));
-        }
-    };
-    let column = |name: &str| header.iter().position(|c| c == name);
-    let (Some(id_col), Some(url_col)) = (column("id"), column("url")) else {
-        return Err(header_error(format!(
-            "needs columns `id` and `url` (tab-separated); found {}",
-            header
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let caption_col = column("caption");
-    let mut seen_cols = HashMap::new();
-    for (i, name) in header.iter().enumerate() {
-        if name.is_empty() {
-            return Err(header_error(format!("column {} has no name", i + 1)));
-        }
-        if let Some(first) = seen_cols.insert(name.as_str(), i) {
-            return Err(header_error(format!(
-                "column `{name}` appears twice (columns {} and {})",
-                first + 1,
-                i + 1
-            )));
-        }
-        if RESERVED.contains(&name.as_str()) && !["id", "url", "caption"].contains(&name.as_str()) {
-            return Err(header_error(format!(
-                "column `{name}` is reserved (ingest writes it); rename the column"
-            )));
-        }
-    }
-
+    let header =
+        Header::parse(lines.next().map(|(_, line)| line)).map_err(|message| HeaderError {
+            path: name.to_string(),
+            message,
+        })?;
     let mut parsed = Parsed {
         meta_columns: header
+            .names
             .iter()
-            .filter(|c| !["id", "url", "caption"].contains(&c.as_str()))
+            .filter(|c| !TSV_FIELDS.contains(&c.as_str()))
             .cloned()
             .collect(),
         ..Parsed::default()
     };
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
     for (index, raw) in lines {
-        let line = index + 1;
         let raw = raw.trim_end_matches('\r');
         if raw.trim().is_empty() {
             continue;
         }
         let cells: Vec<&str> = raw.split('\t').collect();
-        let id = cells
-            .get(id_col)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let url = cells
-            .get(url_col)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let mut fail = |reason: String| {
-            parsed.errors.push(RowError {
+        let (id, url) = (
+            header.cell(&cells, header.id),
+            header.cell(&cells, header.url),
+        );
+        let line = index + 1;
+        // Rows with an id count as listed (for `--prune`) even when they fail.
+        if let Some(id) = &id {
+            parsed.listed_ids.push(id.clone());
+        }
+        match header.row(line, &cells, base, &mut first_line_of) {
+            Ok(row) => parsed.rows.push(row),
+            Err(reason) => parsed.errors.push(RowError {
                 line,
-                id: id.clone(),
-                url: url.clone(),
+                id,
+                url,
                 reason,
-            });
-        };
-        if cells.len() != header.len() {
-            fail(format!(
-                "{} tab-separated fields, the header has {}",
-                cells.len(),
-                header.len()
-            ));
-            if let Some(id) = &id {
-                parsed.listed_ids.push(id.clone());
-            }
-            continue;
+            }),
         }
-        let Some(id) = id.clone() else {
-            fail("empty `id`".into());
-            continue;
-        };
-        parsed.listed_ids.push(id.clone());
-        if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-            fail(format!(
-                "`id` must be at most {MAX_ID_LEN} bytes without control characters"
-            ));
-            continue;
-        }
-        if let Some(first) = first_line_of.get(&id) {
-            fail(format!("duplicate id `{id}` (first on line {first})"));
-            continue;
-        }
-        first_line_of.insert(id.clone(), line);
-        let Some(url_cell) = url.clone() else {
-            fail("empty `url`".into());
-            continue;
-        };
-        let source = match source(&url_cell, base) {
-            Ok(source) => source,
-            Err(reason) => {
-                fail(reason);
-                continue;
-            }
-        };
-        let caption = caption_col
-            .and_then(|c| cells.get(c))
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let meta = header
-            .iter()
-            .zip(&cells)
-            .enumerate()
-            .filter(|(i, (_, cell))| {
-                *i != id_col && *i != url_col && Some(*i) != caption_col && !cell.trim().is_empty()
-            })
-            .map(|(_, (name, cell))| (name.clone(), Value::String(cell.trim().to_string())))
-            .collect();
-        parsed.rows.push(Row {
-            line,
-            id,
-            source,
-            caption,
-            meta,
-        });
     }
     Ok(parsed)
+}
+
+/// The header row: column names and where the columns ingest reads are.
+#[derive(Debug)]
+struct Header {
+    names: Vec<String>,
+    id: usize,
+    url: usize,
+    caption: Option<usize>,
+}
+
+impl Header {
+    fn parse(line: Option<&str>) -> Result<Self, String> {
+        let names: Vec<String> = match line {
+            Some(line) if !line.trim().is_empty() => line
+                .trim_end_matches('\r')
+                .trim_start_matches('\u{feff}')
+                .split('\t')
+                .map(|c| c.trim().to_string())
+                .collect(),
+            _ => {
+                return Err("the file is empty; expected a header row `id\\turl\\tcaption`".into());
+            }
+        };
+        let column = |name: &str| names.iter().position(|c| c == name);
+        let (Some(id), Some(url)) = (column("id"), column("url")) else {
+            let found: Vec<String> = names.iter().map(|c| format!("`{c}`")).collect();
+            return Err(format!(
+                "needs columns `id` and `url` (tab-separated); found {}",
+                found.join(", ")
+            ));
+        };
+        let caption = column("caption");
+        check_names(&names)?;
+        Ok(Self {
+            names,
+            id,
+            url,
+            caption,
+        })
+    }
+
+    /// A trimmed, non-empty cell.
+    fn cell(&self, cells: &[&str], column: usize) -> Option<String> {
+        cells
+            .get(column)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// One data row, or why it cannot be ingested.
+    fn row(
+        &self,
+        line: usize,
+        cells: &[&str],
+        base: &Path,
+        first_line_of: &mut HashMap<String, usize>,
+    ) -> Result<Row, String> {
+        if cells.len() != self.names.len() {
+            return Err(format!(
+                "{} tab-separated fields, the header has {}",
+                cells.len(),
+                self.names.len()
+            ));
+        }
+        let id = self.cell(cells, self.id).ok_or("empty `id`")?;
+        if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+            return Err(format!(
+                "`id` must be at most {MAX_ID_LEN} bytes without control characters"
+            ));
+        }
+        if let Some(first) = first_line_of.get(&id) {
+            return Err(format!("duplicate id `{id}` (first on line {first})"));
+        }
+        first_line_of.insert(id.clone(), line);
+        let url = self.cell(cells, self.url).ok_or("empty `url`")?;
+        Ok(Row {
+            line,
+            source: source(&url, base)?,
+            caption: self.caption.and_then(|c| self.cell(cells, c)),
+            meta: self.meta(cells),
+            id,
+        })
+    }
+
+    /// The row's other columns (empty cells left out).
+    fn meta(&self, cells: &[&str]) -> Payload {
+        let ingested = |i: usize| i == self.id || i == self.url || Some(i) == self.caption;
+        self.names
+            .iter()
+            .zip(cells)
+            .enumerate()
+            .filter(|(i, (_, cell))| !ingested(*i) && !cell.trim().is_empty())
+            .map(|(_, (name, cell))| (name.clone(), Value::String(cell.trim().to_string())))
+            .collect()
+    }
+}
+
+/// Every column named, no name twice, none of ingest's own.
+fn check_names(names: &[String]) -> Result<(), String> {
+    let mut seen = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(format!("column {} has no name", i + 1));
+        }
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            return Err(format!(
+                "column `{name}` appears twice (columns {} and {})",
+                first + 1,
+                i + 1
+            ));
+        }
+        if INGEST_FIELDS.contains(&name.as_str()) {
+            return Err(format!(
+                "column `{name}` is reserved (ingest writes it); rename the column"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Classify a `url` cell: an http(s) URL, or a relative path that stays inside `base`.

@@ -27,9 +27,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CollectionSpec, Hit, INDEXED_FIELDS, Payload, PayloadFilter, Point, Record, Result,
-    SearchQuery, StoreError, VectorStore,
+    CollectionSpec, Hit, Payload, PayloadFilter, Point, Record, Result, SearchQuery, StoreError,
+    VectorStore,
 };
+use crate::payload::INDEXED_FIELDS;
 
 /// Qdrant Edge in a directory.
 #[derive(Debug)]

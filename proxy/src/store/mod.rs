@@ -31,10 +31,6 @@ pub fn point_id(row_id: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, row_id.as_bytes())
 }
 
-/// Payload fields indexed for filtering (keyword indexes): the row id, and the fields ingest and
-/// eval filter or look up by.
-pub const INDEXED_FIELDS: [&str; 2] = ["id", "content_hash"];
-
 /// What a collection holds: which model made its vectors. A collection made by another model or
 /// with another dimension is refused, never mixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

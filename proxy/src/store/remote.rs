@@ -20,9 +20,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CollectionSpec, Hit, INDEXED_FIELDS, Payload, Point, Record, Result, SearchQuery, StoreError,
-    VectorStore,
+    CollectionSpec, Hit, Payload, Point, Record, Result, SearchQuery, StoreError, VectorStore,
 };
+use crate::payload::INDEXED_FIELDS;
 
 /// Where the server is and how to reach it.
 #[derive(Clone)]

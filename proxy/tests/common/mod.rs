@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clip::load::Loaded;
-use proxy::http::{AppState, ServeConfig, TextEncoder, router};
-use proxy::labels::LabelLog;
-use proxy::model::{NativeTextEncoder, collection_spec, load_model};
+use proxy::http::{AppState, ServeConfig, StateParts, router};
+use proxy::layout::DataDir;
+use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
 use proxy::store::{CollectionSpec, SharedStore};
 use serde_json::Value;
 
@@ -95,18 +95,16 @@ impl TestServer {
 
 /// An app state over `store` with the tiny model's text encoder and labels in `dir`.
 pub fn state(store: SharedStore, loaded: &Loaded, dir: &Path, admin: Option<&str>) -> AppState {
-    let (labels, _) = LabelLog::open(dir.join("labels.jsonl")).expect("label log");
     let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(loaded));
-    let admin = admin.map(proxy::config::Secret::new);
-    AppState::new(
+    AppState::open(StateParts {
         store,
-        tiny_spec(loaded),
-        Some(encoder),
-        Arc::new(labels),
-        dir.join("thumbs"),
-        admin,
-        None,
-    )
+        spec: tiny_spec(loaded),
+        encoder: Some(encoder),
+        data: DataDir::new(dir),
+        admin_token: admin.map(proxy::config::Secret::new),
+        bundle: None,
+    })
+    .expect("app state")
 }
 
 /// An HTTP answer: status, headers we look at, body.

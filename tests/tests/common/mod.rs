@@ -16,11 +16,12 @@ use clip::load::{ModelFiles, ModelSource, NoProgress, resolve, write_browser_bun
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
+use proxy::bundle::ModelBundle;
 use proxy::config::Secret;
-use proxy::http::{AppState, ModelBundle, ServeConfig, TextEncoder, router};
+use proxy::http::{AppState, ServeConfig, StateParts, router};
 use proxy::ingest::{self, Embedder, IngestOptions, IngestPaths, Quiet};
-use proxy::labels::LabelLog;
-use proxy::model::{NativeTextEncoder, collection_spec, load_model};
+use proxy::layout::DataDir;
+use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
 use proxy::store::VectorStore;
 use proxy::store::edge::EdgeStore;
 use std::sync::Mutex;
@@ -124,17 +125,13 @@ impl Server {
         .unwrap_or_else(|e| panic!("the model in {}: {e}", model.display()));
         let spec = collection_spec("images", &loaded);
         let store = Arc::new(EdgeStore::new(state_dir.path().join("qdrant")));
-        let thumbs = state_dir.path().join("thumbs");
+        let data = DataDir::new(state_dir.path());
         if options.demo_data {
             runtime
                 .block_on(store.ensure_collection(&spec))
                 .expect("the demo collection");
             let device = clip::Device::Cpu;
-            let paths = IngestPaths {
-                tsv: workspace().join("data/images.tsv"),
-                thumbs: thumbs.clone(),
-                failures: state_dir.path().join("ingest-failures.tsv"),
-            };
+            let paths = IngestPaths::new(&workspace().join("data/images.tsv"), &data);
             let report = ingest::run(
                 &paths,
                 &IngestOptions::default(),
@@ -150,16 +147,15 @@ impl Server {
             );
         }
         let encoder: Arc<dyn TextEncoder> = Arc::new(NativeTextEncoder::new(&loaded));
-        let (labels, _) = LabelLog::open(state_dir.path().join("labels.jsonl")).expect("labels");
-        let state = AppState::new(
+        let state = AppState::open(StateParts {
             store,
             spec,
-            Some(encoder),
-            Arc::new(labels),
-            thumbs,
-            options.admin_token.map(Secret::new),
-            options.model_dir.and_then(|d| ModelBundle::open(d).ok()),
-        );
+            encoder: Some(encoder),
+            data,
+            admin_token: options.admin_token.map(Secret::new),
+            bundle: options.model_dir.and_then(|d| ModelBundle::open(d).ok()),
+        })
+        .expect("app state");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let fail_once = Arc::new(Mutex::new(
             options

@@ -1,0 +1,185 @@
+//! http/errors: what status and JSON body does each failure get?
+//!
+//! Every handler fails with an [`ApiError`]; the domain errors (store, labels, encoder, a
+//! blocking task, a request body) convert into it with `?`. [`ApiError::class`] is the one place
+//! where a failure becomes a status and a code; the body is always
+//! `{"error":{"code","message"}}`, and server-side failures are logged.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::labels::LabelError;
+use crate::model::EncodeError;
+use crate::store::StoreError;
+
+use super::MAX_BODY;
+
+/// Why a request failed, by class.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is wrong: a field out of range, a bad filter, a bad label.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The thing asked for is not there (an id, a file, a route).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// An admin route without the right token.
+    #[error("send the admin token as `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// An admin route that is switched off.
+    #[error("the labels export is off: set TEXT2IMG_ADMIN_TOKEN to turn it on")]
+    ExportDisabled,
+    /// A body that did not parse, or not JSON at all.
+    #[error("{}", json_message(.0))]
+    Json(#[from] JsonRejection),
+    /// A body over [`MAX_BODY`].
+    #[error("request body is over the {MAX_BODY}-byte limit")]
+    BodyTooLarge,
+    /// Too many server-side text encodings at once.
+    #[error("too many text searches at once; retry shortly, or encode in the browser")]
+    Busy,
+    /// This server cannot encode text.
+    #[error("this server has no text encoder; send `vector`")]
+    NoTextEncoder,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    #[error(transparent)]
+    Encoder(#[from] EncodeError),
+    /// A blocking task panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        code: &'static str,
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A blocking task (`what`) that failed to finish, answered with `code`.
+    pub fn task(
+        code: &'static str,
+        what: &'static str,
+    ) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| Self::Task { code, what, source }
+    }
+
+    /// The one mapping from a failure to its status and code.
+    pub fn class(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::ExportDisabled => (StatusCode::FORBIDDEN, "export_disabled"),
+            Self::Json(rejection) => json_class(rejection),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            Self::NoTextEncoder => (StatusCode::SERVICE_UNAVAILABLE, "no_text_encoder"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::Store(e) => store_class(e),
+            Self::Labels(_) => (StatusCode::SERVICE_UNAVAILABLE, "label_store_failed"),
+            Self::Encoder(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoder_failed"),
+            Self::Task { code, .. } => (StatusCode::INTERNAL_SERVER_ERROR, code),
+        }
+    }
+}
+
+fn store_class(e: &StoreError) -> (StatusCode, &'static str) {
+    match e {
+        StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        StoreError::NoCollection(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ingested"),
+        StoreError::Mismatch { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_mismatch"),
+        StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        StoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+    }
+}
+
+fn json_class(rejection: &JsonRejection) -> (StatusCode, &'static str) {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+        JsonRejection::JsonDataError(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+        }
+        _ => (rejection.status(), "bad_request"),
+    }
+}
+
+fn json_message(rejection: &JsonRejection) -> String {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::BodyTooLarge.to_string()
+    } else {
+        rejection.body_text()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.class();
+        let message = self.to_string();
+        if status.is_server_error() {
+            tracing::warn!(code, "{message}");
+        }
+        let body = Json(json!({"error": {"code": code, "message": message}}));
+        (status, body).into_response()
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// An id that is not in the index.
+pub fn unknown_image(id: &str) -> ApiError {
+    ApiError::not_found(
+        "unknown_id",
+        format!("no image with id `{id}` in the index"),
+    )
+}
+
+/// No browser model bundle is installed.
+pub fn no_model() -> ApiError {
+    ApiError::not_found(
+        "no_model",
+        "no browser model is installed: run `proxy export-model`",
+    )
+}

@@ -1,0 +1,198 @@
+//! http/labels: how do visitors' votes come in, and how do annotators get them out?
+//!
+//! `POST /api/feedback` checks a vote and answers only once the label log has it on disk;
+//! `GET /api/labels` exports every vote in force (JSON lines or TSV) behind the admin token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::Secret;
+use crate::labels::{Label, Verdict, Vote};
+use crate::store;
+
+use super::errors::{ApiError, ApiJson, unknown_image};
+use super::state::AppState;
+use super::{MAX_CLIENT_ID_CHARS, MAX_NOTE_CHARS, MAX_QUERY_CHARS};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackBody {
+    query: String,
+    query_vector: Option<Vec<f32>>,
+    image_id: String,
+    label: String,
+    note: Option<String>,
+    client_id: Option<String>,
+}
+
+pub async fn feedback(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<FeedbackBody>,
+) -> Result<Json<Value>, ApiError> {
+    let vote = body.into_vote(state.spec.dim)?;
+    // Only images in the index can be labelled.
+    let known = state
+        .store()
+        .await?
+        .get(&[store::point_id(&vote.image_id)], false)
+        .await?;
+    if known.is_empty() {
+        return Err(unknown_image(&vote.image_id));
+    }
+    let log = state.labels.clone();
+    // Answered only once the vote is on disk (written and fsynced).
+    let label = tokio::task::spawn_blocking(move || log.record(vote))
+        .await
+        .map_err(ApiError::task("label_store_failed", "label"))??;
+    Ok(Json(
+        json!({"ok": true, "label_id": label.label_id, "label": label.label}),
+    ))
+}
+
+impl FeedbackBody {
+    /// The vote, with every field checked and trimmed.
+    fn into_vote(self, dim: usize) -> Result<Vote, ApiError> {
+        let query = self.query.trim().to_string();
+        if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS {
+            return Err(ApiError::bad(
+                "bad_query",
+                format!("`query` must be 1 to {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        let label = Verdict::parse(&self.label).ok_or_else(|| {
+            ApiError::bad(
+                "bad_label",
+                format!(
+                    "label `{}` is not one of relevant, irrelevant, flag (or none, to withdraw)",
+                    self.label
+                ),
+            )
+        })?;
+        if let Some(vector) = &self.query_vector {
+            store::check_vector(vector, dim)
+                .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
+        }
+        Ok(Vote {
+            query,
+            query_vector: self.query_vector,
+            image_id: self.image_id,
+            label,
+            note: note(self.note)?,
+            client_id: client_id(self.client_id)?,
+        })
+    }
+}
+
+fn note(note: Option<String>) -> Result<Option<String>, ApiError> {
+    let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    {
+        return Err(ApiError::bad(
+            "bad_note",
+            format!("`note` is over {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    Ok(note)
+}
+
+fn client_id(client_id: Option<String>) -> Result<String, ApiError> {
+    let client_id = client_id
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    if client_id.chars().count() > MAX_CLIENT_ID_CHARS || client_id.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "bad_client_id",
+            format!(
+                "`client_id` must be at most {MAX_CLIENT_ID_CHARS} characters, no control characters"
+            ),
+        ));
+    }
+    Ok(client_id)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LabelsQuery {
+    format: Option<String>,
+}
+
+pub async fn labels_export(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<LabelsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(state.admin_token.as_ref(), &headers)?;
+    let labels = state.labels.all();
+    match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => {
+            let mut body = String::new();
+            for label in &labels {
+                body.push_str(&serde_json::to_string(label).unwrap_or_default());
+                body.push('\n');
+            }
+            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+        }
+        "tsv" => Ok((
+            [(
+                header::CONTENT_TYPE,
+                "text/tab-separated-values; charset=utf-8",
+            )],
+            labels_tsv(&labels),
+        )
+            .into_response()),
+        other => Err(ApiError::bad(
+            "bad_format",
+            format!("format `{other}`: use jsonl or tsv"),
+        )),
+    }
+}
+
+/// The admin routes need `Authorization: Bearer <token>` (compared in constant time), and are
+/// off when no token is configured.
+fn check_admin(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = token.ok_or(ApiError::ExportDisabled)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn labels_tsv(labels: &[Label]) -> String {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let mut out = String::from("label_id\ttime\tclient_id\tquery\timage_id\tlabel\tnote\n");
+    for l in labels {
+        let verdict = serde_json::to_value(l.label)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            l.label_id,
+            crate::labels::rfc3339(l.time_ms),
+            clean(&l.client_id),
+            clean(&l.query),
+            clean(&l.image_id),
+            verdict,
+            clean(l.note.as_deref().unwrap_or(""))
+        ));
+    }
+    out
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,84 @@
+//! http: what does the browser (or an API client) see?
+//!
+//! The routes of the HTTP contract (ARCHITECTURE.md, "HTTP API"), one concern per module:
+//! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
+//! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
+//! thumbnails), [`health`], and [`site`] (the static site, CORS, the body limit). [`state`] builds
+//! what they share.
+//!
+//! Architecture Invariant: this is the only module that knows JSON wire types and status codes,
+//! and [`errors::ApiError::class`] is the one place a failure becomes a status. Images and
+//! thumbnails are looked up by id in the store, never by a path taken from the request.
+
+pub mod cache;
+pub mod errors;
+pub mod health;
+pub mod images;
+pub mod labels;
+pub mod model;
+pub mod search;
+pub mod site;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+
+pub use errors::ApiError;
+pub use state::{AppState, StateParts};
+
+/// The largest request body (1 MiB): a 512-d vector in JSON is ~10 KB.
+pub const MAX_BODY: usize = 1 << 20;
+/// Results per page.
+pub const MAX_LIMIT: usize = 100;
+pub const DEFAULT_LIMIT: usize = 20;
+/// Deep pages cost the store `offset + limit` candidates each.
+pub const MAX_OFFSET: usize = 10_000;
+/// Longest query text, note and client id accepted.
+pub const MAX_QUERY_CHARS: usize = 1000;
+pub const MAX_NOTE_CHARS: usize = 2000;
+pub const MAX_CLIENT_ID_CHARS: usize = 128;
+
+/// What the server serves besides the API.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The static site: `public/` (index.html, the wasm app).
+    pub public_dir: PathBuf,
+    /// Origins allowed to call the API from another site; empty: same origin only.
+    pub cors_origins: Vec<String>,
+}
+
+/// The application's routes.
+pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/search", post(search::search))
+        .route("/api/similar", post(search::similar))
+        .route("/api/feedback", post(labels::feedback))
+        .route("/api/labels", get(labels::labels_export))
+        .route("/api/model", get(model::model))
+        .route("/api/{*rest}", get(unknown_route).post(unknown_route))
+        .route("/images/{id}", get(images::image))
+        .route("/thumbs/{id}", get(images::thumb))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready));
+    let model_files = site::model_files(&state);
+    let app = api
+        .with_state(state)
+        .merge(model_files)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(site::refuse_long_bodies))
+        .fallback_service(site::static_site(config));
+    if config.cors_origins.is_empty() {
+        app
+    } else {
+        app.layer(site::cors(&config.cors_origins))
+    }
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no_route", "no such API route")
+}

@@ -1,0 +1,219 @@
+//! http/search: which images match a query vector, a text, or another image?
+//!
+//! `POST /api/search` (a vector from the browser, or text encoded here as the fallback) and
+//! `POST /api/similar` (the vector of an indexed image). Both answer one page of [`Results`],
+//! built from the stored [`ImagePayload`]s by [`results`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::payload::{self, ImagePayload};
+use crate::store::{self, Hit, PayloadFilter, SearchQuery};
+
+use super::errors::{ApiError, ApiJson, unknown_image};
+use super::state::AppState;
+use super::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    vector: Option<Vec<f32>>,
+    text: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    #[serde(default)]
+    filter: PayloadFilter,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarBody {
+    id: String,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    #[serde(default)]
+    filter: PayloadFilter,
+}
+
+/// One result.
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    id: String,
+    score: f32,
+    url: String,
+    thumbnail_url: String,
+    caption: Option<String>,
+    /// The row's other columns (and the original `url` as written in the TSV).
+    payload: Value,
+}
+
+/// One page of results.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    results: Vec<SearchHit>,
+    took_ms: f64,
+    limit: usize,
+    offset: usize,
+    /// The offset of the next page, when this page was full.
+    next_offset: Option<usize>,
+}
+
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<SearchBody>,
+) -> Result<Json<Results>, ApiError> {
+    let started = Instant::now();
+    let (limit, offset) = page(body.limit, body.offset)?;
+    check_filter(&body.filter)?;
+    let vector = match (body.vector, body.text) {
+        (Some(vector), None) => {
+            store::check_vector(&vector, state.spec.dim)
+                .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
+            vector
+        }
+        (None, Some(text)) => encode_text(&state, text).await?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "bad_request",
+                "give either `vector` or `text`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad(
+                "bad_request",
+                "give `vector` (the query embedding) or `text`",
+            ));
+        }
+    };
+    let query = SearchQuery {
+        vector,
+        limit,
+        offset,
+        filter: body.filter,
+    };
+    let hits = state.store().await?.search(&query).await?;
+    Ok(Json(results(hits, limit, offset, started)))
+}
+
+pub async fn similar(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<SimilarBody>,
+) -> Result<Json<Results>, ApiError> {
+    let started = Instant::now();
+    let (limit, offset) = page(body.limit, body.offset)?;
+    check_filter(&body.filter)?;
+    let store = state.store().await?;
+    let point = store::point_id(&body.id);
+    let vector = store
+        .get(&[point], true)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.vector)
+        .ok_or_else(|| unknown_image(&body.id))?;
+    // One more than asked, to leave the image itself out.
+    let query = SearchQuery {
+        vector,
+        limit: limit + 1,
+        offset,
+        filter: body.filter,
+    };
+    let mut hits = store.search(&query).await?;
+    hits.retain(|h| h.id != point);
+    hits.truncate(limit);
+    Ok(Json(results(hits, limit, offset, started)))
+}
+
+/// Server-side encoding, for browsers that cannot run the model: a bounded number at once.
+async fn encode_text(state: &AppState, text: String) -> Result<Vec<f32>, ApiError> {
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::bad("bad_text", "`text` is empty"));
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad(
+            "bad_text",
+            format!("`text` is over {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let encoder = state.encoder.clone().ok_or(ApiError::NoTextEncoder)?;
+    let _slot = tokio::time::timeout(state.encode_wait, state.encode_slots.acquire())
+        .await
+        .map_err(|_| ApiError::Busy)?
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let vector = tokio::task::spawn_blocking(move || encoder.embed_text(&text))
+        .await
+        .map_err(ApiError::task("encoder_failed", "text encoder"))??;
+    Ok(vector)
+}
+
+/// A filter's values (strings, integers, booleans) and field names (the TSV's columns only).
+fn check_filter(filter: &PayloadFilter) -> Result<(), ApiError> {
+    store::check_filter(filter)
+        .and_then(|()| payload::check_filter_fields(filter))
+        .map_err(|e| ApiError::bad("bad_filter", e.to_string()))
+}
+
+fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad(
+            "bad_limit",
+            format!("limit is {limit}; it must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad(
+            "bad_offset",
+            format!("offset is {offset}; it must be at most {MAX_OFFSET}"),
+        ));
+    }
+    Ok((limit, offset))
+}
+
+/// The page a client sees: ids, scores, image URLs and the public part of each payload.
+fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Results {
+    let full = hits.len() >= limit;
+    let results = hits
+        .into_iter()
+        .map(|hit| {
+            let image = ImagePayload::read(hit.id, hit.payload);
+            let escaped = url_escape(&image.id);
+            SearchHit {
+                url: format!("/images/{escaped}"),
+                thumbnail_url: format!("/thumbs/{escaped}"),
+                score: hit.score,
+                payload: Value::Object(image.public_fields()),
+                caption: image.caption,
+                id: image.id,
+            }
+        })
+        .collect();
+    Results {
+        results,
+        took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        limit,
+        offset,
+        next_offset: full.then_some(offset + limit),
+    }
+}
+
+/// Percent-encode an id for a URL path segment.
+fn url_escape(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

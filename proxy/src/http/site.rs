@@ -1,0 +1,77 @@
+//! http/site: what does a browser get outside the API?
+//!
+//! The static site from `public/` (with `index.html` as the fallback for client-side routes),
+//! the model files of the bundle under `/model/`, the API's CORS policy for a site hosted on
+//! another origin, and the request-body limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeader;
+
+use super::errors::{ApiError, no_model};
+use super::model::model_cache;
+use super::state::AppState;
+use super::{MAX_BODY, ServeConfig};
+
+/// The site's files keep their names across builds (index.html, the worker's files), so the
+/// browser must revalidate them (a 304 when unchanged) or it mixes an old worker with a new page.
+/// The model files are content-addressed and cached for good ([`model_cache`]).
+pub fn static_site(config: &ServeConfig) -> SetResponseHeader<ServeDir<ServeFile>, HeaderValue> {
+    let index = config.public_dir.join("index.html");
+    SetResponseHeader::if_not_present(
+        ServeDir::new(&config.public_dir).fallback(ServeFile::new(index)),
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    )
+}
+
+/// `/model/…`: the bundle's files, or a plain 404 without a bundle (not the site's index.html
+/// fallback), so the web app can say that no model is installed.
+pub fn model_files(state: &Arc<AppState>) -> Router {
+    match &state.bundle {
+        Some(bundle) => Router::new()
+            .nest_service("/model", ServeDir::new(&bundle.dir))
+            .layer(middleware::from_fn_with_state(state.clone(), model_cache)),
+        None => Router::new().route("/model/{*file}", get(|| async { no_model() })),
+    }
+}
+
+/// Origins allowed to call the API from another site; `*` allows any.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// A body declared longer than [`MAX_BODY`] is answered 413 after it has been read and dropped
+/// (up to 4 MiB). Answering before it arrives makes the server close a connection the client is
+/// still writing to, and the client then sees "broken pipe" or a reset instead of the answer.
+pub async fn refuse_long_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return next.run(request).await;
+    }
+    // Longer than that, the connection is closed instead: draining is not worth more.
+    let _ = axum::body::to_bytes(request.into_body(), 4 * MAX_BODY).await;
+    ApiError::BodyTooLarge.into_response()
+}

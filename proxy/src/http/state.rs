@@ -1,0 +1,103 @@
+//! http/state: what do the handlers share, and how is it built?
+//!
+//! [`AppState::open`] is the one way to build the server's state, from [`StateParts`]: `proxy
+//! serve`, the tests and the search benchmark all go through it, so the label log is opened (and
+//! its torn tail reported) and the paths under the storage directory are chosen in one place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::bundle::ModelBundle;
+use crate::config::Secret;
+use crate::labels::{LabelError, LabelLog};
+use crate::layout::DataDir;
+use crate::model::TextEncoder;
+use crate::store::{CollectionSpec, SharedStore, StoreError};
+
+/// What the server state is made of.
+#[derive(Clone)]
+pub struct StateParts {
+    pub store: SharedStore,
+    /// The collection the model's vectors belong in.
+    pub spec: CollectionSpec,
+    /// Server-side text encoding; `None`: text searches are refused (send a vector).
+    pub encoder: Option<Arc<dyn TextEncoder>>,
+    /// Where the label log and the thumbnails are.
+    pub data: DataDir,
+    /// Turns the labels export on.
+    pub admin_token: Option<Secret>,
+    /// The browser's model files, served under `/model/`.
+    pub bundle: Option<ModelBundle>,
+}
+
+impl std::fmt::Debug for StateParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateParts")
+            .field("spec", &self.spec)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub store: SharedStore,
+    pub spec: CollectionSpec,
+    pub encoder: Option<Arc<dyn TextEncoder>>,
+    pub labels: Arc<LabelLog>,
+    pub data: DataDir,
+    pub admin_token: Option<Secret>,
+    pub bundle: Option<ModelBundle>,
+    /// Server-side text encodings at once (CPU-bound); more wait up to `encode_wait`, then 429.
+    pub encode_slots: tokio::sync::Semaphore,
+    pub encode_wait: Duration,
+    opened: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Build the state: open (or create) the label log under `parts.data`, cutting a torn last
+    /// line left by an interrupted write (and saying so in the log).
+    pub fn open(parts: StateParts) -> Result<Self, LabelError> {
+        let (labels, report) = LabelLog::open(parts.data.labels())?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                "{}: cut a torn last line ({} bytes) left by an interrupted write",
+                labels.path().display(),
+                report.truncated_bytes
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            store: parts.store,
+            spec: parts.spec,
+            encoder: parts.encoder,
+            labels: Arc::new(labels),
+            data: parts.data,
+            admin_token: parts.admin_token,
+            bundle: parts.bundle,
+            encode_slots: tokio::sync::Semaphore::new(cores),
+            encode_wait: Duration::from_secs(2),
+            opened: AtomicBool::new(false),
+        })
+    }
+
+    /// Open the collection on first use, and again after a failure: a store that was down at
+    /// start, or a collection ingested after the proxy started, is picked up without a restart.
+    pub async fn store(&self) -> Result<&SharedStore, StoreError> {
+        if !self.opened.load(Ordering::Acquire) {
+            self.store.open_collection(&self.spec).await?;
+            self.opened.store(true, Ordering::Release);
+        }
+        Ok(&self.store)
+    }
+}

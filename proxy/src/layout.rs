@@ -1,0 +1,64 @@
+//! layout: where does text2img keep its files?
+//!
+//! Everything text2img writes lives under one storage directory (`./qdrant_storage` or
+//! `--storage`): the embedded store's shards (named by `store::edge`), the label log, the
+//! thumbnails, ingest's list of failed rows and eval's reports. [`DataDir`] names each of these
+//! paths once; nothing else joins a file name onto the storage directory.
+
+use std::path::{Path, PathBuf};
+
+/// The storage directory and the files text2img keeps in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself (the embedded store keeps its shards here).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The label log: one vote per line (see `labels`).
+    pub fn labels(&self) -> PathBuf {
+        self.root.join("labels.jsonl")
+    }
+
+    /// Thumbnails, `<point uuid>.jpg` (see `ingest::thumb_path`).
+    pub fn thumbs(&self) -> PathBuf {
+        self.root.join("thumbs")
+    }
+
+    /// The rows the last ingest could not index, as TSV.
+    pub fn ingest_failures(&self) -> PathBuf {
+        self.root.join("ingest-failures.tsv")
+    }
+
+    /// Where `proxy eval` writes its reports by default.
+    pub fn eval_reports(&self) -> PathBuf {
+        self.root.join("eval")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_is_under_the_root() {
+        let dir = DataDir::new("/data/t2i");
+        for path in [
+            dir.labels(),
+            dir.thumbs(),
+            dir.ingest_failures(),
+            dir.eval_reports(),
+        ] {
+            assert_eq!(path.parent(), Some(Path::new("/data/t2i")), "{path:?}");
+        }
+        assert_eq!(dir.labels(), Path::new("/data/t2i/labels.jsonl"));
+    }
+}
