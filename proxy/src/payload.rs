@@ -30,8 +30,10 @@ pub const INDEXED_FIELDS: [&str; 2] = ["id", "content_hash"];
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImagePayload {
     /// The row id in `images.tsv`: the id people and the API know the image by.
+    #[serde(default)]
     pub id: String,
     /// The `url` column as written (an http(s) URL or a path relative to the TSV).
+    #[serde(default)]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
@@ -64,17 +66,18 @@ impl ImagePayload {
         }
     }
 
-    /// Read a stored payload. A point that ingest did not write (no `id`, or fields of other
-    /// types) keeps its fields as columns and is known by its point id.
+    /// Read a stored payload; missing fields are empty. A point that ingest did not write
+    /// (fields of other types) keeps its fields as columns. Either way a point without a row id
+    /// is known by its point id ([`external_id`]).
     pub fn read(point: Uuid, payload: Payload) -> Self {
-        match serde_json::from_value::<Self>(Value::Object(payload.clone())) {
-            Ok(p) if !p.id.is_empty() => p,
-            _ => Self {
-                id: point.to_string(),
-                columns: payload,
-                ..Self::default()
-            },
-        }
+        let id = external_id(point, &payload);
+        let parsed = serde_json::from_value::<Self>(Value::Object(payload.clone()));
+        let mut p = parsed.unwrap_or_else(|_| Self {
+            columns: payload,
+            ..Self::default()
+        });
+        p.id = id;
+        p
     }
 
     /// What a client sees besides id, caption and score: the URL as written, the size, and the
@@ -167,6 +170,12 @@ mod tests {
         assert_eq!(external_id(point, &raw), point.to_string());
         raw.insert("id".into(), json!("row-9"));
         assert_eq!(external_id(point, &raw), "row-9");
+        assert_eq!(ImagePayload::read(point, raw).id, "row-9");
+        // Missing fields are empty, not a foreign point.
+        let minimal = Map::from_iter([("id".to_string(), json!("only"))]);
+        let p = ImagePayload::read(point, minimal);
+        assert_eq!((p.id.as_str(), p.url.as_str()), ("only", ""));
+        assert!(p.columns.is_empty());
     }
 
     #[test]

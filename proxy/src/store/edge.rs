@@ -83,7 +83,7 @@ impl EdgeStore {
         let lock = lock(&self.dir.join(format!("{}.lock", spec.name)))?;
         let shard = if exists {
             let found: CollectionSpec = read_spec(&spec_path)?;
-            check_spec(&found, spec)?;
+            spec.accepts(&found)?;
             EdgeShard::load(&shard_dir, None).map_err(internal)?
         } else {
             // A shard left without its spec file (a crash between the two writes) is empty or
@@ -310,17 +310,6 @@ fn keyword_index(shard: &EdgeShard, field: &str) -> Result<()> {
 }
 
 /// Refuse a collection made by another model or with another dimension.
-pub(super) fn check_spec(found: &CollectionSpec, expected: &CollectionSpec) -> Result<()> {
-    if found.dim != expected.dim || found.model != expected.model {
-        return Err(StoreError::Mismatch {
-            collection: expected.name.clone(),
-            found: format!("{}-d vectors of `{}`", found.dim, found.model),
-            expected: format!("`{}` ({}-d)", expected.model, expected.dim),
-        });
-    }
-    Ok(())
-}
-
 fn lock(path: &Path) -> Result<File> {
     let file = File::options()
         .create(true)

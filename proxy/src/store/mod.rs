@@ -43,6 +43,21 @@ pub struct CollectionSpec {
     pub model: String,
 }
 
+impl CollectionSpec {
+    /// Whether a collection found with spec `found` can hold this model's vectors: the same
+    /// model and dimension, or a [`StoreError::Mismatch`] that says what it holds.
+    pub fn accepts(&self, found: &CollectionSpec) -> Result<()> {
+        if found.dim != self.dim || found.model != self.model {
+            return Err(StoreError::Mismatch {
+                collection: self.name.clone(),
+                found: format!("{}-d vectors of `{}`", found.dim, found.model),
+                expected: format!("`{}` ({}-d)", self.model, self.dim),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A point to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {

@@ -158,7 +158,7 @@ impl RemoteStore {
             dim: dim.unwrap_or(0),
             model: model.unwrap_or_else(|| "an unknown model".into()),
         };
-        super::edge::check_spec(&found, spec)
+        spec.accepts(&found)
     }
 }
 
