@@ -11,6 +11,5 @@ pub mod eval;
 pub mod http;
 pub mod ingest;
 pub mod labels;
-pub mod metrics;
 pub mod model;
 pub mod store;

@@ -181,25 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report =
                 proxy::eval::evaluate(&judged, skipped, &encoder, store_handle.as_ref()).await?;
             let out = out.unwrap_or_else(|| settings.storage.join("eval"));
-            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
             let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
+            proxy::eval::report::write(&out, &title, &report)?;
             let markdown = report.markdown(&title);
-            let write = |name: &str, body: &str| {
-                let path = out.join(name);
-                std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
-            };
-            write("report.md", &markdown)?;
-            write(
-                "report.json",
-                &serde_json::to_string_pretty(&report.json())?,
-            )?;
-            write(
-                "recall.svg",
-                &proxy::metrics::recall_curve_svg(
-                    &report.curve,
-                    &format!("Recall@K, {} queries", report.summary.queries),
-                ),
-            )?;
             use std::io::Write;
             std::io::stdout().write_all(markdown.as_bytes())?;
             tracing::info!(
