@@ -1,55 +1,93 @@
 //! chart: what does the recall curve look like?
 //!
-//! Mean recall at K = 1..=depth as a self-contained SVG line chart for the report.
+//! Mean recall at K = 1..=depth as a self-contained SVG line chart for the report, drawn with
+//! `plotters`' SVG backend: a title, K and recall axes with their labels and gridlines, and the
+//! curve with a marker per point. plotters escapes the text it writes; characters XML forbids
+//! are dropped here first, so any title gives well-formed XML. Without a font feature plotters
+//! only estimates text sizes for the layout and leaves the fonts to the SVG viewer.
 
-use std::fmt::Write as _;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
-/// Text made safe for XML character data and attribute values: the five markup characters become
-/// entities, and characters XML 1.0 forbids (most C0 controls, U+FFFE, U+FFFF) are dropped.
-fn xml_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            '\t' | '\n' | '\r' => escaped.push(c),
-            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => escaped.push(c),
-        }
+/// The chart's size in pixels.
+const SIZE: (u32, u32) = (640, 400);
+/// The curve's colour (matplotlib's first).
+const LINE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+/// Gridlines: light enough to read the curve over them.
+const GRID: RGBColor = RGBColor(0xe0, 0xe0, 0xe0);
+/// Font sizes as plotters takes them: it writes `size / 1.24` into the SVG (about 16 and 12 px).
+const TITLE_FONT: u32 = 20;
+const LABEL_FONT: u32 = 15;
+
+/// A self-contained SVG (640 × 400) line chart of mean recall at k: the title, axes with ticks,
+/// gridlines and labels ("K", "Recall@K"), one polyline and a circle marker per point.
+///
+/// Points are drawn in order of k; recall values outside [0, 1] are clamped, NaN counts as 0. The
+/// output starts with `<svg`, is well-formed XML, and the same input always gives the same bytes.
+pub fn recall_curve_svg(points: &[(usize, f64)], title: &str) -> anyhow::Result<String> {
+    let mut sorted: Vec<(i64, f64)> = points
+        .iter()
+        .map(|&(k, recall)| (i64::try_from(k).unwrap_or(i64::MAX), clamp_unit(recall)))
+        .collect();
+    sorted.sort_by_key(|&(k, _)| k);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw(&root, &sorted, &xml_chars(title))
+            .and_then(|()| root.present())
+            .map_err(|e| anyhow::anyhow!("drawing the recall chart: {e}"))?;
     }
-    escaped
+    Ok(svg)
 }
 
-/// A tick step of 1, 2 or 5 times a power of ten that cuts `span` into at most ten intervals.
-fn nice_step(span: usize) -> usize {
-    let wanted = span.div_ceil(10).max(1);
-    let mut power = 1usize;
-    loop {
-        for factor in [1, 2, 5] {
-            let step = power.saturating_mul(factor);
-            if step >= wanted {
-                return step;
-            }
-        }
-        power = power.saturating_mul(10);
-    }
+/// Draw the chart onto `root`: `points` are sorted by k and within [0, 1].
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[(i64, f64)],
+    title: &str,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", f64::from(TITLE_FONT)))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(k_range(points), 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("K")
+        .y_desc("Recall@K")
+        .label_style(("sans-serif", f64::from(LABEL_FONT)))
+        .axis_desc_style(("sans-serif", f64::from(LABEL_FONT)))
+        .x_labels(11)
+        .y_labels(6)
+        .y_label_formatter(&|recall| format!("{recall:.1}"))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(RGBColor(0x33, 0x33, 0x33))
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        LINE.stroke_width(2),
+    ))?;
+    // Markers over the line (LineSeries' own are hollow and under it).
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&point| Circle::new(point, 3, LINE.filled())),
+    )?;
+    Ok(())
 }
 
-/// The K axis ticks: the first k, then every multiple of a round step up to the last k.
-fn k_ticks(low: usize, high: usize) -> Vec<usize> {
-    let step = nice_step(high - low);
-    let mut ticks = vec![low];
-    let mut next = (low / step)
-        .checked_add(1)
-        .and_then(|m| m.checked_mul(step));
-    while let Some(k) = next.filter(|&k| k <= high) {
-        ticks.push(k);
-        next = k.checked_add(step);
+/// The K axis: from the first k to the last; one k (or none) sits in the middle of a range of 2.
+fn k_range(points: &[(i64, f64)]) -> std::ops::Range<i64> {
+    let low = points.first().map_or(1, |&(k, _)| k);
+    let high = points.last().map_or(low, |&(k, _)| k);
+    if low == high {
+        low.saturating_sub(1)..high.saturating_add(1)
+    } else {
+        low..high
     }
-    ticks
 }
 
 /// A recall value fit for plotting: clamped to [0, 1], NaN as 0.
@@ -61,121 +99,14 @@ fn clamp_unit(value: f64) -> f64 {
     }
 }
 
-/// A self-contained SVG (640 × 400) line chart of mean recall at k: axes, ticks, gridlines, axis
-/// labels ("K", "Recall@K"), a title and one polyline with a circle marker per point.
-///
-/// Points are drawn in order of k; recall values outside [0, 1] are clamped. The text is escaped,
-/// so the output is well-formed XML; it starts with `<svg` and ends with `</svg>`, and the same
-/// input always gives the same bytes.
-pub fn recall_curve_svg(points: &[(usize, f64)], title: &str) -> String {
-    const WIDTH: f64 = 640.0;
-    const HEIGHT: f64 = 400.0;
-    const LEFT: f64 = 64.0;
-    const RIGHT: f64 = WIDTH - 24.0;
-    const TOP: f64 = 48.0;
-    const BOTTOM: f64 = HEIGHT - 56.0;
-    const LINE: &str = "#1f77b4";
-
-    let mut sorted = points.to_vec();
-    sorted.sort_by_key(|&(k, _)| k);
-    let low = sorted.first().map_or(1, |&(k, _)| k);
-    let high = sorted.last().map_or(low, |&(k, _)| k);
-    let x = |k: usize| {
-        if high == low {
-            f64::midpoint(LEFT, RIGHT)
-        } else {
-            LEFT + (k - low) as f64 / (high - low) as f64 * (RIGHT - LEFT)
-        }
-    };
-    let y = |recall: f64| BOTTOM - clamp_unit(recall) * (BOTTOM - TOP);
-    let title = xml_escape(title);
-
-    // `write!` into a String cannot fail; the results are ignored on purpose.
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, "<title>{title}</title>");
-    let _ = writeln!(
-        svg,
-        r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##
-    );
-
-    // Horizontal gridlines and recall ticks every 0.2.
-    for step in 0..=5u32 {
-        let recall = f64::from(step) / 5.0;
-        let ty = y(recall);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT:.1}" y1="{ty:.1}" x2="{RIGHT:.1}" y2="{ty:.1}" stroke="#e0e0e0"/>"##
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{recall:.1}</text>"#,
-            LEFT - 8.0,
-            ty + 4.0
-        );
-    }
-    // Vertical gridlines and K ticks.
-    if !sorted.is_empty() {
-        for k in k_ticks(low, high) {
-            let tx = x(k);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{tx:.1}" y1="{TOP:.1}" x2="{tx:.1}" y2="{BOTTOM:.1}" stroke="#e0e0e0"/>"##
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{tx:.1}" y="{:.1}" text-anchor="middle">{k}</text>"#,
-                BOTTOM + 18.0
-            );
-        }
-    }
-    // Axes over the gridlines.
-    let _ = writeln!(
-        svg,
-        r##"<path d="M {LEFT:.1} {TOP:.1} V {BOTTOM:.1} H {RIGHT:.1}" fill="none" stroke="#333333"/>"##
-    );
-    // Title and axis labels.
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="28.0" text-anchor="middle" font-size="16">{title}</text>"#,
-        WIDTH / 2.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">K</text>"#,
-        f64::midpoint(LEFT, RIGHT),
-        HEIGHT - 16.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text transform="translate(18.0 {:.1}) rotate(-90)" text-anchor="middle">Recall@K</text>"#,
-        f64::midpoint(TOP, BOTTOM)
-    );
-
-    // The curve, then its markers (with the exact value as a tooltip).
-    let coordinates: Vec<String> = sorted
-        .iter()
-        .map(|&(k, recall)| format!("{:.1},{:.1}", x(k), y(recall)))
-        .collect();
-    let _ = writeln!(
-        svg,
-        r#"<polyline points="{}" fill="none" stroke="{LINE}" stroke-width="2"/>"#,
-        coordinates.join(" ")
-    );
-    for &(k, recall) in &sorted {
-        let _ = writeln!(
-            svg,
-            r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{LINE}"><title>Recall@{k} = {:.3}</title></circle>"#,
-            x(k),
-            y(recall),
-            clamp_unit(recall)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+/// `text` without the characters XML 1.0 forbids (C0 controls other than tab, line feed and
+/// carriage return; U+FFFE, U+FFFF); plotters escapes the markup characters itself.
+fn xml_chars(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            !((c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}')
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -224,71 +155,140 @@ mod tests {
         }
     }
 
+    fn chart(points: &[(usize, f64)], title: &str) -> String {
+        recall_curve_svg(points, title).expect("chart")
+    }
+
+    /// The value of attribute `name` in the tag text `tag`.
+    fn attribute<'a>(tag: &'a str, name: &str) -> &'a str {
+        let start = tag
+            .find(&format!(" {name}=\""))
+            .unwrap_or_else(|| panic!("no {name} in {tag:?}"))
+            + name.len()
+            + 3;
+        &tag[start..start + tag[start..].find('"').expect("closing quote")]
+    }
+
+    /// The text of every opening tag `<name ...>` in `svg`.
+    fn tags<'a>(svg: &'a str, name: &str) -> Vec<&'a str> {
+        let open = format!("<{name} ");
+        svg.match_indices(&open)
+            .map(|(index, _)| &svg[index..index + svg[index..].find('>').expect("tag end")])
+            .collect()
+    }
+
+    fn number(text: &str) -> f64 {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{text:?} is no number: {e}"))
+    }
+
+    /// The vertices of the curve (the one polyline in the curve's colour), in drawing order.
+    fn curve(svg: &str) -> Vec<(f64, f64)> {
+        let colour = format!("#{:02X}{:02X}{:02X}", LINE.0, LINE.1, LINE.2);
+        let lines: Vec<&str> = tags(svg, "polyline")
+            .into_iter()
+            .filter(|tag| attribute(tag, "stroke") == colour)
+            .collect();
+        assert!(lines.len() <= 1, "more than one curve: {lines:?}");
+        lines
+            .iter()
+            .flat_map(|tag| attribute(tag, "points").split_whitespace())
+            .map(|pair| {
+                let (x, y) = pair.split_once(',').expect("x,y");
+                (number(x), number(y))
+            })
+            .collect()
+    }
+
+    /// The centres of the point markers.
+    fn markers(svg: &str) -> Vec<(f64, f64)> {
+        tags(svg, "circle")
+            .iter()
+            .map(|tag| (number(attribute(tag, "cx")), number(attribute(tag, "cy"))))
+            .collect()
+    }
+
+    /// Where the `<text>` element reading `content` is anchored (plotters puts the text on a
+    /// line of its own).
+    fn text_at(svg: &str, content: &str) -> (f64, f64) {
+        let found = svg.match_indices("<text ").find_map(|(start, _)| {
+            let tag = &svg[start..start + svg[start..].find('>').expect("tag end")];
+            let body = &svg[start + tag.len() + 1..];
+            let text = &body[..body.find("</text>").expect("</text>")];
+            (text.trim() == content).then_some(tag)
+        });
+        let tag = found.unwrap_or_else(|| panic!("no text {content:?} in {svg}"));
+        (number(attribute(tag, "x")), number(attribute(tag, "y")))
+    }
+
     fn check_svg(points: &[(usize, f64)], title: &str) -> String {
-        let svg = recall_curve_svg(points, title);
+        let svg = chart(points, title);
         assert!(svg.starts_with("<svg"), "{svg}");
-        assert!(svg.ends_with("</svg>"), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
         assert!(svg.contains(r#"width="640" height="400""#), "{svg}");
-        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
-        assert_eq!(svg.matches("<circle").count(), points.len(), "{svg}");
-        assert!(
-            svg.contains(">Recall@K</text>") && svg.contains(">K</text>"),
-            "{svg}"
-        );
+        assert_eq!(curve(&svg).len(), points.len(), "{svg}");
+        assert_eq!(markers(&svg), curve(&svg), "a marker on every vertex");
+        text_at(&svg, "K");
+        text_at(&svg, "Recall@K");
         assert_well_formed(&svg);
-        assert_eq!(svg, recall_curve_svg(points, title), "not deterministic");
+        assert_eq!(svg, chart(points, title), "not deterministic");
         svg
     }
 
     #[test]
     fn recall_curve_svg_cases() {
-        let curve: Vec<(usize, f64)> = (1..=20).map(|k| (k, k as f64 / 20.0)).collect();
-        check_svg(&curve, "Recall on holiday photos");
-
-        let svg = check_svg(&[(1, 0.1), (2, 0.5), (3, 0.9)], r#"A <&> "B" 'C'"#);
+        let points: Vec<(usize, f64)> = (1..=20).map(|k| (k, k as f64 / 20.0)).collect();
+        let svg = check_svg(&points, "Recall on holiday photos");
+        text_at(&svg, "Recall on holiday photos");
+        // the curve rises to the right: x grows with k, y (downwards) shrinks with recall
+        let vertices = curve(&svg);
         assert!(
-            svg.contains("A &lt;&amp;&gt; &quot;B&quot; &apos;C&apos;"),
-            "{svg}"
+            vertices
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1),
+            "{vertices:?}"
         );
-        assert!(!svg.contains("<&>"), "{svg}");
+        // recall 1.0 and 0.6 (k = 20 and 12) sit on their ticks; so does k = 20
+        assert_eq!(vertices[19].1, text_at(&svg, "1.0").1, "{svg}");
+        assert_eq!(vertices[11].1, text_at(&svg, "0.6").1, "{svg}");
+        assert_eq!(vertices[19].0, text_at(&svg, "20").0, "{svg}");
 
-        // out-of-range values are clamped: 1.5 plots at the 1.0 line (y = 48), -0.2 and NaN at
-        // the 0.0 line (y = 344); x runs from 64 (k = 1) to 616 (k = 4).
-        let svg = check_svg(&[(1, 1.5), (2, -0.2), (4, f64::NAN)], "clamped");
-        assert!(
-            svg.contains(r#"points="64.0,48.0 248.0,344.0 616.0,344.0""#),
-            "{svg}"
+        // out-of-range values are clamped: 1.5 plots as 1.0, -0.2 and NaN as 0.0
+        assert_eq!(
+            check_svg(&[(1, 1.5), (2, -0.2), (4, f64::NAN)], "clamped"),
+            chart(&[(1, 1.0), (2, 0.0), (4, 0.0)], "clamped")
         );
-
         // points are drawn in order of k
-        let svg = check_svg(&[(4, 0.0), (1, 1.0)], "unsorted");
-        assert!(svg.contains(r#"points="64.0,48.0 616.0,344.0""#), "{svg}");
+        assert_eq!(
+            check_svg(&[(4, 0.0), (1, 1.0)], "unsorted"),
+            chart(&[(1, 1.0), (4, 0.0)], "unsorted")
+        );
 
-        // a single point sits in the middle; no points still give a valid (empty) chart
+        // a single point sits in the middle, on its tick; no points still give a valid chart
         let svg = check_svg(&[(5, 0.5)], "one");
-        assert!(svg.contains(r#"points="340.0,196.0""#), "{svg}");
+        assert_eq!(curve(&svg)[0].0, text_at(&svg, "5").0, "{svg}");
         check_svg(&[], "empty");
-
-        // control characters XML forbids are dropped
-        let svg = check_svg(&[(1, 0.5)], "bell\u{7}");
-        assert!(svg.contains("<title>bell</title>"), "{svg}");
     }
 
     #[test]
-    fn k_axis_ticks() {
-        for (low, high, expected) in [
-            // span 19: step ceil(19/10) = 2
-            (1, 20, vec![1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]),
-            // span 9: step 1
-            (1, 10, (1..=10).collect()),
-            // span 99: step ceil(99/10) = 10
-            (1, 100, vec![1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
-            // span 30: step 3, rounded up to 5
-            (5, 35, vec![5, 10, 15, 20, 25, 30, 35]),
-            // one k
-            (3, 3, vec![3]),
-        ] {
-            assert_eq!(k_ticks(low, high), expected, "{low}..={high}");
-        }
+    fn a_hostile_title_is_escaped() {
+        let svg = check_svg(
+            &[(1, 0.1), (2, 0.5), (3, 0.9)],
+            r#"A <&> "B" 'C'</text><svg>"#,
+        );
+        text_at(
+            &svg,
+            "A &lt;&amp;&gt; &quot;B&quot; &apos;C&apos;&lt;/text&gt;&lt;svg&gt;",
+        );
+        assert!(!svg.contains("<&>"), "{svg}");
+        assert_eq!(svg.matches("<svg").count(), 1, "{svg}");
+
+        // control characters XML forbids are dropped
+        let svg = check_svg(&[(1, 0.5)], "bell\u{7}\u{FFFF}");
+        text_at(&svg, "bell");
+        assert!(
+            !svg.contains('\u{7}') && !svg.contains('\u{FFFF}'),
+            "{svg:?}"
+        );
     }
 }

@@ -25,7 +25,7 @@ pub fn write(out: &Path, title: &str, report: &EvalReport) -> anyhow::Result<Vec
         ("report.json", serde_json::to_string_pretty(&report.json())?),
         (
             "recall.svg",
-            chart::recall_curve_svg(&report.curve, &chart_title),
+            chart::recall_curve_svg(&report.curve, &chart_title)?,
         ),
     ];
     let mut written = Vec::with_capacity(files.len());
