@@ -13,7 +13,6 @@ pub mod http;
 pub mod ingest;
 pub mod labels;
 pub mod layout;
-pub mod metrics;
 pub mod model;
 pub mod payload;
 pub mod store;

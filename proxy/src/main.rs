@@ -186,27 +186,10 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     store.open_collection(&spec).await?;
     let report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
     let out = out.unwrap_or_else(|| data.eval_reports());
-    std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
-    let markdown = report.markdown(&title);
-    let write = |name: &str, body: &str| {
-        let path = out.join(name);
-        std::fs::write(&path, body).with_context(|| format!("{}", path.display()))
-    };
-    write("report.md", &markdown)?;
-    write(
-        "report.json",
-        &serde_json::to_string_pretty(&report.json())?,
-    )?;
-    write(
-        "recall.svg",
-        &proxy::metrics::recall_curve_svg(
-            &report.curve,
-            &format!("Recall@K, {} queries", report.summary.queries),
-        ),
-    )?;
+    proxy::eval::report::write(&out, &title, &report)?;
     use std::io::Write;
-    std::io::stdout().write_all(markdown.as_bytes())?;
+    std::io::stdout().write_all(report.markdown(&title).as_bytes())?;
     tracing::info!(
         "wrote report.md, report.json and recall.svg in {}",
         out.display()

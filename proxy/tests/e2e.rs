@@ -92,7 +92,7 @@ impl Proxy {
     }
 }
 
-/// Hand computation of the eval metrics, independent of `proxy::metrics`.
+/// Hand computation of the eval metrics, independent of `proxy::eval::metrics`.
 fn hand_metrics(ranked: &[String], relevant: &BTreeSet<String>) -> (f64, f64, f64, f64, f64) {
     let recall = |k: usize| {
         ranked
