@@ -3,16 +3,14 @@
 //! computation gives. Also: a killed ingest is finished by the next run, and the Qdrant API key
 //! never shows in a response or a log line.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{Value, json};
+use testkit::{get, post_json, public_stub, tiny_model_dir, workspace};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 const INGEST: &str = env!("CARGO_BIN_EXE_ingest");

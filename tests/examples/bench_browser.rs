@@ -13,18 +13,15 @@
     reason = "the report on standard output is what a benchmark produces"
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clip::export::Variant;
 use clip::load::{ModelFiles, write_browser_bundle};
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
-use common::browser::{Browser, ENTER};
-use common::{Server, ServerOptions, public_dir, workspace};
 use serde_json::json;
+use testkit::browser::{Browser, ENTER};
+use testkit::{Server, ServerOptions, public_dir, tiny_model_dir};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -52,10 +49,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
         tokenizer: dir.join("tokenizer.json"),
     };
     std::fs::write(&files.config, config_json)?;
-    std::fs::copy(
-        workspace().join("clip/tests/fixtures/tiny-clip/tokenizer.json"),
-        &files.tokenizer,
-    )?;
+    std::fs::copy(tiny_model_dir().join("tokenizer.json"), &files.tokenizer)?;
     std::fs::write(
         &files.weights,
         clip::random::random_checkpoint(&config, false, 7)?,

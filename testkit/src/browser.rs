@@ -1,6 +1,8 @@
-//! A headless Chromium driven over WebDriver (chromedriver, plain HTTP on localhost): enough to
-//! open a page, read text, type, and take a screenshot. Each [`Browser`] has its own chromedriver,
-//! browser profile and session, and ends all three when dropped.
+//! How a test drives a browser: a headless Chromium over WebDriver (chromedriver, plain HTTP on
+//! localhost), enough to open a page, read text, type, click and take a screenshot, plus one
+//! DevTools call. Each [`Browser`] has its own chromedriver, browser profile and session, and
+//! ends all three when dropped. Only the browser tests and the browser benchmark (`tests/`) use
+//! it.
 //!
 //! A missing browser fails the test with the command that installs it: a browser test that
 //! silently passes without a browser would prove nothing.
