@@ -14,12 +14,25 @@ use std::io::Write;
 use clip::{ClipConfig, ClipModel, DType, Device, ImageProcessor, Weights};
 use common::{read, tokenizer};
 
+/// Reports the skip as `testkit::skip` does (this crate cannot depend on testkit, which depends
+/// on `proxy` and so on `clip`): the line `SKIPPED: <test>: <reason>` straight to stderr (the
+/// harness captures `eprintln!`, and a skip must show), and appended to the file named by
+/// `TEXT2IMG_SKIP_LOG` when set (`.ci/test` lists those lines at the end of its log).
 fn skip(why: &str) {
-    // Straight to stderr: the harness captures `eprintln!`, and a skip must show.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: the GPU equality test did not run: {why}. ***\n"
-    );
+    let test = std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("gpu_embeddings_equal_cpu")
+        .to_string();
+    let line = format!("SKIPPED: {test}: the GPU equality test did not run: {why}");
+    let _ = writeln!(std::io::stderr(), "\n{line}\n");
+    if let Some(path) = std::env::var_os("TEXT2IMG_SKIP_LOG").filter(|p| !p.is_empty()) {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+    }
 }
 
 fn model_on(device: &Device, dtype: DType) -> ClipModel {

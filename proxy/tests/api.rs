@@ -1,16 +1,18 @@
 //! The HTTP API against an embedded store holding a few points: answers, and the bad-input table
 //! (every bad request gets a clear JSON error and nothing else changes).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
 use proxy::store::remote::{RemoteConfig, RemoteStore};
 use proxy::store::{Point, SharedStore, VectorStore, point_id};
 use serde_json::{Value, json};
+use testkit::{
+    TestServer, app_state, get, post, post_json, public_stub, tiny_model, tiny_spec,
+    write_tiny_bundle,
+};
 
 const DIM: usize = 16;
 
@@ -65,15 +67,20 @@ fn fixture(admin: Option<&str>, cors: Vec<String>) -> Fixture {
         store.upsert(points).await.expect("upsert");
     });
     drop(rt);
-    std::fs::create_dir_all(dir.path().join("thumbs")).expect("thumbs");
+    let thumbs = DataDir::new(dir.path()).thumbs();
+    std::fs::create_dir_all(&thumbs).expect("thumbs");
     std::fs::write(
-        proxy::ingest::thumb_path(&dir.path().join("thumbs"), point_id("img0")),
+        proxy::ingest::thumb_path(&thumbs, point_id("img0")),
         b"\xff\xd8\xff fake jpeg",
     )
     .expect("thumb");
     let public = public_stub(dir.path());
     let store: SharedStore = Arc::new(store);
-    let server = TestServer::start(state(store, &loaded, dir.path(), admin), &public, cors);
+    let server = TestServer::start(
+        app_state(store, &loaded, dir.path(), admin, None),
+        &public,
+        cors,
+    );
     Fixture { _dir: dir, server }
 }
 
@@ -548,7 +555,7 @@ fn bad_requests_get_clear_json_errors() {
     for (method, path, body, status, code, phrase) in cases {
         check(s, method, path, body, *status, code, phrase);
     }
-    let a = common::get(&s.url("/readyz"), &[]);
+    let a = get(&s.url("/readyz"), &[]);
     assert_eq!(a.status, 200, "the server is still healthy after all that");
     assert!(s.state.labels.is_empty(), "no bad request stored a label");
     assert_eq!(a.json()["points"], 5, "no bad request changed the store");
@@ -616,7 +623,11 @@ fn unreachable_store_is_503_without_the_key() {
     .expect("client");
     let store: SharedStore = Arc::new(store);
     let public = public_stub(dir.path());
-    let server = TestServer::start(state(store, &loaded, dir.path(), None), &public, vec![]);
+    let server = TestServer::start(
+        app_state(store, &loaded, dir.path(), None, None),
+        &public,
+        vec![],
+    );
     for (path, body) in [
         ("/api/search", json!({"vector": unit(1)}).to_string()),
         ("/api/search", json!({"text": "cat"}).to_string()),
@@ -661,7 +672,11 @@ fn store_recovers_without_restart() {
     .expect("upsert");
     let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
     let public = public_stub(dir.path());
-    let server = TestServer::start(state(store, &loaded, dir.path(), None), &public, vec![]);
+    let server = TestServer::start(
+        app_state(store, &loaded, dir.path(), None, None),
+        &public,
+        vec![],
+    );
     let search = || post_json(&server.url("/api/search"), &json!({"vector": unit(0)}));
     let a = search();
     assert_eq!(a.status, 503, "{}", a.text());
@@ -682,7 +697,7 @@ fn text_search_past_capacity_is_429() {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
     let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
-    let mut state = state(store, &loaded, dir.path(), None);
+    let mut state = app_state(store, &loaded, dir.path(), None, None);
     // No slot free, and no waiting.
     state.encode_slots = tokio::sync::Semaphore::new(0);
     state.encode_wait = Duration::from_millis(10);
@@ -704,16 +719,10 @@ fn model_manifest_and_cached_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
     let bundle_dir = dir.path().join("model");
-    let files = clip::load::resolve(
-        &clip::load::ModelSource::Dir(tiny_model_dir()),
-        &mut clip::load::NoProgress,
-    )
-    .expect("tiny model files");
-    clip::load::write_browser_bundle(&files, &clip::export::Variant::ALL, &bundle_dir)
-        .expect("bundle");
+    write_tiny_bundle(&bundle_dir);
     let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
-    let mut state = state(store, &loaded, dir.path(), None);
-    state.bundle = Some(proxy::bundle::ModelBundle::open(&bundle_dir).expect("manifest"));
+    let bundle = proxy::bundle::ModelBundle::open(&bundle_dir).expect("manifest");
+    let state = app_state(store, &loaded, dir.path(), None, Some(bundle));
     let public = public_stub(dir.path());
     let server = TestServer::start(state, &public, vec![]);
 

@@ -2,27 +2,22 @@
 //! over HTTP → feedback → `kill -9` → restart → labels still there → eval gives the metrics a hand
 //! computation gives. Also: a killed ingest is finished by the next run, and the Qdrant API key
 //! never shows in a response or a log line.
-
-mod common;
+//!
+//! Every child starts through `testkit::command`: none of the developer's settings (`QDRANT_URL`
+//! exported for the remote store suite, `RUST_LOG`, …) reaches it; each test passes its settings
+//! in an env file of its own, or sets them on the command.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{Value, json};
+use testkit::{command, free_port, get, post_json, public_stub, tiny_model_dir, workspace};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 const INGEST: &str = env!("CARGO_BIN_EXE_ingest");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// A settings file (so the repository's qdrant.env is never read by a test).
 fn env_file(dir: &Path, lines: &str) -> PathBuf {
@@ -32,11 +27,7 @@ fn env_file(dir: &Path, lines: &str) -> PathBuf {
 }
 
 fn ingest(args: &[&str]) -> (bool, String) {
-    let out = Command::new(INGEST)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running ingest");
+    let out = command(INGEST).args(args).output().expect("running ingest");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -51,12 +42,11 @@ struct Proxy {
 impl Proxy {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let child = Command::new(PROXY)
+        let child = command(PROXY)
             .arg("serve")
             .args(["--port", &port.to_string()])
             .args(args)
             .envs(envs.iter().copied())
-            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -239,7 +229,7 @@ fn ingest_search_label_restart_eval() {
 
     // Eval (the proxy is stopped: embedded Qdrant serves one process at a time).
     let out = dir.path().join("eval");
-    let status = Command::new(PROXY)
+    let status = command(PROXY)
         .args([
             "eval",
             "--queries",
@@ -370,7 +360,7 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
         "--batch-size",
         "1",
     ];
-    let mut child = Command::new(INGEST)
+    let mut child = command(INGEST)
         .args(args)
         .stderr(Stdio::null())
         .spawn()

@@ -1,8 +1,6 @@
 //! Ingest on the tiny fixture model: every kind of bad input reported with its row while every
 //! good row is indexed; re-runs skip, update and prune; URLs come from a local test server.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,11 +11,12 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use common::*;
 use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet, Report, run};
+use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{VectorStore, all_records, point_id};
+use testkit::{tiny_model, tiny_spec};
 
 fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(48, 40, |x, y| {
@@ -215,11 +214,7 @@ impl Run {
             store,
             runtime,
             loaded,
-            paths: IngestPaths {
-                tsv: tsv.to_path_buf(),
-                thumbs: root.join("thumbs"),
-                failures: root.join("ingest-failures.tsv"),
-            },
+            paths: IngestPaths::new(tsv, &DataDir::new(root)),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The store conformance suite: the same checks against embedded Qdrant Edge (always) and a
-//! Qdrant server (when `QDRANT_URL` is set; it says loudly that it skipped otherwise).
+//! Qdrant server (when `QDRANT_URL` is set; otherwise it reports the skip through `testkit::skip`).
 
 use std::time::Duration;
 
@@ -338,13 +338,8 @@ fn remote_url() -> Option<String> {
     match std::env::var("QDRANT_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            // Straight to stderr (not `eprintln!`, which the test harness captures), so the skip
-            // shows in every run.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: the Qdrant server conformance suite needs QDRANT_URL \
-                 (e.g. http://localhost:6334); it did not run. ***\n"
+            testkit::skip(
+                "the Qdrant server conformance suite needs QDRANT_URL (e.g. http://localhost:6334); it did not run",
             );
             None
         }

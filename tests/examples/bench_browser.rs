@@ -13,18 +13,15 @@
     reason = "the report on standard output is what a benchmark produces"
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clip::export::Variant;
 use clip::load::{ModelFiles, write_browser_bundle};
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
-use common::browser::{Browser, ENTER};
-use common::{Server, ServerOptions, public_dir, workspace};
 use serde_json::json;
+use testkit::browser::{Browser, ENTER};
+use testkit::{Server, ServerOptions, command, public_dir, tiny_model_dir};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -52,10 +49,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
         tokenizer: dir.join("tokenizer.json"),
     };
     std::fs::write(&files.config, config_json)?;
-    std::fs::copy(
-        workspace().join("clip/tests/fixtures/tiny-clip/tokenizer.json"),
-        &files.tokenizer,
-    )?;
+    std::fs::copy(tiny_model_dir().join("tokenizer.json"), &files.tokenizer)?;
     std::fs::write(
         &files.weights,
         clip::random::random_checkpoint(&config, false, 7)?,
@@ -136,7 +130,7 @@ fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>,
 /// Native latency on one thread, like the browser's worker: this program again, with
 /// `RAYON_NUM_THREADS=1` (candle reads it at every call, but it cannot be set safely in-process).
 fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f64> {
-    let out = std::process::Command::new(std::env::current_exe()?)
+    let out = command(std::env::current_exe()?)
         .args(["--native-one-thread", &bundle.display().to_string()])
         .arg(variant.file_name())
         .arg(n.to_string())
@@ -188,7 +182,7 @@ fn main() -> Res<()> {
     if ids.len() != 7 {
         return Err(format!("{QUERY:?} has {} tokens, not 7", ids.len()).into());
     }
-    let chromium = std::process::Command::new("chromium")
+    let chromium = command("chromium")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

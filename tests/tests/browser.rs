@@ -7,15 +7,13 @@
 //! Needs `cd frontend && trunk build --release --offline` first, and Chromium with chromedriver
 //! (`bash .ci/setup --browser`).
 
-mod common;
-
 use std::time::Duration;
 
 use clip::Device;
 use clip::load::load;
-use common::browser::{ARROW_RIGHT, Browser, ENTER};
-use common::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
 use serde_json::{Value, json};
+use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
+use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
 
 const ADMIN_TOKEN: &str = "browser-test-admin";
 const QUERY: &str = "a photo of a cat";

@@ -1,17 +1,21 @@
-//! A headless Chromium driven over WebDriver (chromedriver, plain HTTP on localhost): enough to
-//! open a page, read text, type, and take a screenshot. Each [`Browser`] has its own chromedriver,
-//! browser profile and session, and ends all three when dropped.
+//! How a test drives a browser: a headless Chromium over WebDriver (chromedriver, plain HTTP on
+//! localhost), enough to open a page, read text, type, click and take a screenshot, plus one
+//! DevTools call. Each [`Browser`] has its own chromedriver (started through
+//! [`crate::command`], so with a clean environment), browser profile and session, and ends all
+//! three when dropped. Only the browser tests and the browser benchmark (`tests/`) use it; it
+//! lives here so that every child process a test starts goes through one helper.
 //!
 //! A missing browser fails the test with the command that installs it: a browser test that
 //! silently passes without a browser would prove nothing.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
+
+use crate::process::{command, free_port};
 
 /// The W3C name of an element reference in WebDriver answers.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -34,14 +38,6 @@ fn require(names: &[&str]) -> PathBuf {
     })
 }
 
-/// A free local port for chromedriver (it takes a port number, not a bound socket).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
-}
-
 #[derive(Debug)]
 pub struct Browser {
     driver: Child,
@@ -59,7 +55,8 @@ impl Browser {
         let chromedriver = require(&["chromedriver"]);
         let profile = tempfile::tempdir().expect("a temporary browser profile");
         let port = free_port();
-        let driver = Command::new(&chromedriver)
+        // chromedriver takes a port number, not a bound socket.
+        let driver = command(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,96 @@
+//! How a test talks HTTP to a server: blocking requests that never follow redirects and never
+//! turn an error status into an `Err`, answered as an [`Answer`] (status, headers, body) with
+//! helpers for JSON bodies and the API's error codes.
+
+use serde_json::Value;
+
+/// An HTTP answer: status, headers, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The error code of a JSON error answer.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let content_type = response.content_type().to_string();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| response.header(&n).map(|v| (n.clone(), v.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).expect("reading the body");
+    Answer {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+/// `GET url` with `headers`.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = agent().get(url);
+    for (k, v) in headers {
+        request = request.set(k, v);
+    }
+    answer(request.call())
+}
+
+/// `POST url` with `body` as `application/json` (sent as given, valid or not).
+pub fn post(url: &str, body: &str) -> Answer {
+    answer(
+        agent()
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_string(body),
+    )
+}
+
+/// `POST url` with a JSON value.
+pub fn post_json(url: &str, body: &Value) -> Answer {
+    post(url, &body.to_string())
+}

@@ -1,0 +1,27 @@
+//! What the test suites share. The proxy's integration tests (`proxy/tests/`) and the
+//! end-to-end tests (`tests/`) take their fixtures, servers, clients and child processes from
+//! here, so that there is one way to do each:
+//!
+//! - [`paths`]: where is the workspace, the fixture model, the built site?
+//! - [`model`]: which model do the tests run, and what does its browser bundle look like?
+//! - [`server`]: how does a test get a proxy serving on a local port (and its app state)?
+//! - [`http`]: how does a test send a request and look at the answer?
+//! - [`process`]: how does a test start a child process that sees none of the developer's
+//!   settings?
+//! - [`skip`]: how does a test that cannot run say so, where CI will find it?
+//! - [`browser`]: how does a test drive a headless Chromium?
+
+pub mod browser;
+pub mod http;
+pub mod model;
+pub mod paths;
+pub mod process;
+pub mod server;
+pub mod skip;
+
+pub use http::{Answer, get, post, post_json};
+pub use model::{tiny_model, tiny_model_files, tiny_spec, write_tiny_bundle};
+pub use paths::{artifacts, public_dir, tiny_model_dir, workspace};
+pub use process::{PROJECT_ENV, command, free_port};
+pub use server::{Server, ServerOptions, TestServer, app_state, public_stub};
+pub use skip::skip;
