@@ -5,17 +5,16 @@
 //! sha256 against the manifest, builds the tokenizer and text encoder, and answers `Embed`
 //! messages with unit-length vectors.
 //!
-//! It speaks only [`crate::protocol`]; it knows nothing of the page.
+//! It speaks only [`wire::worker`]; it knows nothing of the page.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
 use clip::export::sha256_hex;
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
 use js_sys::{Array, Reflect, Uint8Array};
-use serde::Deserialize;
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{JsFuture, spawn_local};
@@ -23,8 +22,8 @@ use web_sys::{
     Cache, DedicatedWorkerGlobalScope, MessageEvent, Request, RequestCache, RequestInit, Response,
 };
 
-use crate::join_url;
-use crate::protocol::{FromWorker, ToWorker, VariantInfo};
+use wire::worker::{FromWorker, ToWorker, VariantInfo};
+use wire::{FileRef, ModelManifest, Variant, join_url};
 
 /// The Cache Storage bucket of model files. Bump the suffix if the key scheme ever changes.
 const CACHE_NAME: &str = "text2img-model-v1";
@@ -32,25 +31,6 @@ const CACHE_NAME: &str = "text2img-model-v1";
 const CACHE_PREFIX: &str = "/.text2img-model/";
 /// Progress messages at most this often (a 68 MB download arrives in ~1000 chunks).
 const PROGRESS_EVERY_MS: f64 = 100.0;
-
-/// One file in `GET /api/model`.
-#[derive(Debug, Clone, Deserialize)]
-struct FileRef {
-    url: String,
-    sha256: String,
-    bytes: u64,
-}
-
-/// `GET /api/model`.
-#[derive(Debug, Clone, Deserialize)]
-struct ModelInfo {
-    model_id: String,
-    dim: usize,
-    config: FileRef,
-    tokenizer: FileRef,
-    variants: BTreeMap<String, FileRef>,
-    default_variant: Option<String>,
-}
 
 /// Why the model could not be loaded. Each message names the URL at fault and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +147,7 @@ fn handle(message: ToWorker) {
                 s.generation
             });
             spawn_local(async move {
-                let result = load(&api_base, variant.as_deref()).await;
+                let result = load(&api_base, variant).await;
                 if STATE.with_borrow(|s| s.generation) != generation {
                     return;
                 }
@@ -242,14 +222,14 @@ fn embed(id: u32, text: &str) {
 }
 
 /// Manifest → files (cache or network, checked) → model.
-async fn load(api_base: &str, wanted: Option<&str>) -> Result<(Model, FromWorker), LoadError> {
+async fn load(api_base: &str, wanted: Option<Variant>) -> Result<(Model, FromWorker), LoadError> {
     let start = now_ms();
     let info = fetch_model_info(api_base).await?;
+    let offered = |v: &Variant| info.variants.contains_key(v);
     let variant = wanted
-        .filter(|v| info.variants.contains_key(*v))
-        .map(str::to_string)
-        .or_else(|| info.default_variant.clone())
-        .or_else(|| info.variants.keys().next().cloned())
+        .filter(offered)
+        .or(info.default_variant.filter(offered))
+        .or_else(|| info.variants.keys().next().copied())
         .ok_or_else(|| LoadError::Model("the server's model lists no text-model variant".into()))?;
     let weights_ref = info.variants[&variant].clone();
     post(&FromWorker::Manifest {
@@ -257,12 +237,12 @@ async fn load(api_base: &str, wanted: Option<&str>) -> Result<(Model, FromWorker
         variants: info
             .variants
             .iter()
-            .map(|(name, f)| VariantInfo {
-                name: name.clone(),
+            .map(|(&name, f)| VariantInfo {
+                name,
                 bytes: f.bytes,
             })
             .collect(),
-        variant: variant.clone(),
+        variant,
     });
 
     let cache = open_cache().await;
@@ -297,7 +277,7 @@ async fn load(api_base: &str, wanted: Option<&str>) -> Result<(Model, FromWorker
     let tokenizer = contents.pop().unwrap_or_default();
     let config = contents.pop().unwrap_or_default();
 
-    let model = build(&config, &tokenizer, weights, &variant, info.dim)?;
+    let model = build(&config, &tokenizer, weights, variant, info.dim)?;
     let ready = FromWorker::Ready {
         model_id: info.model_id,
         variant,
@@ -313,7 +293,7 @@ fn build(
     config: &[u8],
     tokenizer: &[u8],
     weights: Vec<u8>,
-    variant: &str,
+    variant: Variant,
     dim: usize,
 ) -> Result<Model, LoadError> {
     let model_err = |e: clip::ClipError| LoadError::Model(e.to_string());
@@ -321,7 +301,7 @@ fn build(
     let tokenizer = ClipTokenizer::from_json(tokenizer)
         .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
         .map_err(model_err)?;
-    let weights = if variant == "q8" {
+    let weights = if variant == Variant::Q8 {
         Weights::from_gguf(&weights, &Device::Cpu)
     } else {
         Weights::from_safetensors(weights, &Device::Cpu)
@@ -368,7 +348,7 @@ impl Progress {
     }
 }
 
-async fn fetch_model_info(api_base: &str) -> Result<ModelInfo, LoadError> {
+async fn fetch_model_info(api_base: &str) -> Result<ModelManifest, LoadError> {
     let url = join_url(api_base, "/api/model");
     let no_model = |reason: String| LoadError::NoModel {
         url: url.clone(),

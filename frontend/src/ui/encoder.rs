@@ -13,7 +13,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{FromWorker, ToWorker, VariantInfo};
+use wire::Variant;
+use wire::worker::{FromWorker, ToWorker, VariantInfo};
 
 /// The worker's loader, written by trunk beside `index.html` (`data-loader-shim`).
 const WORKER_URL: &str = "./worker_loader.js";
@@ -30,7 +31,7 @@ pub enum ModelState {
         total: u64,
     },
     Ready {
-        variant: String,
+        variant: Variant,
         downloaded: u64,
         cached: u64,
         millis: f64,
@@ -45,7 +46,8 @@ pub enum ModelState {
 pub struct ModelInfo {
     pub model_id: String,
     pub variants: Vec<VariantInfo>,
-    pub variant: String,
+    /// `None` until the worker has read the server's manifest.
+    pub variant: Option<Variant>,
 }
 
 type Reply = oneshot::Sender<Result<(Vec<f32>, f64), String>>;
@@ -58,7 +60,7 @@ pub struct Encoder {
     pending: Rc<RefCell<HashMap<u32, Reply>>>,
     next_id: Cell<u32>,
     started: Rc<Cell<bool>>,
-    variant: RefCell<Option<String>>,
+    variant: Cell<Option<Variant>>,
     /// Messages for a worker that has not said `Started` yet: before that it has no listener,
     /// and a message would be lost.
     queued: RefCell<Vec<ToWorker>>,
@@ -69,7 +71,7 @@ impl Encoder {
     /// `info` follow its reports.
     pub fn start(
         api_base: &str,
-        variant: Option<String>,
+        variant: Option<Variant>,
         state: RwSignal<ModelState>,
         info: RwSignal<ModelInfo>,
     ) -> Rc<Encoder> {
@@ -91,7 +93,7 @@ impl Encoder {
             pending: pending.clone(),
             next_id: Cell::new(0),
             started: started.clone(),
-            variant: RefCell::new(variant),
+            variant: Cell::new(variant),
             queued: RefCell::default(),
         });
         let Some(worker) = &encoder.worker else {
@@ -124,7 +126,7 @@ impl Encoder {
                 } => info.set(ModelInfo {
                     model_id,
                     variants,
-                    variant,
+                    variant: Some(variant),
                 }),
                 FromWorker::Progress { loaded, total } => {
                     state.set(ModelState::Loading { loaded, total })
@@ -204,15 +206,15 @@ impl Encoder {
 
     /// (Re)loads the model: a retry after a failure, or another variant.
     pub fn load(&self) {
-        let variant = self.variant.borrow().clone();
+        let variant = self.variant.get();
         self.send(&ToWorker::Load {
             api_base: self.api_base.clone(),
             variant,
         });
     }
 
-    pub fn set_variant(&self, variant: String) {
-        *self.variant.borrow_mut() = Some(variant);
+    pub fn set_variant(&self, variant: Variant) {
+        self.variant.set(Some(variant));
         self.load();
     }
 

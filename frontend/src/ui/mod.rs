@@ -15,8 +15,10 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use wire::{FeedbackRequest, Hit, Results, Variant, Verdict};
+
 use crate::megabytes;
-use api::{Api, Feedback, Hit, Label, Query, Results, Settings};
+use api::{Api, Query, Settings};
 use encoder::{Encoder, ModelInfo, ModelState};
 
 /// localStorage keys.
@@ -51,8 +53,8 @@ pub struct Page {
 /// One result's vote as this browser cast it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vote {
-    /// `Label::None`: no vote (never cast, or withdrawn).
-    pub label: Label,
+    /// `Verdict::None`: no vote (never cast, or withdrawn).
+    pub label: Verdict,
     pub note: String,
     pub saving: bool,
     pub error: Option<String>,
@@ -290,7 +292,7 @@ fn go_back(ctx: Ctx) {
 
 /// A click on a label button: the same label again withdraws it (`none`), another replaces it.
 /// A flag's note re-sends the flag with the note.
-fn vote(ctx: Ctx, id: String, clicked: Label, note: Option<String>) {
+fn vote(ctx: Ctx, id: String, clicked: Verdict, note: Option<String>) {
     let Some(Page {
         source: Source::Text { text, vector },
         ..
@@ -302,14 +304,14 @@ fn vote(ctx: Ctx, id: String, clicked: Label, note: Option<String>) {
         .votes
         .with_untracked(|v| v.get(&id).cloned())
         .unwrap_or(Vote {
-            label: Label::None,
+            label: Verdict::None,
             note: String::new(),
             saving: false,
             error: None,
             seq: 0,
         });
     let label = if note.is_none() && previous.label == clicked {
-        Label::None
+        Verdict::None
     } else {
         clicked
     };
@@ -328,20 +330,16 @@ fn vote(ctx: Ctx, id: String, clicked: Label, note: Option<String>) {
         );
     });
     spawn_local(async move {
-        let client_id = ctx.client_id.get_value();
         let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-        let answer = ctx
-            .api
-            .get_value()
-            .feedback(&Feedback {
-                query: &text,
-                query_vector: vector.as_deref(),
-                image_id: &id,
-                label,
-                note,
-                client_id: &client_id,
-            })
-            .await;
+        let request = FeedbackRequest {
+            query: text,
+            query_vector: vector,
+            image_id: id.clone(),
+            label,
+            note: note.map(str::to_string),
+            client_id: Some(ctx.client_id.get_value()),
+        };
+        let answer = ctx.api.get_value().feedback(&request).await;
         ctx.votes.update(|v| {
             let Some(vote) = v.get_mut(&id) else {
                 return;
@@ -395,12 +393,11 @@ fn model_status(state: &ModelState) -> String {
     }
 }
 
-fn variant_label(name: &str, bytes: u64) -> String {
-    let kind = match name {
-        "q8" => "8-bit",
-        "f16" => "16-bit",
-        "f32" => "32-bit",
-        other => other,
+fn variant_label(variant: Variant, bytes: u64) -> String {
+    let kind = match variant {
+        Variant::Q8 => "8-bit",
+        Variant::F16 => "16-bit",
+        Variant::F32 => "32-bit",
     };
     format!("{kind} ({})", megabytes(bytes))
 }
@@ -433,7 +430,10 @@ pub fn App() -> impl IntoView {
             }
         };
         ctx.api.set_value(Api::new(&settings.api_base));
-        let variant = local_storage().and_then(|s| s.get_item(VARIANT_KEY).ok().flatten());
+        // A stored name this build does not know means the server's default.
+        let variant = local_storage()
+            .and_then(|s| s.get_item(VARIANT_KEY).ok().flatten())
+            .and_then(|name| Variant::parse(&name).ok());
         let encoder = Encoder::start(&settings.api_base, variant, ctx.model, ctx.info);
         ctx.encoder.set_value(Some(encoder));
     });
@@ -467,9 +467,11 @@ pub fn App() -> impl IntoView {
         }
     };
     let change_variant = move |ev: leptos::ev::Event| {
-        let variant = event_target_value(&ev);
+        let Ok(variant) = Variant::parse(&event_target_value(&ev)) else {
+            return;
+        };
         if let Some(s) = local_storage() {
-            let _ = s.set_item(VARIANT_KEY, &variant);
+            let _ = s.set_item(VARIANT_KEY, variant.as_str());
         }
         if let Some(encoder) = ctx.encoder.get_value() {
             ctx.model.set(ModelState::Starting);
@@ -498,8 +500,8 @@ pub fn App() -> impl IntoView {
                 .variants
                 .iter()
                 .map(|v| {
-                    let selected = v.name == info.variant;
-                    view! { <option value=v.name.clone() selected=selected>{variant_label(&v.name, v.bytes)}</option> }
+                    let selected = Some(v.name) == info.variant;
+                    view! { <option value=v.name.as_str() selected=selected>{variant_label(v.name, v.bytes)}</option> }
                 })
                 .collect_view();
             view! {
