@@ -5,7 +5,8 @@
 //! sha256 against the manifest, builds the tokenizer and text encoder, and answers `Embed`
 //! messages with unit-length vectors.
 //!
-//! It speaks only [`wire::worker`]; it knows nothing of the page.
+//! It speaks only [`wire::worker`]; it knows nothing of the page, and the page (another crate)
+//! knows nothing of `clip`.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

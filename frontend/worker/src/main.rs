@@ -1,6 +1,8 @@
 //! The model worker's wasm entry point (trunk builds it with `data-type="worker"`): see
-//! `frontend::worker`.
+//! [`worker`].
+
+mod worker;
 
 fn main() {
-    frontend::worker::run();
+    worker::run();
 }
