@@ -8,7 +8,8 @@ use web_sys::{Element, HtmlElement, KeyboardEvent};
 
 use wire::{Hit, Verdict};
 
-use super::{Ctx, Source, Vote, go_back, load_more, show_similar, vote};
+use super::actions::{go_back, load_more, show_similar, vote};
+use super::{Ctx, Source, Vote};
 
 /// The card's label buttons: label, CSS class, text, shortcut key.
 const LABEL_BUTTONS: [(Verdict, &str, &str, &str); 3] = [
