@@ -12,41 +12,16 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ClipError, Result};
 
-/// Precision of an exported text tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variant {
-    /// f32 safetensors: exactly the checkpoint's numbers.
-    F32,
-    /// f16 safetensors: half the bytes, cosine to f32 ≥ 0.999.
-    F16,
-    /// GGUF with `Q8_0` matrices and token embedding: about a quarter of f32, the default download.
-    Q8,
-}
+/// Precision of an exported text tower: `f32`, `f16` or `q8`. The type and its names live in
+/// the `wire` crate (the proxy's manifest and the browser speak them too); the files are clip's.
+pub use wire::{UnknownVariant, Variant};
 
-impl Variant {
-    /// All variants, smallest download first.
-    pub const ALL: [Variant; 3] = [Variant::Q8, Variant::F16, Variant::F32];
-
-    /// The file name the variant is published under.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Variant::F32 => "text-f32.safetensors",
-            Variant::F16 => "text-f16.safetensors",
-            Variant::Q8 => "text-q8.gguf",
-        }
-    }
-
-    /// Parses `f32`, `f16` or `q8`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "f32" => Ok(Variant::F32),
-            "f16" => Ok(Variant::F16),
-            "q8" => Ok(Variant::Q8),
-            other => Err(ClipError::Input(format!(
-                "unknown model variant {other:?} (expected f32, f16 or q8)"
-            ))),
-        }
+/// The file name `variant` is published under.
+pub fn file_name(variant: Variant) -> &'static str {
+    match variant {
+        Variant::F32 => "text-f32.safetensors",
+        Variant::F16 => "text-f16.safetensors",
+        Variant::Q8 => "text-q8.gguf",
     }
 }
 
@@ -80,7 +55,7 @@ pub struct Manifest {
     pub context_length: usize,
     pub config: FileEntry,
     pub tokenizer: FileEntry,
-    /// One entry per exported variant, keyed by `f32` / `f16` / `q8`.
+    /// One entry per exported variant, keyed by [`Variant::as_str`].
     pub variants: std::collections::BTreeMap<String, FileEntry>,
 }
 

@@ -291,11 +291,7 @@ pub fn write_browser_bundle(
     let mut variant_entries = std::collections::BTreeMap::new();
     for &v in variants {
         let data = export::export_text(&checkpoint, v).map_err(|e| in_file(&files.weights, e))?;
-        let key = serde_json::to_value(v)
-            .ok()
-            .and_then(|k| k.as_str().map(str::to_string))
-            .unwrap_or_default();
-        variant_entries.insert(key, write(v.file_name(), &data)?);
+        variant_entries.insert(v.as_str().to_string(), write(export::file_name(v), &data)?);
     }
     let manifest = Manifest {
         model_id: files.id.clone(),

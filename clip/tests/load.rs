@@ -105,9 +105,10 @@ fn browser_bundle_matches_its_manifest() {
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(on_disk, manifest);
     assert_eq!((manifest.dim, manifest.context_length), (16, 77));
+    // Keyed by the variants' names, every variant once.
     assert_eq!(
         manifest.variants.keys().collect::<Vec<_>>(),
-        ["f16", "f32", "q8"]
+        [Variant::F16, Variant::F32, Variant::Q8].map(Variant::as_str)
     );
     for entry in manifest
         .variants

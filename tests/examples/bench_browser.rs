@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clip::export::Variant;
+use clip::export::{Variant, file_name};
 use clip::load::{ModelFiles, write_browser_bundle};
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
 use serde_json::json;
@@ -60,7 +60,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
 /// Native encode latency of the browser's own file for `variant` (ms, median of `n`).
 fn native_latency(bundle: &Path, variant: Variant, ids: &[u32], n: usize) -> Res<f64> {
     let config = ClipConfig::from_json(&std::fs::read(bundle.join("config.json"))?)?;
-    let bytes = std::fs::read(bundle.join(variant.file_name()))?;
+    let bytes = std::fs::read(bundle.join(file_name(variant)))?;
     let weights = match variant {
         Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu)?,
         Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu)?,
@@ -132,7 +132,7 @@ fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>,
 fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f64> {
     let out = command(std::env::current_exe()?)
         .args(["--native-one-thread", &bundle.display().to_string()])
-        .arg(variant.file_name())
+        .arg(file_name(variant))
         .arg(n.to_string())
         .env("RAYON_NUM_THREADS", "1")
         .output()?;
@@ -159,7 +159,7 @@ fn main() -> Res<()> {
                 let n: usize = value()?.parse()?;
                 let variant = Variant::ALL
                     .into_iter()
-                    .find(|v| v.file_name() == file)
+                    .find(|&v| file_name(v) == file)
                     .ok_or("unknown variant file")?;
                 let tokenizer =
                     ClipTokenizer::from_json(&std::fs::read(bundle.join("tokenizer.json"))?)?;
@@ -195,11 +195,7 @@ fn main() -> Res<()> {
 
     let mut rows = Vec::new();
     for variant in Variant::ALL {
-        let key = match variant {
-            Variant::Q8 => "q8",
-            Variant::F16 => "f16",
-            Variant::F32 => "f32",
-        };
+        let key = variant.as_str();
         // A fresh server per variant: its request counts are this variant's alone.
         let server = Server::with(
             public.clone(),
@@ -220,7 +216,7 @@ fn main() -> Res<()> {
         );
         let cold = time_to_first_result(&browser, &server)?;
         let warm = time_to_first_result(&browser, &server)?;
-        let weights = format!("/model/{}", variant.file_name());
+        let weights = format!("/model/{}", file_name(variant));
         if server.requests_for(&weights) != 1 {
             return Err(format!(
                 "{weights} was requested {} times (cold + warm should be 1)",

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use clip::Device;
+use clip::export::{Variant, file_name};
 use clip::load::load;
 use serde_json::{Value, json};
 use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
@@ -190,14 +191,16 @@ fn search_label_and_reload_from_cache() {
     // The model: downloaded once, each file checked, then ready.
     let status = wait_model(&browser);
     assert!(
-        status.starts_with("Model ready (q8, ") && status.contains("downloaded"),
+        status.starts_with(&format!("Model ready ({}, ", Variant::Q8))
+            && status.contains("downloaded"),
         "status {status:?}\nbrowser console:\n{}",
         browser.console()
     );
-    for file in ["config.json", "tokenizer.json", "text-q8.gguf"] {
+    for file in ["config.json", "tokenizer.json", file_name(Variant::Q8)] {
         assert_eq!(server.requests_for(&format!("/model/{file}")), 1, "{file}");
     }
-    assert_eq!(server.requests_for("/model/text-f32.safetensors"), 0);
+    let f32_file = format!("/model/{}", file_name(Variant::F32));
+    assert_eq!(server.requests_for(&f32_file), 0);
     // The worker's files keep their names across builds: the browser must revalidate them.
     let loader = ureq::get(&server.url("/worker_loader.js"))
         .call()
@@ -306,7 +309,7 @@ fn search_label_and_reload_from_cache() {
         status.contains("from this browser's cache"),
         "status after reload {status:?}"
     );
-    for file in ["config.json", "tokenizer.json", "text-q8.gguf"] {
+    for file in ["config.json", "tokenizer.json", file_name(Variant::Q8)] {
         assert_eq!(
             server.requests_for(&format!("/model/{file}")),
             1,
@@ -317,15 +320,15 @@ fn search_label_and_reload_from_cache() {
 
     // Another precision, chosen on the page: f32 is downloaded and gives the same vector.
     browser.eval(
-        "const s = document.querySelector('#variant'); s.value = 'f32'; s.dispatchEvent(new Event('change'));",
-        json!([]),
+        "const s = document.querySelector('#variant'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        json!([Variant::F32]),
     );
     browser
         .wait_text("#status", Duration::from_secs(60), |t| {
-            t.starts_with("Model ready (f32")
+            t.starts_with(&format!("Model ready ({}", Variant::F32))
         })
         .unwrap_or_else(|last| panic!("f32 did not load; status {last:?}"));
-    assert_eq!(server.requests_for("/model/text-f32.safetensors"), 1);
+    assert_eq!(server.requests_for(&f32_file), 1);
     let f32_query = "a dog on the grass";
     search(&browser, f32_query);
     browser.click("#grid > li:nth-child(1) button.relevant");
@@ -340,8 +343,9 @@ fn search_label_and_reload_from_cache() {
 
 #[test]
 fn a_failed_download_says_so_and_retry_loads_the_model() {
+    let q8_file = format!("/model/{}", file_name(Variant::Q8));
     let (server, _model) = tiny_model_server(ServerOptions {
-        fail_once: &["/model/text-q8.gguf"],
+        fail_once: &[q8_file.as_str()],
         ..ServerOptions::default()
     });
     let browser = Browser::start();
@@ -349,7 +353,7 @@ fn a_failed_download_says_so_and_retry_loads_the_model() {
     let status = wait_model(&browser);
     assert!(
         status.starts_with("The model did not load: cannot download")
-            && status.contains("/model/text-q8.gguf")
+            && status.contains(&q8_file)
             && status.contains("HTTP 500"),
         "status {status:?}"
     );
@@ -359,7 +363,7 @@ fn a_failed_download_says_so_and_retry_loads_the_model() {
             t.starts_with("Model ready")
         })
         .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
-    assert_eq!(server.requests_for("/model/text-q8.gguf"), 2);
+    assert_eq!(server.requests_for(&q8_file), 2);
 }
 
 #[test]

@@ -13,7 +13,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{FromWorker, ToWorker, VariantInfo};
+use wire::Variant;
+use wire::worker::{FromWorker, ToWorker, VariantInfo};
 
 /// The worker's loader, written by trunk beside `index.html` (`data-loader-shim`).
 const WORKER_URL: &str = "./worker_loader.js";
@@ -30,7 +31,7 @@ pub enum ModelState {
         total: u64,
     },
     Ready {
-        variant: String,
+        variant: Variant,
         downloaded: u64,
         cached: u64,
         millis: f64,
@@ -45,7 +46,8 @@ pub enum ModelState {
 pub struct ModelInfo {
     pub model_id: String,
     pub variants: Vec<VariantInfo>,
-    pub variant: String,
+    /// `None` until the worker has read the server's manifest.
+    pub variant: Option<Variant>,
 }
 
 type Reply = oneshot::Sender<Result<(Vec<f32>, f64), String>>;
@@ -55,10 +57,10 @@ type Reply = oneshot::Sender<Result<(Vec<f32>, f64), String>>;
 pub struct Encoder {
     worker: Option<Worker>,
     api_base: String,
-    pending: Rc<RefCell<HashMap<u32, Reply>>>,
+    pending: RefCell<HashMap<u32, Reply>>,
     next_id: Cell<u32>,
-    started: Rc<Cell<bool>>,
-    variant: RefCell<Option<String>>,
+    started: Cell<bool>,
+    variant: Cell<Option<Variant>>,
     /// Messages for a worker that has not said `Started` yet: before that it has no listener,
     /// and a message would be lost.
     queued: RefCell<Vec<ToWorker>>,
@@ -69,12 +71,10 @@ impl Encoder {
     /// `info` follow its reports.
     pub fn start(
         api_base: &str,
-        variant: Option<String>,
+        variant: Option<Variant>,
         state: RwSignal<ModelState>,
         info: RwSignal<ModelInfo>,
     ) -> Rc<Encoder> {
-        let pending: Rc<RefCell<HashMap<u32, Reply>>> = Rc::default();
-        let started = Rc::new(Cell::new(false));
         let worker = match Worker::new(WORKER_URL) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -88,113 +88,65 @@ impl Encoder {
         let encoder = Rc::new(Encoder {
             worker,
             api_base: api_base.to_string(),
-            pending: pending.clone(),
+            pending: RefCell::default(),
             next_id: Cell::new(0),
-            started: started.clone(),
-            variant: RefCell::new(variant),
+            started: Cell::new(false),
+            variant: Cell::new(variant),
             queued: RefCell::default(),
         });
-        let Some(worker) = &encoder.worker else {
-            return encoder;
-        };
-
-        let weak = Rc::downgrade(&encoder);
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else {
-                return;
-            };
-            let Ok(message) = serde_json::from_str::<FromWorker>(&text) else {
-                return;
-            };
-            match message {
-                FromWorker::Started => {
-                    started.set(true);
-                    if let Some(encoder) = weak.upgrade() {
-                        state.set(ModelState::Starting);
-                        encoder.load();
-                        for message in encoder.queued.take() {
-                            encoder.send(&message);
-                        }
-                    }
-                }
-                FromWorker::Manifest {
-                    model_id,
-                    variants,
-                    variant,
-                } => info.set(ModelInfo {
-                    model_id,
-                    variants,
-                    variant,
-                }),
-                FromWorker::Progress { loaded, total } => {
-                    state.set(ModelState::Loading { loaded, total })
-                }
-                FromWorker::Ready {
-                    variant,
-                    downloaded,
-                    cached,
-                    millis,
-                    ..
-                } => state.set(ModelState::Ready {
-                    variant,
-                    downloaded,
-                    cached,
-                    millis,
-                }),
-                FromWorker::LoadFailed { message } => state.set(ModelState::Failed(message)),
-                FromWorker::Embedded { id, vector, millis } => {
-                    if let Some(reply) = pending.borrow_mut().remove(&id) {
-                        let _ = reply.send(Ok((vector, millis)));
-                    }
-                }
-                FromWorker::EmbedFailed { id, message } => {
-                    if let Some(reply) = pending.borrow_mut().remove(&id) {
-                        let _ = reply.send(Err(message));
-                    }
-                }
-            }
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        on_message.forget();
-
-        // A worker script that fails to load or throws before it listens: fall back.
-        let weak = Rc::downgrade(&encoder);
-        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            let message = event.message();
-            let Some(encoder) = weak.upgrade() else {
-                return;
-            };
-            if encoder.started.get() {
-                state.set(ModelState::Failed(format!(
-                    "the model worker failed: {message}"
-                )));
-            } else {
-                encoder.give_up(
-                    state,
-                    format!("the model worker could not start ({message})"),
-                );
-            }
-        });
-        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        on_error.forget();
-
-        // A wasm that never compiles (an old browser) rejects a promise inside the worker, which
-        // fires no error event here: a deadline catches it.
-        let weak = Rc::downgrade(&encoder);
-        let deadline = Closure::once_into_js(move || {
-            if let Some(encoder) = weak.upgrade()
-                && !encoder.started.get()
-            {
-                encoder.give_up(state, "the model worker did not start within 30 s".into());
-            }
-        });
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-                deadline.unchecked_ref(),
-                START_TIMEOUT_MS,
-            );
+        if let Some(worker) = &encoder.worker {
+            listen(&encoder, worker, state, info);
+            watch_errors(&encoder, worker, state);
+            watch_start(&encoder, state);
         }
         encoder
+    }
+
+    /// One report or answer from the worker.
+    fn receive(&self, message: FromWorker, state: RwSignal<ModelState>, info: RwSignal<ModelInfo>) {
+        match message {
+            FromWorker::Started => {
+                self.started.set(true);
+                state.set(ModelState::Starting);
+                self.load();
+                for message in self.queued.take() {
+                    self.send(&message);
+                }
+            }
+            FromWorker::Manifest {
+                model_id,
+                variants,
+                variant,
+            } => info.set(ModelInfo {
+                model_id,
+                variants,
+                variant: Some(variant),
+            }),
+            FromWorker::Progress { loaded, total } => {
+                state.set(ModelState::Loading { loaded, total })
+            }
+            FromWorker::Ready {
+                variant,
+                downloaded,
+                cached,
+                millis,
+                ..
+            } => state.set(ModelState::Ready {
+                variant,
+                downloaded,
+                cached,
+                millis,
+            }),
+            FromWorker::LoadFailed { message } => state.set(ModelState::Failed(message)),
+            FromWorker::Embedded { id, vector, millis } => self.answer(id, Ok((vector, millis))),
+            FromWorker::EmbedFailed { id, message } => self.answer(id, Err(message)),
+        }
+    }
+
+    fn answer(&self, id: u32, result: Result<(Vec<f32>, f64), String>) {
+        if let Some(reply) = self.pending.borrow_mut().remove(&id) {
+            let _ = reply.send(result);
+        }
     }
 
     /// True while queries go to the worker (false: server-side fallback).
@@ -204,15 +156,15 @@ impl Encoder {
 
     /// (Re)loads the model: a retry after a failure, or another variant.
     pub fn load(&self) {
-        let variant = self.variant.borrow().clone();
+        let variant = self.variant.get();
         self.send(&ToWorker::Load {
             api_base: self.api_base.clone(),
             variant,
         });
     }
 
-    pub fn set_variant(&self, variant: String) {
-        *self.variant.borrow_mut() = Some(variant);
+    pub fn set_variant(&self, variant: Variant) {
+        self.variant.set(Some(variant));
         self.load();
     }
 
@@ -250,6 +202,72 @@ impl Encoder {
             let _ = reply.send(Err(why.clone()));
         }
         state.set(ModelState::Server(why));
+    }
+}
+
+/// The worker's messages go to [`Encoder::receive`].
+fn listen(
+    encoder: &Rc<Encoder>,
+    worker: &Worker,
+    state: RwSignal<ModelState>,
+    info: RwSignal<ModelInfo>,
+) {
+    let weak = Rc::downgrade(encoder);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        let Ok(message) = serde_json::from_str::<FromWorker>(&text) else {
+            return;
+        };
+        if let Some(encoder) = weak.upgrade() {
+            encoder.receive(message, state, info);
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+}
+
+/// A worker script that fails to load or throws before it listens: fall back. One that fails
+/// later: the model failed.
+fn watch_errors(encoder: &Rc<Encoder>, worker: &Worker, state: RwSignal<ModelState>) {
+    let weak = Rc::downgrade(encoder);
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        let message = event.message();
+        let Some(encoder) = weak.upgrade() else {
+            return;
+        };
+        if encoder.started.get() {
+            state.set(ModelState::Failed(format!(
+                "the model worker failed: {message}"
+            )));
+        } else {
+            encoder.give_up(
+                state,
+                format!("the model worker could not start ({message})"),
+            );
+        }
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+}
+
+/// A wasm that never compiles (an old browser) rejects a promise inside the worker, which fires
+/// no error event here: a deadline catches it.
+fn watch_start(encoder: &Rc<Encoder>, state: RwSignal<ModelState>) {
+    let weak = Rc::downgrade(encoder);
+    let deadline = Closure::once_into_js(move || {
+        if let Some(encoder) = weak.upgrade()
+            && !encoder.started.get()
+        {
+            encoder.give_up(state, "the model worker did not start within 30 s".into());
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            deadline.unchecked_ref(),
+            START_TIMEOUT_MS,
+        );
     }
 }
 

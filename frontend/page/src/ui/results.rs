@@ -6,14 +6,16 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement, KeyboardEvent};
 
-use super::api::{Hit, Label};
-use super::{Ctx, Source, Vote, go_back, load_more, show_similar, vote};
+use wire::{Hit, Verdict};
+
+use super::actions::{go_back, load_more, show_similar, vote};
+use super::{Ctx, Source, Vote};
 
 /// The card's label buttons: label, CSS class, text, shortcut key.
-const LABEL_BUTTONS: [(Label, &str, &str, &str); 3] = [
-    (Label::Relevant, "relevant", "Relevant", "r"),
-    (Label::Irrelevant, "irrelevant", "Not relevant", "n"),
-    (Label::Flag, "flag", "Flag", "f"),
+const LABEL_BUTTONS: [(Verdict, &str, &str, &str); 3] = [
+    (Verdict::Relevant, "relevant", "Relevant", "r"),
+    (Verdict::Irrelevant, "irrelevant", "Not relevant", "n"),
+    (Verdict::Flag, "flag", "Flag", "f"),
 ];
 
 /// True when the key went to a text field (its letters are typing, not shortcuts).
@@ -136,11 +138,11 @@ fn vote_status(vote: &Vote) -> String {
         return format!("Not saved: {e}");
     }
     match vote.label {
-        Label::Relevant => "Saved: relevant".into(),
-        Label::Irrelevant => "Saved: not relevant".into(),
-        Label::Flag if vote.note.is_empty() => "Saved: flagged".into(),
-        Label::Flag => "Saved: flagged, with note".into(),
-        Label::None => "Vote withdrawn".into(),
+        Verdict::Relevant => "Saved: relevant".into(),
+        Verdict::Irrelevant => "Saved: not relevant".into(),
+        Verdict::Flag if vote.note.is_empty() => "Saved: flagged".into(),
+        Verdict::Flag => "Saved: flagged, with note".into(),
+        Verdict::None => "Vote withdrawn".into(),
     }
 }
 
@@ -223,14 +225,14 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
     let flagged = move || {
         current.with(|v| {
             v.as_ref()
-                .is_some_and(|v| v.label == Label::Flag && !v.saving)
+                .is_some_and(|v| v.label == Verdict::Flag && !v.saving)
         })
     };
     let send_note = {
         let id = id.clone();
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
-            vote(ctx, id.clone(), Label::Flag, Some(note.get_untracked()));
+            vote(ctx, id.clone(), Verdict::Flag, Some(note.get_untracked()));
         }
     };
     let similar_hit = hit.clone();

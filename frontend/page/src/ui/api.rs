@@ -3,10 +3,11 @@
 //! failed and how.
 
 use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
-use crate::join_url;
+use wire::{
+    ErrorBody, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest, join_url,
+};
 
 /// Results per page (the proxy's default).
 pub const PAGE_SIZE: usize = 20;
@@ -55,24 +56,6 @@ impl Settings {
     }
 }
 
-/// One result.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Hit {
-    pub id: String,
-    pub score: f32,
-    pub url: String,
-    pub thumbnail_url: String,
-    pub caption: Option<String>,
-}
-
-/// A page of results.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Results {
-    pub results: Vec<Hit>,
-    pub took_ms: f64,
-    pub next_offset: Option<usize>,
-}
-
 /// What a search asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Query {
@@ -80,29 +63,6 @@ pub enum Query {
     Vector(Vec<f32>),
     /// Encoded by the proxy (the fallback when the browser cannot run the model).
     Text(String),
-}
-
-/// The labels of DESIGN §3; `None` withdraws the vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Label {
-    Relevant,
-    Irrelevant,
-    Flag,
-    None,
-}
-
-/// A vote as the proxy wants it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Feedback<'a> {
-    pub query: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_vector: Option<&'a [f32]>,
-    pub image_id: &'a str,
-    pub label: Label,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<&'a str>,
-    pub client_id: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -123,34 +83,45 @@ impl Api {
     }
 
     pub async fn search(&self, query: &Query, offset: usize) -> Result<Results, String> {
-        let mut body = json!({"limit": PAGE_SIZE, "offset": offset});
+        let mut body = SearchRequest {
+            limit: Some(PAGE_SIZE),
+            offset: Some(offset),
+            ..SearchRequest::default()
+        };
         match query {
-            Query::Vector(v) => body["vector"] = json!(v),
-            Query::Text(t) => body["text"] = json!(t),
+            Query::Vector(v) => body.vector = Some(v.clone()),
+            Query::Text(t) => body.text = Some(t.clone()),
         }
         self.post("/api/search", &body).await
     }
 
     pub async fn similar(&self, id: &str, offset: usize) -> Result<Results, String> {
-        let body = json!({"id": id, "limit": PAGE_SIZE, "offset": offset});
+        let body = SimilarRequest {
+            id: id.to_string(),
+            limit: Some(PAGE_SIZE),
+            offset: Some(offset),
+            ..SimilarRequest::default()
+        };
         self.post("/api/similar", &body).await
     }
 
     /// Resolves once the proxy has the vote on disk.
-    pub async fn feedback(&self, vote: &Feedback<'_>) -> Result<(), String> {
-        let body = serde_json::to_value(vote).map_err(|e| e.to_string())?;
-        self.post::<Value>("/api/feedback", &body).await.map(|_| ())
+    pub async fn feedback(&self, vote: &FeedbackRequest) -> Result<(), String> {
+        self.post::<_, FeedbackResponse>("/api/feedback", vote)
+            .await
+            .map(|_| ())
     }
 
-    async fn post<T: for<'de> Deserialize<'de>>(
+    async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &Value,
+        body: &B,
     ) -> Result<T, String> {
         let url = self.url(path);
+        let body = serde_json::to_string(body).map_err(|e| format!("{url}: {e}"))?;
         let request = Request::post(&url)
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(body)
             .map_err(|e| format!("{url}: {e}"))?;
         let response = request
             .send()
@@ -161,10 +132,7 @@ impl Api {
 }
 
 /// The answer's JSON, or the proxy's error message (`{"error":{"code","message"}}`).
-async fn read_json<T: for<'de> Deserialize<'de>>(
-    url: &str,
-    response: Response,
-) -> Result<T, String> {
+async fn read_json<T: DeserializeOwned>(url: &str, response: Response) -> Result<T, String> {
     let status = response.status();
     let text = response
         .text()
@@ -178,10 +146,9 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
 
 /// The proxy's message for a failed call, or the status when the body is not the proxy's.
 pub fn error_message(status: u16, body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("the search server answered HTTP {status}"))
+    serde_json::from_str::<ErrorBody>(body)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| format!("the search server answered HTTP {status}"))
 }
 
 #[cfg(test)]
@@ -215,22 +182,6 @@ mod tests {
         assert_eq!(
             error_message(502, "<html>bad gateway</html>"),
             "the search server answered HTTP 502"
-        );
-    }
-
-    #[test]
-    fn feedback_wire_format() {
-        let vote = Feedback {
-            query: "red car",
-            query_vector: Some(&[0.5]),
-            image_id: "cat",
-            label: Label::None,
-            note: None,
-            client_id: "c",
-        };
-        assert_eq!(
-            serde_json::to_string(&vote).unwrap(),
-            r#"{"query":"red car","query_vector":[0.5],"image_id":"cat","label":"none","client_id":"c"}"#
         );
     }
 }

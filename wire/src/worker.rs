@@ -1,18 +1,22 @@
 //! The messages between the page and the model worker, as JSON strings over `postMessage`
-//! (serde keeps both sides' types in one place; a 512-value vector is a few kB).
+//! (serde keeps both sides' types in one place; a 512-value vector is a few kB). The page and the
+//! worker are separate crates that may not depend on each other: this module is all they share.
 
 use serde::{Deserialize, Serialize};
+
+use crate::Variant;
 
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
-    /// Download (or take from the cache) and build the text model. `variant` is `q8`, `f16` or
-    /// `f32`; `None` or a variant the server does not have means the server's default. A second
-    /// `Load` replaces the first (a variant switch, or a retry after a failure).
+    /// Download (or take from the cache) and build the text model. `None` or a variant the
+    /// server does not have means the server's default. A second `Load` replaces the first (a
+    /// variant switch, or a retry after a failure).
     Load {
+        /// The proxy's origin (`""`: the page's own); see [`crate::join_url`].
         api_base: String,
-        variant: Option<String>,
+        variant: Option<Variant>,
     },
     /// Encode `text`. Waits for the model when it is still loading; answered with
     /// [`FromWorker::Embedded`] or [`FromWorker::EmbedFailed`] carrying the same `id`.
@@ -22,7 +26,7 @@ pub enum ToWorker {
 /// One text-model variant the server offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantInfo {
-    pub name: String,
+    pub name: Variant,
     pub bytes: u64,
 }
 
@@ -36,7 +40,7 @@ pub enum FromWorker {
     Manifest {
         model_id: String,
         variants: Vec<VariantInfo>,
-        variant: String,
+        variant: Variant,
     },
     /// Bytes of the model's files so far (from the cache or the network) out of `total`.
     Progress {
@@ -46,7 +50,7 @@ pub enum FromWorker {
     /// The model is ready. `downloaded` bytes came over the network, `cached` from Cache Storage.
     Ready {
         model_id: String,
-        variant: String,
+        variant: Variant,
         dim: usize,
         downloaded: u64,
         cached: u64,
@@ -89,7 +93,7 @@ mod tests {
         let to = [
             ToWorker::Load {
                 api_base: "https://x.org".into(),
-                variant: Some("f16".into()),
+                variant: Some(Variant::F16),
             },
             ToWorker::Embed {
                 id: 7,

@@ -1,19 +1,9 @@
-//! The text2img browser app: a Leptos page ([`ui`]) and a Web Worker ([`worker`]) that turns the
-//! query text into a CLIP vector, so the text never leaves the browser. They speak [`protocol`]'s
-//! messages. Two wasm binaries (`src/main.rs`, `src/bin/worker.rs`) start one side each; trunk
-//! builds both into `public/`.
-
-pub mod protocol;
-pub mod ui;
-pub mod worker;
-
-/// `12.3 MB` (decimal megabytes, as download sizes are usually given).
-pub fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
+//! URLs in the proxy's answers (`/thumbs/…`, `/images/…`, `/model/…`) are relative to the proxy,
+//! whose origin the client knows as `api_base` (`settings.json`, [`crate::worker::ToWorker`]):
+//! [`join_url`] is how a client resolves one against the other.
 
 /// `base` + `path`, where `base` is the proxy's origin (`""` for the page's own) and `path` starts
-/// with `/`.
+/// with `/`; an absolute `path` (`http(s)://…`) is kept as it is.
 pub fn join_url(base: &str, path: &str) -> String {
     if path.starts_with("http://") || path.starts_with("https://") {
         return path.to_string();
@@ -49,11 +39,5 @@ mod tests {
             "https://cdn.org/a.jpg",
             "https://cdn.org/a.jpg",
         );
-    }
-
-    #[test]
-    fn megabytes_are_decimal() {
-        assert_eq!(megabytes(67_800_000), "67.8 MB");
-        assert_eq!(megabytes(0), "0.0 MB");
     }
 }

@@ -1,0 +1,260 @@
+//! What the page does: search (encode, then ask the proxy), more results, similar images, back,
+//! and votes (the same label again withdraws it). Each action takes the page's [`Ctx`] and
+//! drops answers that a newer action has made stale.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wire::{FeedbackRequest, Hit, Results, Verdict};
+
+use super::api::Query;
+use super::encoder::ModelState;
+use super::{Ctx, Page, Source, Vote};
+
+/// Text search: encode (in the worker, or on the server as the fallback), then search.
+pub fn search(ctx: Ctx, text: String) {
+    let text = text.trim().to_string();
+    let seq = ctx.next_search();
+    if text.is_empty() {
+        ctx.show_error(
+            seq,
+            "Type what you are looking for, e.g. “a dog on a beach”.".into(),
+        );
+        return;
+    }
+    ctx.error.set(None);
+    spawn_local(async move {
+        let Some((query, encode_ms)) = encode(ctx, seq, &text).await else {
+            return;
+        };
+        if !ctx.is_current(seq) {
+            return;
+        }
+        ctx.busy.set(Some("Searching…".into()));
+        let answer = ctx.api.get_value().search(&query, 0).await;
+        if !ctx.is_current(seq) {
+            return;
+        }
+        match answer {
+            Ok(results) => {
+                let vector = match query {
+                    Query::Vector(v) => Some(v),
+                    Query::Text(_) => None,
+                };
+                ctx.votes.set(HashMap::new());
+                ctx.busy.set(None);
+                ctx.page.set(Some(new_page(
+                    Source::Text { text, vector },
+                    results,
+                    encode_ms,
+                    None,
+                )));
+            }
+            Err(e) => ctx.show_error(seq, e),
+        }
+    });
+}
+
+/// The query as the proxy will get it, and the milliseconds the browser took to encode it: the
+/// worker's vector, or the text itself in the server-side fallback (which the status line
+/// announces). `None` when it cannot be encoded; the page says why.
+async fn encode(ctx: Ctx, seq: u32, text: &str) -> Option<(Query, Option<f64>)> {
+    let server_side = || matches!(ctx.model.get_untracked(), ModelState::Server(_));
+    if server_side() {
+        return Some((Query::Text(text.to_string()), None));
+    }
+    let Some(encoder) = ctx.encoder.get_value() else {
+        let why = match ctx.model.get_untracked() {
+            ModelState::Failed(why) => format!("Cannot search: {why}"),
+            _ => "The page is still starting; search again in a moment.".into(),
+        };
+        ctx.show_error(seq, why);
+        return None;
+    };
+    let waiting = !matches!(ctx.model.get_untracked(), ModelState::Ready { .. });
+    ctx.busy.set(Some(if waiting {
+        "Waiting for the model to load…".into()
+    } else {
+        "Encoding the query…".into()
+    }));
+    match encoder.embed(text).await {
+        Ok((vector, millis)) => Some((Query::Vector(vector), Some(millis))),
+        // The worker gave up starting meanwhile: the server encodes this one.
+        Err(_) if server_side() => Some((Query::Text(text.to_string()), None)),
+        Err(e) => {
+            ctx.show_error(seq, format!("Cannot encode the query: {e}"));
+            None
+        }
+    }
+}
+
+fn new_page(source: Source, results: Results, encode_ms: Option<f64>, back: Option<Page>) -> Page {
+    Page {
+        source,
+        hits: results.results,
+        next_offset: results.next_offset,
+        encode_ms,
+        took_ms: results.took_ms,
+        back: back.map(Box::new),
+    }
+}
+
+/// The next page of the results on screen, appended.
+pub fn load_more(ctx: Ctx) {
+    let Some(page) = ctx.page.get_untracked() else {
+        return;
+    };
+    let Some(offset) = page.next_offset else {
+        return;
+    };
+    let seq = ctx.search_seq.get_value();
+    ctx.more_busy.set(true);
+    spawn_local(async move {
+        let api = ctx.api.get_value();
+        let answer = match &page.source {
+            Source::Text {
+                vector: Some(v), ..
+            } => api.search(&Query::Vector(v.clone()), offset).await,
+            Source::Text { text, vector: None } => {
+                api.search(&Query::Text(text.clone()), offset).await
+            }
+            Source::Similar { id, .. } => api.similar(id, offset).await,
+        };
+        ctx.more_busy.set(false);
+        if !ctx.is_current(seq) {
+            return;
+        }
+        match answer {
+            Ok(results) => ctx.page.update(|p| {
+                if let Some(p) = p {
+                    let have: std::collections::HashSet<String> =
+                        p.hits.iter().map(|h| h.id.clone()).collect();
+                    p.hits.extend(
+                        results
+                            .results
+                            .into_iter()
+                            .filter(|h| !have.contains(&h.id)),
+                    );
+                    p.next_offset = results.next_offset;
+                }
+            }),
+            Err(e) => ctx.error.set(Some(e)),
+        }
+    });
+}
+
+/// Images like `hit`; "back" returns to the page on screen.
+pub fn show_similar(ctx: Ctx, hit: Hit) {
+    let seq = ctx.next_search();
+    ctx.error.set(None);
+    ctx.busy.set(Some("Finding similar images…".into()));
+    spawn_local(async move {
+        let answer = ctx.api.get_value().similar(&hit.id, 0).await;
+        if !ctx.is_current(seq) {
+            return;
+        }
+        match answer {
+            Ok(results) => {
+                let back = ctx.page.get_untracked().map(|p| match p.back {
+                    // "Similar" on a similar page goes back to the text results, not a chain.
+                    Some(text_page) if matches!(p.source, Source::Similar { .. }) => *text_page,
+                    _ => p,
+                });
+                let caption = hit.caption.clone().unwrap_or_else(|| hit.id.clone());
+                ctx.busy.set(None);
+                ctx.page.set(Some(new_page(
+                    Source::Similar {
+                        id: hit.id,
+                        caption,
+                    },
+                    results,
+                    None,
+                    back,
+                )));
+            }
+            Err(e) => ctx.show_error(seq, e),
+        }
+    });
+}
+
+pub fn go_back(ctx: Ctx) {
+    ctx.next_search();
+    ctx.busy.set(None);
+    ctx.error.set(None);
+    ctx.page
+        .update(|p| *p = p.take().and_then(|p| p.back.map(|b| *b)));
+}
+
+/// A click on a label button: the same label again withdraws it (`none`), another replaces it.
+/// A flag's note re-sends the flag with the note.
+pub fn vote(ctx: Ctx, id: String, clicked: Verdict, note: Option<String>) {
+    let Some(Page {
+        source: Source::Text { text, vector },
+        ..
+    }) = ctx.page.get_untracked()
+    else {
+        return;
+    };
+    let previous = ctx
+        .votes
+        .with_untracked(|v| v.get(&id).cloned())
+        .unwrap_or(Vote {
+            label: Verdict::None,
+            note: String::new(),
+            saving: false,
+            error: None,
+            seq: 0,
+        });
+    let label = if note.is_none() && previous.label == clicked {
+        Verdict::None
+    } else {
+        clicked
+    };
+    let seq = previous.seq + 1;
+    let note_text = note.clone().unwrap_or_default();
+    ctx.votes.update(|v| {
+        v.insert(
+            id.clone(),
+            Vote {
+                label,
+                note: note_text.clone(),
+                saving: true,
+                error: None,
+                seq,
+            },
+        );
+    });
+    spawn_local(async move {
+        let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        let request = FeedbackRequest {
+            query: text,
+            query_vector: vector,
+            image_id: id.clone(),
+            label,
+            note: note.map(str::to_string),
+            client_id: Some(ctx.client_id.get_value()),
+        };
+        let answer = ctx.api.get_value().feedback(&request).await;
+        settle_vote(ctx, &id, seq, previous, answer);
+    });
+}
+
+/// The proxy's answer to vote `seq` on `id`, unless a newer click has replaced it. Not saved:
+/// the vote in force (`previous`) comes back, with why this one failed.
+fn settle_vote(ctx: Ctx, id: &str, seq: u32, previous: Vote, answer: Result<(), String>) {
+    ctx.votes.update(|v| {
+        let Some(vote) = v.get_mut(id) else {
+            return;
+        };
+        if vote.seq != seq {
+            return;
+        }
+        vote.saving = false;
+        if let Err(e) = answer {
+            vote.label = previous.label;
+            vote.note = previous.note;
+            vote.error = Some(e);
+        }
+    });
+}

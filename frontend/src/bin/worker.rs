@@ -1,6 +1,0 @@
-//! The model worker's wasm entry point (trunk builds it with `data-type="worker"`): see
-//! `frontend::worker`.
-
-fn main() {
-    frontend::worker::run();
-}
