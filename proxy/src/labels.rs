@@ -21,30 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// What a person said about one result for one query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Relevant,
-    Irrelevant,
-    /// The image should not be there at all (offensive, broken, wrong). Counts as irrelevant in
-    /// eval.
-    Flag,
-    /// Withdraws the client's earlier vote on this (query, image).
-    None,
-}
-
-impl Verdict {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "relevant" => Some(Self::Relevant),
-            "irrelevant" => Some(Self::Irrelevant),
-            "flag" => Some(Self::Flag),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-}
+/// What a person said about one result for one query (the wire's names: `relevant`,
+/// `irrelevant`, `flag` — counted as irrelevant in eval — and `none`, which withdraws the
+/// client's earlier vote on this query and image).
+pub use wire::Verdict;
 
 /// One stored vote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

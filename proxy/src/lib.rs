@@ -1,9 +1,11 @@
 //! The text2img proxy: the HTTP API in front of Qdrant, the static site from `public/`, and the
 //! command-line tools that share its configuration (`ingest`, `proxy eval`, `proxy export-model`).
 //!
-//! Architecture Invariant: only [`http`] knows about JSON wire types and status codes; only
-//! [`store`] knows Qdrant's types; library code never prints (the binaries report through
-//! [`cli`]'s progress bars and `tracing`).
+//! Architecture Invariant: only [`http`] speaks the wire types (defined once in the `wire` crate,
+//! shared with the frontend) and knows status codes; only [`store`] knows Qdrant's types;
+//! [`payload`] is the one definition of what is stored with a vector, [`layout`] of where files
+//! go; library code never prints (the binaries report through [`cli`]'s progress bars and
+//! `tracing`). `tests/invariants.rs` checks these.
 
 pub mod bundle;
 pub mod cli;

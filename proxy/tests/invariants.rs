@@ -160,6 +160,19 @@ fn only_errors_rs_maps_errors_to_statuses() {
 }
 
 #[test]
+fn wire_types_are_used_only_by_http() {
+    check(
+        "the proxy speaks the wire crate's types only in proxy/src/http/ (labels.rs stores wire's \
+         Verdict with each vote)",
+        names_in_code(
+            "proxy/src",
+            &["proxy/src/http/", "proxy/src/labels.rs"],
+            &["wire::"],
+        ),
+    );
+}
+
+#[test]
 fn the_payload_is_defined_once() {
     check(
         "the names of ingest's payload fields appear only in proxy/src/payload.rs",

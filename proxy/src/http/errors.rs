@@ -10,7 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use wire::ErrorBody;
 
 use crate::labels::LabelError;
 use crate::model::EncodeError;
@@ -144,8 +144,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(code, "{message}");
         }
-        let body = Json(json!({"error": {"code": code, "message": message}}));
-        (status, body).into_response()
+        (status, Json(ErrorBody::new(code, message))).into_response()
     }
 }
 

@@ -7,25 +7,24 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use wire::{Health, Readiness};
 
 use super::errors::ApiError;
 use super::state::AppState;
 
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn live() -> Json<Health> {
+    Json(Health::ok())
 }
 
-pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Readiness>, ApiError> {
     let store = state.store().await?;
     store.ping().await?;
-    let points = store.count().await?;
-    Ok(Json(json!({
-        "ready": true,
-        "points": points,
-        "model": state.spec.model,
-        "dim": state.spec.dim,
-        "collection": state.spec.name,
-        "labels": state.labels.len(),
-    })))
+    Ok(Json(Readiness {
+        ready: true,
+        points: store.count().await?,
+        model: state.spec.model.clone(),
+        dim: state.spec.dim,
+        collection: state.spec.name.clone(),
+        labels: state.labels.len(),
+    }))
 }

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use wire::{FeedbackRequest, FeedbackResponse};
 
 use crate::config::Secret;
 use crate::labels::{Label, Verdict, Vote};
@@ -20,22 +20,14 @@ use super::errors::{ApiError, ApiJson, unknown_image};
 use super::state::AppState;
 use super::{MAX_CLIENT_ID_CHARS, MAX_NOTE_CHARS, MAX_QUERY_CHARS};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FeedbackBody {
-    query: String,
-    query_vector: Option<Vec<f32>>,
-    image_id: String,
-    label: String,
-    note: Option<String>,
-    client_id: Option<String>,
-}
+/// The label stays a string until checked, so an unknown one gets its own error code.
+type FeedbackBody = FeedbackRequest<String>;
 
 pub async fn feedback(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<FeedbackBody>,
-) -> Result<Json<Value>, ApiError> {
-    let vote = body.into_vote(state.spec.dim)?;
+) -> Result<Json<FeedbackResponse>, ApiError> {
+    let vote = into_vote(body, state.spec.dim)?;
     // Only images in the index can be labelled.
     let known = state
         .store()
@@ -50,43 +42,37 @@ pub async fn feedback(
     let label = tokio::task::spawn_blocking(move || log.record(vote))
         .await
         .map_err(ApiError::task("label_store_failed", "label"))??;
-    Ok(Json(
-        json!({"ok": true, "label_id": label.label_id, "label": label.label}),
-    ))
+    Ok(Json(FeedbackResponse {
+        ok: true,
+        label_id: label.label_id.to_string(),
+        label: label.label,
+    }))
 }
 
-impl FeedbackBody {
-    /// The vote, with every field checked and trimmed.
-    fn into_vote(self, dim: usize) -> Result<Vote, ApiError> {
-        let query = self.query.trim().to_string();
-        if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS {
-            return Err(ApiError::bad(
-                "bad_query",
-                format!("`query` must be 1 to {MAX_QUERY_CHARS} characters"),
-            ));
-        }
-        let label = Verdict::parse(&self.label).ok_or_else(|| {
-            ApiError::bad(
-                "bad_label",
-                format!(
-                    "label `{}` is not one of relevant, irrelevant, flag (or none, to withdraw)",
-                    self.label
-                ),
-            )
-        })?;
-        if let Some(vector) = &self.query_vector {
-            store::check_vector(vector, dim)
-                .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
-        }
-        Ok(Vote {
-            query,
-            query_vector: self.query_vector,
-            image_id: self.image_id,
-            label,
-            note: note(self.note)?,
-            client_id: client_id(self.client_id)?,
-        })
+/// The vote, with every field checked and trimmed.
+fn into_vote(body: FeedbackBody, dim: usize) -> Result<Vote, ApiError> {
+    let query = body.query.trim().to_string();
+    if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad(
+            "bad_query",
+            format!("`query` must be 1 to {MAX_QUERY_CHARS} characters"),
+        ));
     }
+    let label: Verdict = body
+        .label
+        .parse()
+        .map_err(|e: wire::UnknownVerdict| ApiError::bad("bad_label", e.to_string()))?;
+    if let Some(vector) = &body.query_vector {
+        store::check_vector(vector, dim).map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
+    }
+    Ok(Vote {
+        query,
+        query_vector: body.query_vector,
+        image_id: body.image_id,
+        label,
+        note: note(body.note)?,
+        client_id: client_id(body.client_id)?,
+    })
 }
 
 fn note(note: Option<String>) -> Result<Option<String>, ApiError> {

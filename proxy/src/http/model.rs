@@ -12,31 +12,39 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use wire::{FileRef, ModelManifest, Variant};
 
 use super::cache::{etag, not_modified};
 use super::errors::{ApiError, no_model};
 use super::state::AppState;
 
-pub async fn model(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub async fn model(State(state): State<Arc<AppState>>) -> Result<Json<ModelManifest>, ApiError> {
     let bundle = state.bundle.as_ref().ok_or_else(no_model)?;
     let m = &bundle.manifest;
-    // Content-addressed URLs: a new model is a new URL, so the files can be cached for good.
-    let entry = |e: &clip::export::FileEntry| json!({"url": format!("/model/{}?sha256={}", e.file, e.sha256), "sha256": e.sha256, "bytes": e.bytes});
-    let variants: BTreeMap<&String, Value> =
-        m.variants.iter().map(|(k, e)| (k, entry(e))).collect();
-    let default = ["q8", "f16", "f32"]
-        .into_iter()
-        .find(|v| m.variants.contains_key(*v));
-    Ok(Json(json!({
-        "model_id": m.model_id,
-        "dim": m.dim,
-        "context_length": m.context_length,
-        "config": entry(&m.config),
-        "tokenizer": entry(&m.tokenizer),
-        "variants": variants,
-        "default_variant": default,
-    })))
+    // Variants this server does not know (a newer bundle) are left out, not guessed at.
+    let variants: BTreeMap<Variant, FileRef> = m
+        .variants
+        .iter()
+        .filter_map(|(name, e)| Some((Variant::parse(name).ok()?, file_ref(e))))
+        .collect();
+    Ok(Json(ModelManifest {
+        model_id: m.model_id.clone(),
+        dim: m.dim,
+        context_length: m.context_length,
+        config: file_ref(&m.config),
+        tokenizer: file_ref(&m.tokenizer),
+        default_variant: Variant::preferred(variants.keys().copied()),
+        variants,
+    }))
+}
+
+/// A content-addressed URL: a new model is a new URL, so the files can be cached for good.
+fn file_ref(e: &clip::export::FileEntry) -> FileRef {
+    FileRef {
+        url: format!("/model/{}?sha256={}", e.file, e.sha256),
+        sha256: e.sha256.clone(),
+        bytes: e.bytes,
+    }
 }
 
 /// ETag and long caching for the model files the manifest lists.

@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use wire::{Results, SearchRequest, SimilarRequest};
 
 use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
@@ -19,53 +18,9 @@ use super::errors::{ApiError, ApiJson, unknown_image};
 use super::state::AppState;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchBody {
-    vector: Option<Vec<f32>>,
-    text: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-    #[serde(default)]
-    filter: PayloadFilter,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimilarBody {
-    id: String,
-    limit: Option<usize>,
-    offset: Option<usize>,
-    #[serde(default)]
-    filter: PayloadFilter,
-}
-
-/// One result.
-#[derive(Debug, Serialize)]
-pub struct SearchHit {
-    id: String,
-    score: f32,
-    url: String,
-    thumbnail_url: String,
-    caption: Option<String>,
-    /// The row's other columns (and the original `url` as written in the TSV).
-    payload: Value,
-}
-
-/// One page of results.
-#[derive(Debug, Serialize)]
-pub struct Results {
-    results: Vec<SearchHit>,
-    took_ms: f64,
-    limit: usize,
-    offset: usize,
-    /// The offset of the next page, when this page was full.
-    next_offset: Option<usize>,
-}
-
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<SearchBody>,
+    ApiJson(body): ApiJson<SearchRequest>,
 ) -> Result<Json<Results>, ApiError> {
     let started = Instant::now();
     let (limit, offset) = page(body.limit, body.offset)?;
@@ -102,7 +57,7 @@ pub async fn search(
 
 pub async fn similar(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<SimilarBody>,
+    ApiJson(body): ApiJson<SimilarRequest>,
 ) -> Result<Json<Results>, ApiError> {
     let started = Instant::now();
     let (limit, offset) = page(body.limit, body.offset)?;
@@ -185,11 +140,11 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
         .map(|hit| {
             let image = ImagePayload::read(hit.id, hit.payload);
             let escaped = url_escape(&image.id);
-            SearchHit {
+            wire::Hit {
                 url: format!("/images/{escaped}"),
                 thumbnail_url: format!("/thumbs/{escaped}"),
                 score: hit.score,
-                payload: Value::Object(image.public_fields()),
+                payload: image.public_fields(),
                 caption: image.caption,
                 id: image.id,
             }
