@@ -5,7 +5,8 @@
 //! `kill -9` (or a power cut) is there after the restart. At open, the log is replayed into a map
 //! keyed by (client, query, image): a repeated vote from one client on one (query, image) replaces
 //! the earlier one, and a `none` vote withdraws it. A torn last line (the process died mid-write)
-//! is cut off; the log is compacted at open when it holds mostly replaced votes.
+//! is cut off, whatever its bytes; a failed append is cut back to the last whole line; the log is
+//! compacted at open when it holds mostly replaced votes.
 //!
 //! Why a log file rather than a `labels` collection in Qdrant: the durability point is ours to
 //! prove (write + fsync, then answer), labels stay with the proxy whichever store holds the
@@ -114,9 +115,12 @@ impl LabelLog {
             path: path.clone(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io)?;
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io)?;
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -124,44 +128,11 @@ impl LabelLog {
             .append(true)
             .open(&path)
             .map_err(io)?;
-        let mut report = OpenReport::default();
-        let mut current = HashMap::new();
-        let mut good_len = 0u64;
-        {
-            let mut reader = BufReader::new(&mut file);
-            let mut line = String::new();
-            let mut number = 0;
-            loop {
-                line.clear();
-                let n = reader.read_line(&mut line).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                number += 1;
-                let complete = line.ends_with('\n');
-                match serde_json::from_str::<Label>(line.trim_end()) {
-                    Ok(label) if complete => {
-                        apply(&mut current, label);
-                        good_len += n as u64;
-                        report.lines += 1;
-                    }
-                    // Only the last line can be torn: the writer appends whole lines and
-                    // syncs each before the next.
-                    Ok(_) | Err(_) if !complete => {
-                        report.truncated_bytes = n as u64;
-                        break;
-                    }
-                    Err(e) => {
-                        return Err(LabelError::Corrupt {
-                            path: path.clone(),
-                            line: number,
-                            message: e.to_string(),
-                        });
-                    }
-                    Ok(_) => unreachable!("complete lines parse above"),
-                }
-            }
+        if created {
+            // The new file's name must survive a crash too, not only its lines.
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
+        let (current, mut report, good_len) = replay(&mut file, &path)?;
         if report.truncated_bytes > 0 {
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -207,8 +178,13 @@ impl LabelLog {
             path: self.path.clone(),
             source,
         };
-        inner.file.write_all(line.as_bytes()).map_err(io)?;
-        inner.file.sync_data().map_err(io)?;
+        let before = inner.file.metadata().map_err(io)?.len();
+        if let Err(source) = append(&mut inner.file, line.as_bytes()) {
+            // Cut a partial line back off, so the next vote does not land after it (best effort:
+            // a failed cut leaves a torn line that the next open removes).
+            let _ = inner.file.set_len(before);
+            return Err(io(source));
+        }
         inner.lines += 1;
         apply(&mut inner.current, label.clone());
         Ok(label)
@@ -272,6 +248,61 @@ impl LabelLog {
             .map_err(io)?;
         Ok(())
     }
+}
+
+/// Read the log from the start: the votes in force, what was found, and the length of its whole
+/// lines. The last line may be torn (a crash mid-write leaves any bytes, half a UTF-8 character
+/// included): it is left out and reported. Any other bad line is an error naming it.
+fn replay(
+    file: &mut File,
+    path: &Path,
+) -> Result<(HashMap<Uuid, Label>, OpenReport, u64), LabelError> {
+    let io = |source| LabelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut report = OpenReport::default();
+    let mut current = HashMap::new();
+    let mut good_len = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        // Only the last line can be torn: the writer appends whole lines and syncs each before
+        // the next, and cuts a failed append back.
+        if line.last() != Some(&b'\n') {
+            report.truncated_bytes = n as u64;
+            break;
+        }
+        let label = serde_json::from_slice::<Label>(&line).map_err(|e| LabelError::Corrupt {
+            path: path.to_path_buf(),
+            line: number,
+            message: e.to_string(),
+        })?;
+        apply(&mut current, label);
+        good_len += n as u64;
+        report.lines += 1;
+    }
+    Ok((current, report, good_len))
+}
+
+/// Append bytes and make them durable.
+fn append(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(test)]
+    if let Some(n) = tests::FAIL_WRITE_AFTER.with(std::cell::Cell::take) {
+        // A disk that fills up mid-line: part of the line is written, then the write fails.
+        file.write_all(&bytes[..n.min(bytes.len())])?;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device (injected)",
+        ));
+    }
+    file.write_all(bytes)?;
+    file.sync_data()
 }
 
 /// Apply one vote: replace the (client, query, image)'s earlier vote, or withdraw it.
@@ -343,6 +374,58 @@ pub fn majority(labels: &[Label]) -> HashMap<(String, String), Option<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// When set, the next append on this thread writes this many bytes and fails.
+        pub(super) static FAIL_WRITE_AFTER: std::cell::Cell<Option<usize>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    #[test]
+    fn a_torn_multibyte_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("labels.jsonl");
+        {
+            let (log, _) = LabelLog::open(&path).expect("open");
+            log.record(vote("a", "猫", "chelsea", Verdict::Relevant))
+                .expect("write");
+        }
+        let whole = fs::read(&path).expect("read");
+        // A second vote whose query is Chinese, cut in the middle of a 3-byte character.
+        let line = fs::read_to_string(&path).expect("utf-8");
+        let second = line.replace("\"a\"", "\"b\"");
+        let cut = second.find('猫').expect("the query") + 1;
+        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
+        f.write_all(&second.as_bytes()[..cut]).expect("write");
+        drop(f);
+        let (log, report) = LabelLog::open(&path).expect("a torn tail is no reason to refuse");
+        assert_eq!(report.truncated_bytes, cut as u64);
+        assert_eq!(log.len(), 1);
+        assert_eq!(fs::read(&path).expect("read"), whole);
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_back_and_the_next_vote_is_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("labels.jsonl");
+        let (log, _) = LabelLog::open(&path).expect("open");
+        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
+            .expect("write");
+        let good = fs::metadata(&path).expect("meta").len();
+        FAIL_WRITE_AFTER.with(|f| f.set(Some(20)));
+        let err = log
+            .record(vote("a", "dog", "chelsea", Verdict::Flag))
+            .expect_err("the disk is full");
+        assert!(err.to_string().contains("no space left"), "{err}");
+        assert_eq!(fs::metadata(&path).expect("meta").len(), good);
+        assert_eq!(log.len(), 1, "a failed vote is not counted");
+        log.record(vote("b", "cat", "coffee", Verdict::Irrelevant))
+            .expect("write");
+        drop(log);
+        let (log, report) = LabelLog::open(&path).expect("reopen");
+        assert_eq!((report.lines, report.truncated_bytes), (2, 0));
+        assert_eq!(log.len(), 2);
+    }
 
     fn vote(client: &str, query: &str, image: &str, label: Verdict) -> Vote {
         Vote {
