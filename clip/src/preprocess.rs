@@ -260,23 +260,36 @@ fn bicubic_filter(x: f64) -> f64 {
     }
 }
 
-/// Per output pixel: first input index, taps, and fixed-point weights (`precompute_coeffs` +
-/// `normalize_coeffs_8bpc`).
+/// For the output pixels `first..first + bounds.len()`: first input index, taps, and
+/// fixed-point weights (`precompute_coeffs` + `normalize_coeffs_8bpc`).
 struct Coeffs {
+    first: usize,
     bounds: Vec<(usize, usize)>,
     weights: Vec<i32>,
     ksize: usize,
 }
 
-fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
+impl Coeffs {
+    /// Output pixel `xx`'s first input index and weights.
+    fn of(&self, xx: usize) -> (usize, &[i32]) {
+        let i = xx - self.first;
+        let (min, n) = self.bounds[i];
+        (min, &self.weights[i * self.ksize..i * self.ksize + n])
+    }
+}
+
+/// Pillow's coefficients for resizing `in_size` pixels to `out_size`, computed only for the
+/// output pixels `first..first + count` (each depends on its index alone, so a crop of a huge
+/// resize costs no more than the crop).
+fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize) -> Coeffs {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = 2.0 * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * ksize];
+    let mut bounds = Vec::with_capacity(count);
+    let mut weights = vec![0i32; count * ksize];
     let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
+    for (i, xx) in (first..first + count).enumerate() {
         let center = (xx as f64 + 0.5) * scale;
         let ss = 1.0 / filterscale;
         // C's (int) cast truncates toward zero, as `as` does.
@@ -291,7 +304,7 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
         for x in 0..xmax {
             let w = if ww != 0.0 { k[x] / ww } else { k[x] };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            weights[xx * ksize + x] = if w < 0.0 {
+            weights[i * ksize + x] = if w < 0.0 {
                 (-0.5 + fixed) as i32
             } else {
                 (0.5 + fixed) as i32
@@ -300,6 +313,7 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
         bounds.push((xmin, xmax));
     }
     Coeffs {
+        first,
         bounds,
         weights,
         ksize,
@@ -346,12 +360,12 @@ fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Wi
     } = window;
     let src = img.as_raw();
     let half = 1i32 << (PRECISION_BITS - 1);
-    let vert = (height != in_h).then(|| precompute_coeffs(in_h, height));
+    let vert = (height != in_h).then(|| precompute_coeffs(in_h, height, top, out_h));
     // Source rows the vertical pass reads (all of the window's rows when there is none).
     let (y_first, y_end) = match &vert {
         Some(v) => {
-            let (last, n) = v.bounds[top + out_h - 1];
-            (v.bounds[top].0, last + n)
+            let (last, k) = v.of(top + out_h - 1);
+            (v.of(top).0, last + k.len())
         }
         None => (top, top + out_h),
     };
@@ -365,13 +379,12 @@ fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Wi
             out_row.copy_from_slice(&src[start..start + row_len]);
         }
     } else {
-        let horiz = precompute_coeffs(in_w, width);
+        let horiz = precompute_coeffs(in_w, width, left, out_w);
         for (y, out_row) in tmp.chunks_exact_mut(row_len).enumerate() {
             let in_row = &src[(y + y_first) * in_w * 3..(y + y_first + 1) * in_w * 3];
             for (xx, out) in (left..left + out_w).zip(out_row.chunks_exact_mut(3)) {
-                let (xmin, n) = horiz.bounds[xx];
-                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-                let taps = &in_row[xmin * 3..(xmin + n) * 3];
+                let (xmin, k) = horiz.of(xx);
+                let taps = &in_row[xmin * 3..(xmin + k.len()) * 3];
                 let mut acc = [half; 3];
                 for (p, &kx) in taps.chunks_exact(3).zip(k) {
                     acc[0] += i32::from(p[0]) * kx;
@@ -393,8 +406,7 @@ fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Wi
     let mut out = vec![0u8; out_h * row_len];
     let mut acc = vec![0i32; row_len];
     for (yy, out_row) in (top..top + out_h).zip(out.chunks_exact_mut(row_len)) {
-        let (ymin, n) = vert.bounds[yy];
-        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
+        let (ymin, k) = vert.of(yy);
         acc.fill(half);
         for (y, &ky) in k.iter().enumerate() {
             let row = &tmp[(ymin - y_first + y) * row_len..(ymin - y_first + y + 1) * row_len];
@@ -430,18 +442,37 @@ mod tests {
     #[test]
     fn filter_weights_sum_to_one() {
         for (i, o) in [(640, 224), (17, 224), (224, 224), (1000, 3)] {
-            let c = precompute_coeffs(i, o);
-            for (xx, &(_, n)) in c.bounds.iter().enumerate() {
-                let sum: i64 = c.weights[xx * c.ksize..xx * c.ksize + n]
-                    .iter()
-                    .map(|&w| i64::from(w))
-                    .sum();
+            let c = precompute_coeffs(i, o, 0, o);
+            for xx in 0..o {
+                let (_, k) = c.of(xx);
+                let sum: i64 = k.iter().map(|&w| i64::from(w)).sum();
                 assert!(
-                    (sum - (1 << PRECISION_BITS)).abs() <= n as i64,
+                    (sum - (1 << PRECISION_BITS)).abs() <= k.len() as i64,
                     "{i}->{o} pixel {xx}: {sum}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn coefficients_of_a_range_equal_those_of_the_whole() {
+        for (i, o, first, count) in [(640, 298, 37, 224), (17, 423, 99, 224), (1000, 3, 1, 2)] {
+            let whole = precompute_coeffs(i, o, 0, o);
+            let part = precompute_coeffs(i, o, first, count);
+            for xx in first..first + count {
+                assert_eq!(part.of(xx), whole.of(xx), "{i}->{o} pixel {xx}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_crop_of_an_extreme_panorama_costs_only_the_crop() {
+        // 2,000,000 x 1 resizes to 448,000,000 x 224: coefficients for every column would take
+        // 7 GB; only the crop's 224 columns are computed.
+        let img = RgbImage::from_pixel(2_000_000, 1, image::Rgb([9, 99, 199]));
+        let crop = ImageProcessor::default().resize_crop(&img);
+        assert_eq!(crop.dimensions(), (224, 224));
+        assert!(crop.pixels().all(|p| p.0 == [9, 99, 199]));
     }
 
     #[test]
