@@ -15,8 +15,12 @@ use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet, Report, run};
 use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
-use proxy::store::{VectorStore, all_records, point_id};
+use proxy::store::{
+    CollectionSpec, Hit, Payload, Point, Record, Result as StoreResult, SearchQuery, StoreError,
+    VectorStore, all_records, point_id,
+};
 use testkit::{tiny_model, tiny_spec};
+use uuid::Uuid;
 
 fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(48, 40, |x, y| {
@@ -571,4 +575,106 @@ fn large_jpegs_are_decoded_in_draft_mode_unless_full_decode() {
         clip::cosine(&vectors[0], &vectors[1]) < 0.999999,
         "draft and full decodes gave the same vector: was the draft used at all?"
     );
+}
+
+/// A store whose writes fail after the first one (a server that went away mid-run).
+#[derive(Debug)]
+struct FailingStore {
+    inner: EdgeStore,
+    upserts: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl VectorStore for FailingStore {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> StoreResult<()> {
+        self.inner.ensure_collection(spec).await
+    }
+    async fn open_collection(&self, spec: &CollectionSpec) -> StoreResult<()> {
+        self.inner.open_collection(spec).await
+    }
+    async fn index_field(&self, field: &str) -> StoreResult<()> {
+        self.inner.index_field(field).await
+    }
+    async fn upsert(&self, points: Vec<Point>) -> StoreResult<()> {
+        if self.upserts.fetch_add(1, Ordering::SeqCst) >= 1 {
+            return Err(StoreError::Unavailable("the server went away".into()));
+        }
+        self.inner.upsert(points).await
+    }
+    async fn set_payload(&self, id: Uuid, payload: Payload) -> StoreResult<()> {
+        self.inner.set_payload(id, payload).await
+    }
+    async fn delete(&self, ids: &[Uuid]) -> StoreResult<()> {
+        self.inner.delete(ids).await
+    }
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Hit>> {
+        self.inner.search(query).await
+    }
+    async fn get(&self, ids: &[Uuid], with_vector: bool) -> StoreResult<Vec<Record>> {
+        self.inner.get(ids, with_vector).await
+    }
+    async fn scroll(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Record>, Option<Uuid>)> {
+        self.inner.scroll(after, limit).await
+    }
+    async fn count(&self) -> StoreResult<usize> {
+        self.inner.count().await
+    }
+    async fn optimize(&self) -> StoreResult<()> {
+        self.inner.optimize().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+}
+
+/// A store that fails mid-run ends the run with its error: the fetch and decode workers stop
+/// instead of waiting forever on a full channel.
+#[test]
+fn a_store_failure_mid_run_ends_the_run_with_its_error() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    let mut tsv = String::from("id\turl\n");
+    for i in 0..40u8 {
+        std::fs::write(data.join(format!("{i}.png")), png(i + 1)).expect("write");
+        tsv.push_str(&format!("img{i}\t{i}.png\n"));
+    }
+    let tsv_path = data.join("images.tsv");
+    std::fs::write(&tsv_path, tsv).expect("tsv");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let root_path = root.path().to_path_buf();
+    // On its own thread: a run that never ends must fail this test, not hang it.
+    std::thread::spawn(move || {
+        let setup = Run::new(&root_path, &tsv_path);
+        let store = FailingStore {
+            inner: setup.store,
+            upserts: AtomicUsize::new(0),
+        };
+        let device = clip::Device::Cpu;
+        let embedder = Embedder::new(&setup.loaded.model, &device);
+        let options = IngestOptions {
+            batch_size: 1,
+            fetch_workers: 2,
+            decode_workers: 1,
+            ..options()
+        };
+        let result = run(
+            &setup.paths,
+            &options,
+            &embedder,
+            &store,
+            setup.runtime.handle(),
+            &Quiet,
+        );
+        let _ = done_tx.send(result.map(|r| r.indexed).map_err(|e| e.to_string()));
+    });
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("ingest ended within two minutes of the store failing");
+    let err = result.expect_err("the run fails with the store's error");
+    assert!(err.contains("the server went away"), "{err}");
 }

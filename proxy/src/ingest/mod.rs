@@ -356,6 +356,10 @@ impl Stages<'_> {
                 let full = options.full_decode;
                 scope.spawn(move || decode_worker(&fetched, processor, full, thumbs, &msgs));
             }
+            // Only the decode workers may hold the receiving end: when they stop (the embed loop
+            // failed and dropped `msg_rx`), the fetch workers' sends fail and they stop too,
+            // instead of waiting forever on a full channel.
+            drop(fetched_rx);
             drop(msg_tx);
             let result = embed_loop(
                 &msg_rx,
