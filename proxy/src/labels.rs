@@ -6,7 +6,8 @@
 //! keyed by (client, query, image): a repeated vote from one client on one (query, image) replaces
 //! the earlier one, and a `none` vote withdraws it. A torn last line (the process died mid-write)
 //! is cut off, whatever its bytes; a failed append is cut back to the last whole line; the log is
-//! compacted at open when it holds mostly replaced votes.
+//! compacted at open when it holds mostly replaced votes. One process writes the log at a time (an
+//! OS lock on `<log>.lock`); others read a [`LabelLog::snapshot`] that writes nothing.
 //!
 //! Why a log file rather than a `labels` collection in Qdrant: the durability point is ours to
 //! prove (write + fsync, then answer), labels stay with the proxy whichever store holds the
@@ -72,6 +73,11 @@ pub enum LabelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "label log {path} is in use by another process (a running `proxy serve`); \
+         one process at a time writes it (`proxy eval` only reads it)"
+    )]
+    Busy { path: PathBuf },
     #[error("label log {path} line {line}: {message}")]
     Corrupt {
         path: PathBuf,
@@ -98,6 +104,9 @@ pub struct OpenReport {
 pub struct LabelLog {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// An exclusive OS lock on `<log>.lock`, held while the log is open: one writer at a time
+    /// across processes (a lock file, because compaction replaces the log's own file).
+    _lock: File,
 }
 
 #[derive(Debug)]
@@ -120,6 +129,7 @@ impl LabelLog {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io)?;
+        let lock = lock(&path)?;
         let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
@@ -146,6 +156,7 @@ impl LabelLog {
                 current,
                 lines: report.lines,
             }),
+            _lock: lock,
         };
         // Rewrite when at least three quarters of the lines are replaced votes.
         if report.lines > 1000 && report.labels * 4 < report.lines {
@@ -153,6 +164,24 @@ impl LabelLog {
             report.compacted = true;
         }
         Ok((log, report))
+    }
+
+    /// The votes in force in the log at `path`, read without writing anything: no torn tail
+    /// cut, no compaction, no lock, so a running server keeps writing while this reads (a line
+    /// it is appending right now is left out, as a torn tail). No file: no votes.
+    pub fn snapshot(path: &Path) -> Result<Vec<Label>, LabelError> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(LabelError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let (current, _, _) = replay(&mut file, path)?;
+        Ok(in_order(current.into_values()))
     }
 
     /// Record a vote; returns once it is on disk.
@@ -193,9 +222,7 @@ impl LabelLog {
     /// Every vote in force, oldest first (then by id, for a stable order).
     pub fn all(&self) -> Vec<Label> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut labels: Vec<Label> = inner.current.values().cloned().collect();
-        labels.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then(a.label_id.cmp(&b.label_id)));
-        labels
+        in_order(inner.current.values().cloned())
     }
 
     /// Number of votes in force.
@@ -247,6 +274,34 @@ impl LabelLog {
             .open(&self.path)
             .map_err(io)?;
         Ok(())
+    }
+}
+
+/// Votes oldest first (then by id, for a stable order).
+fn in_order(labels: impl Iterator<Item = Label>) -> Vec<Label> {
+    let mut labels: Vec<Label> = labels.collect();
+    labels.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then(a.label_id.cmp(&b.label_id)));
+    labels
+}
+
+/// Take the log's writer lock (`<log>.lock`), or say who holds it.
+fn lock(log: &Path) -> Result<File, LabelError> {
+    let path = log.with_extension("jsonl.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LabelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(LabelError::Busy {
+            path: log.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(LabelError::Io { path, source }),
     }
 }
 
@@ -379,6 +434,36 @@ mod tests {
         /// When set, the next append on this thread writes this many bytes and fails.
         pub(super) static FAIL_WRITE_AFTER: std::cell::Cell<Option<usize>> =
             const { std::cell::Cell::new(None) };
+    }
+
+    #[test]
+    fn one_writer_at_a_time_and_readers_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("labels.jsonl");
+        assert!(LabelLog::snapshot(&path).expect("no log yet").is_empty());
+        let (log, _) = LabelLog::open(&path).expect("open");
+        let err = LabelLog::open(&path).expect_err("a second writer");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
+            .expect("write");
+        // A reader beside the writer, with a line being appended right now.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
+        f.write_all(b"{\"label_id\":").expect("write");
+        let before = fs::read(&path).expect("read");
+        let seen = LabelLog::snapshot(&path).expect("snapshot");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            fs::read(&path).expect("read"),
+            before,
+            "a reader writes nothing"
+        );
+        drop(log);
+        // The lock goes with the writer (and with its process, killed or not).
+        let (log, report) = LabelLog::open(&path).expect("reopen after the writer is gone");
+        assert_eq!((log.len(), report.truncated_bytes), (1, 12));
     }
 
     #[test]

@@ -167,11 +167,8 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     let settings = args.settings()?;
     let data = settings.data_dir();
     let judged_tsv = proxy::eval::read_queries(queries)?;
-    let labels = if data.labels().is_file() {
-        LabelLog::open(data.labels())?.0.all()
-    } else {
-        Vec::new()
-    };
+    // Read beside a running server: nothing is locked, cut or compacted.
+    let labels = LabelLog::snapshot(&data.labels())?;
     let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
     if judged.is_empty() {
         anyhow::bail!(
