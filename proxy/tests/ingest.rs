@@ -145,6 +145,34 @@ fn image_server() -> Images {
                 )
             }),
         )
+        // An image served without a Content-Type, and one with a generic type: known by its bytes.
+        .route(
+            "/untyped.png",
+            get(|| async {
+                let mut response = png(12).into_response();
+                response.headers_mut().remove(header::CONTENT_TYPE);
+                response
+            }),
+        )
+        .route(
+            "/generic.png",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/octet-stream")],
+                    png(13),
+                )
+            }),
+        )
+        // Not an image, with a secret in its body that must not reach the failures file.
+        .route(
+            "/secret.bin",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/octet-stream")],
+                    "token=hunter2",
+                )
+            }),
+        )
         .route(
             "/bomb.png",
             get(|| async { ([(header::CONTENT_TYPE, "image/png")], png_bomb()) }),
@@ -274,6 +302,19 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
         ("remote-jpg", format!("{b}/good.jpg"), "served jpeg", None),
         ("flaky", format!("{b}/flaky.png"), "a 503 then fine", None),
         (
+            "untyped",
+            format!("{b}/untyped.png"),
+            "no content type",
+            None,
+        ),
+        ("generic", format!("{b}/generic.png"), "octet-stream", None),
+        (
+            "secret",
+            format!("{b}/secret.bin"),
+            "",
+            Some("not an image: unknown format (13 bytes)"),
+        ),
+        (
             "truncated-remote",
             format!("{b}/truncated.jpg"),
             "",
@@ -384,8 +425,8 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
         );
     }
     // Every good row indexed, with its payload and thumbnail.
-    assert_eq!(report.indexed, 4, "{report:#?}");
-    assert_eq!(report.points, 4);
+    assert_eq!(report.indexed, 6, "{report:#?}");
+    assert_eq!(report.points, 6);
     assert!(
         server.flaky_hits.load(Ordering::SeqCst) >= 2,
         "the flaky URL was retried"
@@ -393,7 +434,14 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
     let payloads = run.payloads();
     assert_eq!(
         payloads.keys().collect::<Vec<_>>(),
-        ["flaky", "local", "remote-jpg", "remote-png"]
+        [
+            "flaky",
+            "generic",
+            "local",
+            "remote-jpg",
+            "remote-png",
+            "untyped"
+        ]
     );
     assert_eq!(payloads["local"]["caption"], "a local file");
     assert_eq!(payloads["local"]["license"], "CC0-1.0");
@@ -415,10 +463,10 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
     assert_eq!(lines[0], "line\tid\turl\treason");
     assert_eq!(lines.len(), expected.len() + 1);
     assert!(
-        lines[1].starts_with("6\ttruncated-remote\t"),
-        "{}",
-        lines[1]
+        !failures_tsv.contains("hunter2") && !failures_tsv.contains("oops"),
+        "no response body text in the failures file:\n{failures_tsv}"
     );
+    assert!(lines[1].starts_with("8\tsecret\t"), "{}", lines[1]);
 }
 
 #[test]

@@ -137,12 +137,13 @@ impl Fetcher {
             }
         };
         // Content check from the headers: a page served where an image was expected (a login
-        // wall, a 200 error page) is refused before reading it.
-        let content_type = response.content_type().to_ascii_lowercase();
-        if content_type.starts_with("text/")
-            || content_type.contains("html")
-            || content_type.contains("json")
-        {
+        // wall, a 200 error page) is refused before reading it. A missing or generic type
+        // (`application/octet-stream`, `text/plain`) is no verdict: the bytes decide (`sniff`).
+        let content_type = response
+            .header("content-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.contains("html") || content_type.contains("json") {
             return Err(Failure::Permanent(format!(
                 "{url} served `{content_type}`, not an image"
             )));
@@ -188,24 +189,22 @@ enum Failure {
     Permanent(String),
 }
 
-/// Whether the bytes start like an image format we decode; otherwise a short description of what
-/// they look like (for the failure report).
+/// Whether the bytes start like an image format we decode; otherwise what they look like, for
+/// the failure report, which never quotes them (a response body may hold anything).
 pub fn sniff(bytes: &[u8]) -> Result<(), String> {
     if image::guess_format(bytes).is_ok() {
         return Ok(());
     }
-    let head: String = String::from_utf8_lossy(&bytes[..bytes.len().min(24)])
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let head = head.trim();
-    if head.starts_with('<') {
-        Err(format!(
-            "not an image: the content is HTML or XML (`{head}`)"
-        ))
+    let markup = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<');
+    if markup {
+        Err("not an image: the content is HTML or XML".into())
     } else {
         Err(format!(
-            "not an image: unknown format (starts with `{head}`)"
+            "not an image: unknown format ({} bytes)",
+            bytes.len()
         ))
     }
 }
