@@ -55,8 +55,8 @@ pub struct Manifest {
     pub context_length: usize,
     pub config: FileEntry,
     pub tokenizer: FileEntry,
-    /// One entry per exported variant, keyed by [`Variant::as_str`].
-    pub variants: std::collections::BTreeMap<String, FileEntry>,
+    /// One entry per exported variant (keyed by its name in JSON).
+    pub variants: std::collections::BTreeMap<Variant, FileEntry>,
 }
 
 /// Lowercase hex sha256.

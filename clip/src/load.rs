@@ -291,7 +291,7 @@ pub fn write_browser_bundle(
     let mut variant_entries = std::collections::BTreeMap::new();
     for &v in variants {
         let data = export::export_text(&checkpoint, v).map_err(|e| in_file(&files.weights, e))?;
-        variant_entries.insert(v.as_str().to_string(), write(export::file_name(v), &data)?);
+        variant_entries.insert(v, write(export::file_name(v), &data)?);
     }
     let manifest = Manifest {
         model_id: files.id.clone(),

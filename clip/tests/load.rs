@@ -107,8 +107,8 @@ fn browser_bundle_matches_its_manifest() {
     assert_eq!((manifest.dim, manifest.context_length), (16, 77));
     // Keyed by the variants' names, every variant once.
     assert_eq!(
-        manifest.variants.keys().collect::<Vec<_>>(),
-        [Variant::F16, Variant::F32, Variant::Q8].map(Variant::as_str)
+        manifest.variants.keys().copied().collect::<Vec<_>>(),
+        [Variant::F16, Variant::F32, Variant::Q8]
     );
     for entry in manifest
         .variants

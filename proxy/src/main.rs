@@ -184,9 +184,9 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     let report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
-    proxy::eval::report::write(&out, &title, &report)?;
+    let written = proxy::eval::report::write(&out, &title, &report)?;
     use std::io::Write;
-    std::io::stdout().write_all(report.markdown(&title).as_bytes())?;
+    std::io::stdout().write_all(written.markdown.as_bytes())?;
     tracing::info!(
         "wrote report.md, report.json and recall.svg in {}",
         out.display()

@@ -228,7 +228,7 @@ fn main() -> Res<()> {
         let (mut in_worker, mut round_trip) = browser_latency(&browser, key, queries)?;
         let native = native_latency(&bundle, variant, &ids, queries)?;
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
-        let entry = &manifest.variants[key];
+        let entry = &manifest.variants[&variant];
         let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
         let row = json!({
             "variant": key,

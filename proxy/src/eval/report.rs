@@ -15,13 +15,21 @@ use super::EvalReport;
 use super::chart;
 use super::metrics::{QueryMetrics, Summary, recall_for, worst_first};
 
+/// What [`write`] wrote: the files, and the Markdown (for a caller that also shows it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub markdown: String,
+}
+
 /// Render the report and write `report.md`, `report.json` and `recall.svg` into `out` (created if
 /// missing); `title` heads the Markdown. Returns the paths written; an error names the file.
-pub fn write(out: &Path, title: &str, report: &EvalReport) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(out: &Path, title: &str, report: &EvalReport) -> anyhow::Result<Written> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let chart_title = format!("Recall@K, {} queries", report.summary.queries);
+    let markdown = report.markdown(title);
     let files = [
-        ("report.md", report.markdown(title)),
+        ("report.md", markdown.clone()),
         ("report.json", serde_json::to_string_pretty(&report.json())?),
         (
             "recall.svg",
@@ -34,7 +42,10 @@ pub fn write(out: &Path, title: &str, report: &EvalReport) -> anyhow::Result<Vec
         std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
     }
-    Ok(written)
+    Ok(Written {
+        files: written,
+        markdown,
+    })
 }
 
 impl EvalReport {
@@ -251,7 +262,9 @@ mod tests {
         let out = dir.path().join("nested").join("eval");
         let report = small_report();
         let written = write(&out, "Eval: a <b>", &report).expect("write");
+        assert_eq!(written.markdown, report.markdown("Eval: a <b>"));
         let names: Vec<_> = written
+            .files
             .iter()
             .map(|p| p.strip_prefix(&out).unwrap())
             .collect();

@@ -21,12 +21,8 @@ use super::state::AppState;
 pub async fn model(State(state): State<Arc<AppState>>) -> Result<Json<ModelManifest>, ApiError> {
     let bundle = state.bundle.as_ref().ok_or_else(no_model)?;
     let m = &bundle.manifest;
-    // Variants this server does not know (a newer bundle) are left out, not guessed at.
-    let variants: BTreeMap<Variant, FileRef> = m
-        .variants
-        .iter()
-        .filter_map(|(name, e)| Some((Variant::parse(name).ok()?, file_ref(e))))
-        .collect();
+    let variants: BTreeMap<Variant, FileRef> =
+        m.variants.iter().map(|(&v, e)| (v, file_ref(e))).collect();
     Ok(Json(ModelManifest {
         model_id: m.model_id.clone(),
         dim: m.dim,
