@@ -238,7 +238,13 @@ fn main() -> Res<()> {
     );
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    runtime.spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
 
     println!(
         "\n| clients | store p50 ms | store p99 ms | store QPS | proxy p50 ms | proxy p99 ms | proxy QPS | proxy adds at p50 |"

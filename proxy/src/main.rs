@@ -154,11 +154,14 @@ async fn serve(
         public_dir: public,
         cors_origins: settings.cors_origins.clone(),
     };
-    axum::serve(listener, router(&config, Arc::new(state)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router(&config, Arc::new(state)).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
 

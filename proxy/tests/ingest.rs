@@ -202,7 +202,14 @@ fn image_server() -> Images {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    runtime.spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .expect("serve")
+    });
     Images {
         base: format!("http://{addr}"),
         flaky_hits,

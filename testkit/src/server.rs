@@ -101,7 +101,14 @@ impl TestServer {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("binding a local port");
         let addr = listener.local_addr().expect("local address");
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
+        runtime.spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .expect("serving the app")
+        });
         Self {
             addr,
             state,

@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use wire::ErrorBody;
 
@@ -47,6 +47,16 @@ pub enum ApiError {
     NoTextEncoder,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A client over one of its limits (request rate, vote budget): retry after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// The serving loop did not say which client sent the request (a server bug).
+    #[error("the server does not know the client's address")]
+    NoClientAddress,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -97,6 +107,8 @@ impl ApiError {
             Self::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
             Self::NoTextEncoder => (StatusCode::SERVICE_UNAVAILABLE, "no_text_encoder"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::NoClientAddress => (StatusCode::INTERNAL_SERVER_ERROR, "no_client_address"),
             Self::Store(e) => store_class(e),
             Self::Labels(_) => (StatusCode::SERVICE_UNAVAILABLE, "label_store_failed"),
             Self::Encoder(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoder_failed"),
@@ -144,7 +156,15 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(code, "{message}");
         }
-        (status, Json(ErrorBody::new(code, message))).into_response()
+        let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
+        if let Self::RateLimited { retry_after, .. } = self {
+            // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

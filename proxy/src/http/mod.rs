@@ -11,6 +11,7 @@
 //! thumbnails are looked up by id in the store, never by a path taken from the request.
 
 pub mod cache;
+pub mod client;
 pub mod errors;
 pub mod health;
 pub mod images;
