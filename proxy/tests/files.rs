@@ -134,6 +134,16 @@ fn a_large_original_is_streamed_whole_and_roots_can_be_added() {
     );
     assert_eq!(a.header("cache-control"), Some("public, max-age=3600"));
     assert!(a.body == big, "the body is the file, byte for byte");
+    // HEAD: the length, no body.
+    let head = ureq::head(&server.url("/images/big")).call().expect("HEAD");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut head.into_reader(), &mut body).expect("read");
+    assert!(body.is_empty());
     // Ranges come with streaming.
     let a = get(&server.url("/images/big"), &[("Range", "bytes=0-7")]);
     assert_eq!(a.status, 206);

@@ -47,10 +47,10 @@ impl Default for BudgetConfig {
     /// megabytes.
     fn default() -> Self {
         Self {
-            client_votes_per_hour: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
-            client_note_bytes_per_hour: NonZeroU32::new(64 << 10).unwrap_or(NonZeroU32::MIN),
-            votes_per_hour: NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN),
-            note_bytes_per_hour: NonZeroU32::new(8 << 20).unwrap_or(NonZeroU32::MIN),
+            client_votes_per_hour: const { NonZeroU32::new(120).unwrap() },
+            client_note_bytes_per_hour: const { NonZeroU32::new(64 << 10).unwrap() },
+            votes_per_hour: const { NonZeroU32::new(20_000).unwrap() },
+            note_bytes_per_hour: const { NonZeroU32::new(8 << 20).unwrap() },
             max_clients: 100_000,
         }
     }
