@@ -64,6 +64,13 @@ fn originals_outside_the_roots_are_the_same_404_as_missing_ones() {
     std::fs::write(&secret, png_like(100)).expect("an image outside the roots");
     std::fs::create_dir_all(data.path().join("photos")).expect("mkdir");
     std::fs::write(data.path().join("photos/notes.txt"), "not an image").expect("write");
+    // Inside the root, and known to the image crate by a signature any binary file may start
+    // with: not a format ingest indexes.
+    std::fs::write(
+        data.path().join("photos/shard.ico"),
+        b"\0\0\x01\0 a store's binary file",
+    )
+    .expect("write");
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(&secret, data.path().join("photos/link.png")).expect("ln");
@@ -83,6 +90,8 @@ fn originals_outside_the_roots_are_the_same_404_as_missing_ones() {
         ("symlinked-dir", format!("{root}/photos/etc/passwd")),
         ("not-an-image", format!("{root}/photos/notes.txt")),
         ("a-directory", format!("{root}/photos")),
+        ("ico-signature", format!("{root}/photos/shard.ico")),
+        ("the-label-log", format!("{root}/labels.jsonl")),
         ("missing", format!("{root}/photos/gone.png")),
     ];
     let server = serve(data.path(), &files, vec![]);

@@ -9,7 +9,8 @@
 //! The original's path comes from the stored payload, which whoever can write to the store
 //! chooses (a shared Qdrant cluster, say), so it is checked again on every request:
 //! [`ImageRoots::resolve`] serves a file only if it is absolute, resolves (symlinks and `..`
-//! followed) to a regular file inside one of the configured roots, and starts like an image.
+//! followed) to a regular file inside one of the configured roots, and starts like an image of a
+//! format ingest indexes.
 //! Anything else is answered as a missing original — the same 404 whether the file is absent or
 //! refused, so the answer says nothing about the host's files — and the refusal is logged.
 
@@ -20,6 +21,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use image::ImageFormat;
 use tokio::io::AsyncReadExt;
 use tower_http::services::ServeFile;
 
@@ -29,6 +31,17 @@ use crate::store;
 use super::cache::{etag, not_modified};
 use super::errors::{ApiError, unknown_image};
 use super::state::AppState;
+
+/// The formats ingest indexes. Others are refused even inside a root: formats whose signature
+/// is a few common bytes (ICO's `00 00 01 00`, PNM's `P6`) would let other files pass as images.
+const SERVED: [ImageFormat; 6] = [
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
 
 /// The folders originals may be served from: the storage directory and the folders the operator
 /// names (where the TSVs of local images are).
@@ -87,10 +100,10 @@ impl ImageRoots {
             .read_to_end(&mut head)
             .await
             .map_err(unreadable)?;
-        let mime = image::guess_format(&head)
-            .map_err(|_| Refused::NotAnImage(real.clone()))?
-            .to_mime_type();
-        Ok((real, mime))
+        match image::guess_format(&head) {
+            Ok(format) if SERVED.contains(&format) => Ok((real, format.to_mime_type())),
+            _ => Err(Refused::NotAnImage(real)),
+        }
     }
 
     /// Whether a resolved path lies inside one of the (resolved) roots.
