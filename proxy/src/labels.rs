@@ -1,27 +1,35 @@
 //! labels: where do people's relevance votes live, and when are they safe?
 //!
-//! An append-only JSON-lines log (`<storage>/labels.jsonl`), one vote per line. A vote is
-//! acknowledged only after its line is written and `fdatasync`ed, so a vote acknowledged before a
-//! `kill -9` (or a power cut) is there after the restart. At open, the log is replayed into a map
-//! keyed by (client, query, image): a repeated vote from one client on one (query, image) replaces
-//! the earlier one, and a `none` vote withdraws it. A torn last line (the process died mid-write)
-//! is cut off, whatever its bytes; a failed append is cut back to the last whole line; the log is
-//! compacted at open when it holds mostly replaced votes. One process writes the log at a time (an
-//! OS lock on `<log>.lock`); others read a [`LabelLog::snapshot`] that writes nothing.
+//! An append-only JSON-lines log (`<storage>/labels.jsonl`), one vote per line ([`log`]). A vote
+//! is acknowledged only after its line is written and `fdatasync`ed, so a vote acknowledged before
+//! a `kill -9` (or a power cut) is there after the restart. Replaying the log gives the votes in
+//! force, keyed by (client, query, image): a repeated vote from one client on one (query, image)
+//! replaces the earlier one, and a `none` vote withdraws it. A torn last line (the process died
+//! mid-write) is cut off, whatever its bytes; a failed append is cut back to the last whole line.
+//! The log is rewritten without replaced votes ([`compact`]) at open and while serving, once they
+//! are most of it, so it grows with the votes in force rather than with the votes cast. One
+//! process writes the log at a time (an OS lock on `<log>.lock`); others read a
+//! [`LabelLog::snapshot`] that writes nothing. How many votes a client (and everyone together)
+//! may cast is [`budget`]'s question.
 //!
 //! Why a log file rather than a `labels` collection in Qdrant: the durability point is ours to
 //! prove (write + fsync, then answer), labels stay with the proxy whichever store holds the
 //! vectors (embedded or a cluster whose API key may be read-only), and the export is the file.
 
+pub mod budget;
+pub mod compact;
+pub mod log;
+
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use budget::{BudgetConfig, BudgetError, VoteBudget};
+pub use compact::CompactPolicy;
+pub use log::LabelLog;
 
 /// What a person said about one result for one query (the wire's names: `relevant`,
 /// `irrelevant`, `flag` — counted as irrelevant in eval — and `none`, which withdraws the
@@ -97,183 +105,47 @@ pub struct OpenReport {
     pub truncated_bytes: u64,
     /// Whether the log was rewritten without replaced votes.
     pub compacted: bool,
+    /// Whether a rewrite's temporary file, left by a crash before it replaced the log, was
+    /// removed (the log itself was still whole).
+    pub removed_temp: bool,
 }
 
-/// The durable label log.
-#[derive(Debug)]
-pub struct LabelLog {
-    path: PathBuf,
-    inner: Mutex<Inner>,
-    /// An exclusive OS lock on `<log>.lock`, held while the log is open: one writer at a time
-    /// across processes (a lock file, because compaction replaces the log's own file).
-    _lock: File,
-}
-
-#[derive(Debug)]
-struct Inner {
-    file: File,
-    current: HashMap<Uuid, Label>,
-    lines: usize,
-}
-
-impl LabelLog {
-    /// Open (or create) the log at `path` and replay it.
-    pub fn open(path: impl Into<PathBuf>) -> Result<(Self, OpenReport), LabelError> {
-        let path = path.into();
-        let io = |source| LabelError::Io {
-            path: path.clone(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io)?;
-        let lock = lock(&path)?;
-        let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        if created {
-            // The new file's name must survive a crash too, not only its lines.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let (current, mut report, good_len) = replay(&mut file, &path)?;
-        if report.truncated_bytes > 0 {
-            file.set_len(good_len).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        report.labels = current.len();
-        let log = Self {
-            path: path.clone(),
-            inner: Mutex::new(Inner {
-                file,
-                current,
-                lines: report.lines,
-            }),
-            _lock: lock,
-        };
-        // Rewrite when at least three quarters of the lines are replaced votes.
-        if report.lines > 1000 && report.labels * 4 < report.lines {
-            log.compact()?;
-            report.compacted = true;
-        }
-        Ok((log, report))
-    }
-
-    /// The votes in force in the log at `path`, read without writing anything: no torn tail
-    /// cut, no compaction, no lock, so a running server keeps writing while this reads (a line
-    /// it is appending right now is left out, as a torn tail). No file: no votes.
-    pub fn snapshot(path: &Path) -> Result<Vec<Label>, LabelError> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(LabelError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let (current, _, _) = replay(&mut file, path)?;
-        Ok(in_order(current.into_values()))
-    }
-
-    /// Record a vote; returns once it is on disk.
-    pub fn record(&self, vote: Vote) -> Result<Label, LabelError> {
-        let label = Label {
-            label_id: label_id(&vote.client_id, &vote.query, &vote.image_id),
-            query: vote.query,
-            query_vector: vote.query_vector,
-            image_id: vote.image_id,
-            label: vote.label,
-            note: vote.note,
-            client_id: vote.client_id,
+impl Vote {
+    /// The stored vote: its id and the time now.
+    fn into_label(self) -> Label {
+        Label {
+            label_id: label_id(&self.client_id, &self.query, &self.image_id),
+            query: self.query,
+            query_vector: self.query_vector,
+            image_id: self.image_id,
+            label: self.label,
+            note: self.note,
+            client_id: self.client_id,
             time_ms: now_ms(),
-        };
-        let mut line = serde_json::to_string(&label).map_err(|e| LabelError::Corrupt {
-            path: self.path.clone(),
+        }
+    }
+}
+
+impl Label {
+    /// The vote as one line of the log, newline included.
+    fn line(&self, path: &std::path::Path) -> Result<String, LabelError> {
+        let mut line = serde_json::to_string(self).map_err(|e| LabelError::Corrupt {
+            path: path.to_path_buf(),
             line: 0,
             message: e.to_string(),
         })?;
         line.push('\n');
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let io = |source| LabelError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let before = inner.file.metadata().map_err(io)?.len();
-        if let Err(source) = append(&mut inner.file, line.as_bytes()) {
-            // Cut a partial line back off, so the next vote does not land after it (best effort:
-            // a failed cut leaves a torn line that the next open removes).
-            let _ = inner.file.set_len(before);
-            return Err(io(source));
-        }
-        inner.lines += 1;
-        apply(&mut inner.current, label.clone());
-        Ok(label)
+        Ok(line)
     }
+}
 
-    /// Every vote in force, oldest first (then by id, for a stable order).
-    pub fn all(&self) -> Vec<Label> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        in_order(inner.current.values().cloned())
-    }
-
-    /// Number of votes in force.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .current
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Rewrite the log with only the votes in force: temp file, fsync, rename, fsync the
-    /// directory — the old log stays whole until the rename.
-    fn compact(&self) -> Result<(), LabelError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let io = |source| LabelError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let tmp = self.path.with_extension("jsonl.tmp");
-        let mut labels: Vec<&Label> = inner.current.values().collect();
-        labels.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then(a.label_id.cmp(&b.label_id)));
-        let mut out = File::create(&tmp).map_err(io)?;
-        for label in &labels {
-            let mut line = serde_json::to_string(label).map_err(|e| LabelError::Corrupt {
-                path: self.path.clone(),
-                line: 0,
-                message: e.to_string(),
-            })?;
-            line.push('\n');
-            out.write_all(line.as_bytes()).map_err(io)?;
-        }
-        out.sync_all().map_err(io)?;
-        fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        inner.lines = labels.len();
-        inner.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
-        Ok(())
+/// Apply one vote to the votes in force: replace the (client, query, image)'s earlier vote, or
+/// withdraw it.
+fn apply(current: &mut HashMap<Uuid, Label>, label: Label) {
+    if label.label == Verdict::None {
+        current.remove(&label.label_id);
+    } else {
+        current.insert(label.label_id, label);
     }
 }
 
@@ -284,91 +156,7 @@ fn in_order(labels: impl Iterator<Item = Label>) -> Vec<Label> {
     labels
 }
 
-/// Take the log's writer lock (`<log>.lock`), or say who holds it.
-fn lock(log: &Path) -> Result<File, LabelError> {
-    let path = log.with_extension("jsonl.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| LabelError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(LabelError::Busy {
-            path: log.to_path_buf(),
-        }),
-        Err(fs::TryLockError::Error(source)) => Err(LabelError::Io { path, source }),
-    }
-}
-
-/// Read the log from the start: the votes in force, what was found, and the length of its whole
-/// lines. The last line may be torn (a crash mid-write leaves any bytes, half a UTF-8 character
-/// included): it is left out and reported. Any other bad line is an error naming it.
-fn replay(
-    file: &mut File,
-    path: &Path,
-) -> Result<(HashMap<Uuid, Label>, OpenReport, u64), LabelError> {
-    let io = |source| LabelError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut report = OpenReport::default();
-    let mut current = HashMap::new();
-    let mut good_len = 0u64;
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    for number in 1.. {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        // Only the last line can be torn: the writer appends whole lines and syncs each before
-        // the next, and cuts a failed append back.
-        if line.last() != Some(&b'\n') {
-            report.truncated_bytes = n as u64;
-            break;
-        }
-        let label = serde_json::from_slice::<Label>(&line).map_err(|e| LabelError::Corrupt {
-            path: path.to_path_buf(),
-            line: number,
-            message: e.to_string(),
-        })?;
-        apply(&mut current, label);
-        good_len += n as u64;
-        report.lines += 1;
-    }
-    Ok((current, report, good_len))
-}
-
-/// Append bytes and make them durable.
-fn append(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
-    #[cfg(test)]
-    if let Some(n) = tests::FAIL_WRITE_AFTER.with(std::cell::Cell::take) {
-        // A disk that fills up mid-line: part of the line is written, then the write fails.
-        file.write_all(&bytes[..n.min(bytes.len())])?;
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::StorageFull,
-            "no space left on device (injected)",
-        ));
-    }
-    file.write_all(bytes)?;
-    file.sync_data()
-}
-
-/// Apply one vote: replace the (client, query, image)'s earlier vote, or withdraw it.
-fn apply(current: &mut HashMap<Uuid, Label>, label: Label) {
-    if label.label == Verdict::None {
-        current.remove(&label.label_id);
-    } else {
-        current.insert(label.label_id, label);
-    }
-}
-
+/// Milliseconds since the Unix epoch, now.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -429,205 +217,6 @@ pub fn majority(labels: &[Label]) -> HashMap<(String, String), Option<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    thread_local! {
-        /// When set, the next append on this thread writes this many bytes and fails.
-        pub(super) static FAIL_WRITE_AFTER: std::cell::Cell<Option<usize>> =
-            const { std::cell::Cell::new(None) };
-    }
-
-    #[test]
-    fn one_writer_at_a_time_and_readers_change_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        assert!(LabelLog::snapshot(&path).expect("no log yet").is_empty());
-        let (log, _) = LabelLog::open(&path).expect("open");
-        let err = LabelLog::open(&path).expect_err("a second writer");
-        assert!(
-            err.to_string().contains("in use by another process"),
-            "{err}"
-        );
-        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
-            .expect("write");
-        // A reader beside the writer, with a line being appended right now.
-        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
-        f.write_all(b"{\"label_id\":").expect("write");
-        let before = fs::read(&path).expect("read");
-        let seen = LabelLog::snapshot(&path).expect("snapshot");
-        assert_eq!(seen.len(), 1);
-        assert_eq!(
-            fs::read(&path).expect("read"),
-            before,
-            "a reader writes nothing"
-        );
-        drop(log);
-        // The lock goes with the writer (and with its process, killed or not).
-        let (log, report) = LabelLog::open(&path).expect("reopen after the writer is gone");
-        assert_eq!((log.len(), report.truncated_bytes), (1, 12));
-    }
-
-    #[test]
-    fn a_torn_multibyte_tail_is_cut() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        {
-            let (log, _) = LabelLog::open(&path).expect("open");
-            log.record(vote("a", "猫", "chelsea", Verdict::Relevant))
-                .expect("write");
-        }
-        let whole = fs::read(&path).expect("read");
-        // A second vote whose query is Chinese, cut in the middle of a 3-byte character.
-        let line = fs::read_to_string(&path).expect("utf-8");
-        let second = line.replace("\"a\"", "\"b\"");
-        let cut = second.find('猫').expect("the query") + 1;
-        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
-        f.write_all(&second.as_bytes()[..cut]).expect("write");
-        drop(f);
-        let (log, report) = LabelLog::open(&path).expect("a torn tail is no reason to refuse");
-        assert_eq!(report.truncated_bytes, cut as u64);
-        assert_eq!(log.len(), 1);
-        assert_eq!(fs::read(&path).expect("read"), whole);
-    }
-
-    #[test]
-    fn a_failed_append_is_cut_back_and_the_next_vote_is_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        let (log, _) = LabelLog::open(&path).expect("open");
-        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
-            .expect("write");
-        let good = fs::metadata(&path).expect("meta").len();
-        FAIL_WRITE_AFTER.with(|f| f.set(Some(20)));
-        let err = log
-            .record(vote("a", "dog", "chelsea", Verdict::Flag))
-            .expect_err("the disk is full");
-        assert!(err.to_string().contains("no space left"), "{err}");
-        assert_eq!(fs::metadata(&path).expect("meta").len(), good);
-        assert_eq!(log.len(), 1, "a failed vote is not counted");
-        log.record(vote("b", "cat", "coffee", Verdict::Irrelevant))
-            .expect("write");
-        drop(log);
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert_eq!((report.lines, report.truncated_bytes), (2, 0));
-        assert_eq!(log.len(), 2);
-    }
-
-    fn vote(client: &str, query: &str, image: &str, label: Verdict) -> Vote {
-        Vote {
-            query: query.into(),
-            query_vector: Some(vec![0.5, -0.25]),
-            image_id: image.into(),
-            label,
-            note: None,
-            client_id: client.into(),
-        }
-    }
-
-    #[test]
-    fn votes_survive_reopen_and_replace() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        {
-            let (log, report) = LabelLog::open(&path).expect("open");
-            assert_eq!(report, OpenReport::default());
-            log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
-                .expect("write");
-            log.record(vote("a", "cat", "coffee", Verdict::Flag))
-                .expect("write");
-            // The same client changes its mind: replaced, same id.
-            let first = log
-                .record(vote("b", "cat", "chelsea", Verdict::Irrelevant))
-                .expect("write");
-            let second = log
-                .record(vote("b", "cat", "chelsea", Verdict::Relevant))
-                .expect("write");
-            assert_eq!(first.label_id, second.label_id);
-            assert_eq!(log.len(), 3);
-        }
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert_eq!(report.lines, 4);
-        assert_eq!(report.labels, 3);
-        let all = log.all();
-        assert_eq!(all.len(), 3);
-        assert!(
-            all.iter()
-                .any(|l| l.client_id == "b" && l.label == Verdict::Relevant)
-        );
-        assert_eq!(all[0].query_vector.as_deref(), Some(&[0.5, -0.25][..]));
-    }
-
-    #[test]
-    fn withdraw_removes_the_vote() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        let (log, _) = LabelLog::open(&path).expect("open");
-        log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
-            .expect("write");
-        log.record(vote("a", "cat", "chelsea", Verdict::None))
-            .expect("write");
-        assert!(log.is_empty());
-        drop(log);
-        let (log, _) = LabelLog::open(&path).expect("reopen");
-        assert!(log.is_empty());
-    }
-
-    #[test]
-    fn torn_last_line_is_cut_and_the_rest_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        {
-            let (log, _) = LabelLog::open(&path).expect("open");
-            log.record(vote("a", "cat", "chelsea", Verdict::Relevant))
-                .expect("write");
-        }
-        let whole = fs::metadata(&path).expect("meta").len();
-        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
-        f.write_all(b"{\"label_id\":\"0b6f").expect("write");
-        drop(f);
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert_eq!(report.truncated_bytes, 17);
-        assert_eq!(log.len(), 1);
-        assert_eq!(fs::metadata(&path).expect("meta").len(), whole);
-        // And writing after the repair gives whole lines again.
-        log.record(vote("a", "dog", "chelsea", Verdict::Irrelevant))
-            .expect("write");
-        drop(log);
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert_eq!((report.lines, log.len(), report.truncated_bytes), (2, 2, 0));
-    }
-
-    #[test]
-    fn a_corrupt_middle_line_is_an_error_naming_the_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        fs::write(&path, "not json\n{}\n").expect("write");
-        let err = LabelLog::open(&path).expect_err("corrupt").to_string();
-        assert!(err.contains("line 1"), "{err}");
-    }
-
-    #[test]
-    fn compaction_keeps_votes_in_force() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.jsonl");
-        {
-            let (log, _) = LabelLog::open(&path).expect("open");
-            for i in 0..1200u32 {
-                let verdict = if i.is_multiple_of(2) {
-                    Verdict::Relevant
-                } else {
-                    Verdict::Irrelevant
-                };
-                log.record(vote("a", "cat", &format!("img{}", i % 5), verdict))
-                    .expect("write");
-            }
-        }
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert!(report.compacted);
-        assert_eq!(log.len(), 5);
-        drop(log);
-        let (log, report) = LabelLog::open(&path).expect("reopen");
-        assert_eq!((report.lines, log.len()), (5, 5));
-    }
 
     #[test]
     fn majority_counts_flags_as_irrelevant() {

@@ -1,14 +1,29 @@
-//! http/images: where do a result's picture and thumbnail come from?
+//! http/images: where do a result's picture and thumbnail come from, and which files may leave?
 //!
 //! `GET /images/{id}` answers the original (a local file, or a redirect to its http(s) URL) and
 //! `GET /thumbs/{id}` the thumbnail ingest made, with the image's content hash as ETag. Both look
-//! the id up in the store: a path is never taken from the request.
+//! the id up in the store: a path is never taken from the request. Files are streamed from disk
+//! (tower-http's `ServeFile`: `Content-Length`, `HEAD`, ranges, `Last-Modified`), never read
+//! whole into memory.
+//!
+//! The original's path comes from the stored payload, which whoever can write to the store
+//! chooses (a shared Qdrant cluster, say), so it is checked again on every request:
+//! [`ImageRoots::resolve`] serves a file only if it is absolute, resolves (symlinks and `..`
+//! followed) to a regular file inside one of the configured roots, and starts like an image of a
+//! format ingest indexes.
+//! Anything else is answered as a missing original — the same 404 whether the file is absent or
+//! refused, so the answer says nothing about the host's files — and the refusal is logged.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use image::ImageFormat;
+use tokio::io::AsyncReadExt;
+use tower_http::services::ServeFile;
 
 use crate::payload::ImagePayload;
 use crate::store;
@@ -16,6 +31,93 @@ use crate::store;
 use super::cache::{etag, not_modified};
 use super::errors::{ApiError, unknown_image};
 use super::state::AppState;
+
+/// The formats ingest indexes. Others are refused even inside a root: formats whose signature
+/// is a few common bytes (ICO's `00 00 01 00`, PNM's `P6`) would let other files pass as images.
+const SERVED: [ImageFormat; 6] = [
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
+/// The folders originals may be served from: the storage directory and the folders the operator
+/// names (where the TSVs of local images are).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageRoots(Vec<PathBuf>);
+
+/// Why a stored path is not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("`{0}` is not an absolute path")]
+    Relative(PathBuf),
+    #[error("`{0}`: {1}")]
+    Unreadable(PathBuf, std::io::ErrorKind),
+    #[error("`{0}` resolves to `{1}`, outside the image roots")]
+    Outside(PathBuf, PathBuf),
+    #[error("`{0}` is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("`{0}` does not start like an image")]
+    NotAnImage(PathBuf),
+}
+
+impl ImageRoots {
+    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self(roots.into_iter().collect())
+    }
+
+    /// Add more roots.
+    pub fn extend(&mut self, roots: impl IntoIterator<Item = PathBuf>) {
+        self.0.extend(roots);
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.0
+    }
+
+    /// The file a payload names, resolved, with its content type: only an absolute path to a
+    /// regular file inside a root (both resolved, so no symlink or `..` leads out) that starts
+    /// like an image. A root that does not exist holds nothing.
+    pub async fn resolve(&self, stored: &str) -> Result<(PathBuf, &'static str), Refused> {
+        let stored = Path::new(stored);
+        if !stored.is_absolute() {
+            return Err(Refused::Relative(stored.to_path_buf()));
+        }
+        let unreadable = |e: std::io::Error| Refused::Unreadable(stored.to_path_buf(), e.kind());
+        let real = tokio::fs::canonicalize(stored).await.map_err(unreadable)?;
+        if !self.contains(&real).await {
+            return Err(Refused::Outside(stored.to_path_buf(), real));
+        }
+        let mut file = tokio::fs::File::open(&real).await.map_err(unreadable)?;
+        if !file.metadata().await.map_err(unreadable)?.is_file() {
+            return Err(Refused::NotAFile(real));
+        }
+        let mut head = Vec::with_capacity(64);
+        (&mut file)
+            .take(64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(unreadable)?;
+        match image::guess_format(&head) {
+            Ok(format) if SERVED.contains(&format) => Ok((real, format.to_mime_type())),
+            _ => Err(Refused::NotAnImage(real)),
+        }
+    }
+
+    /// Whether a resolved path lies inside one of the (resolved) roots.
+    async fn contains(&self, real: &Path) -> bool {
+        for root in &self.0 {
+            if let Ok(root) = tokio::fs::canonicalize(root).await
+                && real.starts_with(&root)
+            {
+                return true;
+            }
+        }
+        false
+    }
+}
 
 /// The stored payload of an indexed image.
 async fn lookup(state: &AppState, id: &str) -> Result<ImagePayload, ApiError> {
@@ -33,27 +135,19 @@ async fn lookup(state: &AppState, id: &str) -> Result<ImagePayload, ApiError> {
 
 pub async fn image(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    UrlPath(id): UrlPath<String>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let image = lookup(&state, &id).await?;
     if let Some(file) = &image.file {
-        let bytes = tokio::fs::read(file).await.map_err(|e| {
+        let (path, mime) = state.image_roots.resolve(file).await.map_err(|refused| {
+            tracing::warn!("the original of `{id}` is not served: {refused}");
             ApiError::not_found(
                 "image_missing",
-                format!("the original of `{id}` is gone from disk: {}", e.kind()),
+                format!("the original of `{id}` is not available"),
             )
         })?;
-        let mime = image::guess_format(&bytes)
-            .map(|f| f.to_mime_type())
-            .unwrap_or("application/octet-stream");
-        return Ok((
-            [
-                (header::CONTENT_TYPE, mime),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            bytes,
-        )
-            .into_response());
+        return serve(&path, mime, "public, max-age=3600", request).await;
     }
     if image.url.starts_with("http://") || image.url.starts_with("https://") {
         Ok(Redirect::temporary(&image.url).into_response())
@@ -64,33 +158,54 @@ pub async fn image(
 
 pub async fn thumb(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let image = lookup(&state, &id).await?;
     let tag = (!image.content_hash.is_empty()).then(|| etag(&image.content_hash));
     if let Some(tag) = &tag
-        && not_modified(&headers, tag)
+        && not_modified(request.headers(), tag)
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag.clone())]).into_response());
     }
+    // Named by the point's id under the storage directory: nothing from the payload.
     let path = crate::ingest::thumb_path(&state.data.thumbs(), store::point_id(&id));
-    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+    let missing = || {
         ApiError::not_found(
             "thumbnail_missing",
             format!("no thumbnail for `{id}`: re-run ingest"),
         )
-    })?;
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        bytes,
-    )
-        .into_response();
+    };
+    match tokio::fs::metadata(&path).await {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Err(missing()),
+    }
+    let mut response = serve(&path, "image/jpeg", "public, max-age=86400", request).await?;
     if let Some(v) = tag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         response.headers_mut().insert(header::ETAG, v);
     }
     Ok(response)
+}
+
+/// Stream a checked file with its content type and caching rule.
+async fn serve(
+    path: &Path,
+    mime: &'static str,
+    cache_control: &'static str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let response = ServeFile::new(path).try_call(request).await.map_err(|e| {
+        ApiError::not_found("image_missing", format!("reading the file: {}", e.kind()))
+    })?;
+    let (mut parts, body) = response.into_parts();
+    if parts.headers.contains_key(header::CONTENT_TYPE) {
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    }
+    parts.headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    Ok(Response::from_parts(parts, Body::new(body)))
 }

@@ -1,7 +1,10 @@
 //! http/labels: how do visitors' votes come in, and how do annotators get them out?
 //!
-//! `POST /api/feedback` checks a vote and answers only once the label log has it on disk;
-//! `GET /api/labels` exports every vote in force (JSON lines or TSV) behind the admin token.
+//! `POST /api/feedback` checks a vote, checks the image is in the index, charges the vote to the
+//! client's and the server's budgets (over budget: 429 `vote_budget` with `Retry-After`, nothing
+//! written) and answers only once the label log has it on disk; `GET /api/labels` exports every
+//! vote in force (JSON lines or TSV) behind the admin token. The log is written (and read for
+//! the export) on blocking threads: a write waits for the disk, and now and then for a rewrite.
 
 use std::sync::Arc;
 
@@ -13,9 +16,10 @@ use serde::Deserialize;
 use wire::{FeedbackRequest, FeedbackResponse};
 
 use crate::config::Secret;
-use crate::labels::{Label, Verdict, Vote};
+use crate::labels::{BudgetError, Label, Verdict, Vote};
 use crate::store;
 
+use super::client::ClientIp;
 use super::errors::{ApiError, ApiJson, unknown_image};
 use super::state::AppState;
 use super::{MAX_CLIENT_ID_CHARS, MAX_NOTE_CHARS, MAX_QUERY_CHARS};
@@ -25,6 +29,7 @@ type FeedbackBody = FeedbackRequest<String>;
 
 pub async fn feedback(
     State(state): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<FeedbackBody>,
 ) -> Result<Json<FeedbackResponse>, ApiError> {
     let vote = into_vote(body, state.spec.dim)?;
@@ -37,6 +42,12 @@ pub async fn feedback(
     if known.is_empty() {
         return Err(unknown_image(&vote.image_id));
     }
+    // A vote that replaces this client's earlier one costs the same: it writes a line too.
+    let note_bytes = vote.note.as_ref().map_or(0, String::len);
+    state
+        .vote_budget
+        .charge(client, note_bytes)
+        .map_err(over_budget)?;
     let log = state.labels.clone();
     // Answered only once the vote is on disk (written and fsynced).
     let label = tokio::task::spawn_blocking(move || log.record(vote))
@@ -47,6 +58,14 @@ pub async fn feedback(
         label_id: label.label_id.to_string(),
         label: label.label,
     }))
+}
+
+fn over_budget(e: BudgetError) -> ApiError {
+    ApiError::RateLimited {
+        code: "vote_budget",
+        message: e.to_string(),
+        retry_after: e.retry_after,
+    }
 }
 
 /// The vote, with every field checked and trimmed.
@@ -116,7 +135,10 @@ pub async fn labels_export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_admin(state.admin_token.as_ref(), &headers)?;
-    let labels = state.labels.all();
+    let log = state.labels.clone();
+    let labels = tokio::task::spawn_blocking(move || log.all())
+        .await
+        .map_err(ApiError::task("label_store_failed", "label export"))?;
     match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => {
             let mut body = String::new();

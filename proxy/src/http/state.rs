@@ -3,17 +3,22 @@
 //! [`AppState::open`] is the one way to build the server's state, from [`StateParts`]: `proxy
 //! serve`, the tests and the search benchmark all go through it, so the label log is opened (and
 //! its torn tail reported) and the paths under the storage directory are chosen in one place.
+//! The vote budgets and the folders originals may come from have safe defaults;
+//! [`AppState::with_vote_budget`] and [`AppState::with_image_roots`] set them from settings.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::bundle::ModelBundle;
 use crate::config::Secret;
-use crate::labels::{LabelError, LabelLog};
+use crate::labels::{BudgetConfig, LabelError, LabelLog, VoteBudget};
 use crate::layout::DataDir;
 use crate::model::TextEncoder;
 use crate::store::{CollectionSpec, SharedStore, StoreError};
+
+use super::images::ImageRoots;
 
 /// What the server state is made of.
 #[derive(Clone)]
@@ -46,7 +51,13 @@ pub struct AppState {
     pub spec: CollectionSpec,
     pub encoder: Option<Arc<dyn TextEncoder>>,
     pub labels: Arc<LabelLog>,
+    /// Votes per client and per hour, and everyone's together (checked before a vote is
+    /// written).
+    pub vote_budget: VoteBudget,
     pub data: DataDir,
+    /// Where originals may be served from: the storage directory, and more by
+    /// [`AppState::with_image_roots`].
+    pub image_roots: ImageRoots,
     pub admin_token: Option<Secret>,
     pub bundle: Option<ModelBundle>,
     /// Server-side text encodings at once (CPU-bound); more wait up to `encode_wait`, then 429.
@@ -76,12 +87,22 @@ impl AppState {
                 report.truncated_bytes
             );
         }
+        if report.compacted {
+            tracing::info!(
+                "{}: rewritten with the {} votes in force ({} lines before)",
+                labels.path().display(),
+                report.labels,
+                report.lines
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             store: parts.store,
             spec: parts.spec,
             encoder: parts.encoder,
             labels: Arc::new(labels),
+            vote_budget: VoteBudget::default(),
+            image_roots: ImageRoots::new([parts.data.root().to_path_buf()]),
             data: parts.data,
             admin_token: parts.admin_token,
             bundle: parts.bundle,
@@ -89,6 +110,18 @@ impl AppState {
             encode_wait: Duration::from_secs(2),
             opened: AtomicBool::new(false),
         })
+    }
+
+    /// Replace the vote budgets (default: [`BudgetConfig::default`]).
+    pub fn with_vote_budget(mut self, config: BudgetConfig) -> Self {
+        self.vote_budget = VoteBudget::new(config);
+        self
+    }
+
+    /// Also serve originals from these folders (besides the storage directory).
+    pub fn with_image_roots(mut self, roots: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.image_roots.extend(roots);
+        self
     }
 
     /// Open the collection on first use, and again after a failure: a store that was down at
