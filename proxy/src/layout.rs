@@ -2,7 +2,8 @@
 //!
 //! Everything text2img writes lives under one storage directory (`./qdrant_storage` or
 //! `--storage`): the embedded store's shards (named by `store::edge`), the label log, the
-//! thumbnails, ingest's list of failed rows and eval's reports. [`DataDir`] names each of these
+//! thumbnails, ingest's list of failed rows, the folders it indexed images from, and eval's
+//! reports. [`DataDir`] names each of these
 //! paths once; nothing else joins a file name onto the storage directory.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,12 @@ impl DataDir {
         self.root.join("ingest-failures.tsv")
     }
 
+    /// The folders ingest indexed local images from, one per line: the proxy serves originals
+    /// from them (see `image_roots`).
+    pub fn image_roots(&self) -> PathBuf {
+        self.root.join("image-roots.txt")
+    }
+
     /// Where `proxy eval` writes its reports by default.
     pub fn eval_reports(&self) -> PathBuf {
         self.root.join("eval")
@@ -55,6 +62,7 @@ mod tests {
             dir.labels(),
             dir.thumbs(),
             dir.ingest_failures(),
+            dir.image_roots(),
             dir.eval_reports(),
         ] {
             assert_eq!(path.parent(), Some(Path::new("/data/t2i")), "{path:?}");

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod http;
+pub mod image_roots;
 pub mod ingest;
 pub mod labels;
 pub mod layout;

@@ -7,22 +7,18 @@
 //! whole into memory.
 //!
 //! The original's path comes from the stored payload, which whoever can write to the store
-//! chooses (a shared Qdrant cluster, say), so it is checked again on every request:
-//! [`ImageRoots::resolve`] serves a file only if it is absolute, resolves (symlinks and `..`
-//! followed) to a regular file inside one of the configured roots, and starts like an image of a
-//! format ingest indexes.
-//! Anything else is answered as a missing original — the same 404 whether the file is absent or
-//! refused, so the answer says nothing about the host's files — and the refusal is logged.
+//! chooses (a shared Qdrant cluster, say), so it is checked again on every request by
+//! [`crate::image_roots::ImageRoots::resolve`]. A refused file is answered as a missing original
+//! — the same 404 whether the file is absent or refused, so the answer says nothing about the
+//! host's files — and the refusal is logged.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use image::ImageFormat;
-use tokio::io::AsyncReadExt;
 use tower_http::services::ServeFile;
 
 use crate::payload::ImagePayload;
@@ -31,93 +27,6 @@ use crate::store;
 use super::cache::{etag, not_modified};
 use super::errors::{ApiError, unknown_image};
 use super::state::AppState;
-
-/// The formats ingest indexes. Others are refused even inside a root: formats whose signature
-/// is a few common bytes (ICO's `00 00 01 00`, PNM's `P6`) would let other files pass as images.
-const SERVED: [ImageFormat; 6] = [
-    ImageFormat::Png,
-    ImageFormat::Jpeg,
-    ImageFormat::Gif,
-    ImageFormat::WebP,
-    ImageFormat::Bmp,
-    ImageFormat::Tiff,
-];
-
-/// The folders originals may be served from: the storage directory and the folders the operator
-/// names (where the TSVs of local images are).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageRoots(Vec<PathBuf>);
-
-/// Why a stored path is not served.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    #[error("`{0}` is not an absolute path")]
-    Relative(PathBuf),
-    #[error("`{0}`: {1}")]
-    Unreadable(PathBuf, std::io::ErrorKind),
-    #[error("`{0}` resolves to `{1}`, outside the image roots")]
-    Outside(PathBuf, PathBuf),
-    #[error("`{0}` is not a regular file")]
-    NotAFile(PathBuf),
-    #[error("`{0}` does not start like an image")]
-    NotAnImage(PathBuf),
-}
-
-impl ImageRoots {
-    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> Self {
-        Self(roots.into_iter().collect())
-    }
-
-    /// Add more roots.
-    pub fn extend(&mut self, roots: impl IntoIterator<Item = PathBuf>) {
-        self.0.extend(roots);
-    }
-
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.0
-    }
-
-    /// The file a payload names, resolved, with its content type: only an absolute path to a
-    /// regular file inside a root (both resolved, so no symlink or `..` leads out) that starts
-    /// like an image. A root that does not exist holds nothing.
-    pub async fn resolve(&self, stored: &str) -> Result<(PathBuf, &'static str), Refused> {
-        let stored = Path::new(stored);
-        if !stored.is_absolute() {
-            return Err(Refused::Relative(stored.to_path_buf()));
-        }
-        let unreadable = |e: std::io::Error| Refused::Unreadable(stored.to_path_buf(), e.kind());
-        let real = tokio::fs::canonicalize(stored).await.map_err(unreadable)?;
-        if !self.contains(&real).await {
-            return Err(Refused::Outside(stored.to_path_buf(), real));
-        }
-        let mut file = tokio::fs::File::open(&real).await.map_err(unreadable)?;
-        if !file.metadata().await.map_err(unreadable)?.is_file() {
-            return Err(Refused::NotAFile(real));
-        }
-        let mut head = Vec::with_capacity(64);
-        (&mut file)
-            .take(64)
-            .read_to_end(&mut head)
-            .await
-            .map_err(unreadable)?;
-        match image::guess_format(&head) {
-            Ok(format) if SERVED.contains(&format) => Ok((real, format.to_mime_type())),
-            _ => Err(Refused::NotAnImage(real)),
-        }
-    }
-
-    /// Whether a resolved path lies inside one of the (resolved) roots.
-    async fn contains(&self, real: &Path) -> bool {
-        for root in &self.0 {
-            if let Ok(root) = tokio::fs::canonicalize(root).await
-                && real.starts_with(&root)
-            {
-                return true;
-            }
-        }
-        false
-    }
-}
 
 /// The stored payload of an indexed image.
 async fn lookup(state: &AppState, id: &str) -> Result<ImagePayload, ApiError> {

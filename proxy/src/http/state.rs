@@ -18,7 +18,7 @@ use crate::layout::DataDir;
 use crate::model::TextEncoder;
 use crate::store::{CollectionSpec, SharedStore, StoreError};
 
-use super::images::ImageRoots;
+use crate::image_roots::ImageRoots;
 
 /// What the server state is made of.
 #[derive(Clone)]
@@ -102,7 +102,8 @@ impl AppState {
             encoder: parts.encoder,
             labels: Arc::new(labels),
             vote_budget: VoteBudget::default(),
-            image_roots: ImageRoots::new([parts.data.root().to_path_buf()]),
+            image_roots: ImageRoots::new([parts.data.root().to_path_buf()])
+                .with_recorded(parts.data.image_roots()),
             data: parts.data,
             admin_token: parts.admin_token,
             bundle: parts.bundle,
