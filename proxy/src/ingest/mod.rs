@@ -18,6 +18,7 @@
 //! [`Report`]. Only the store trait is used, never a Qdrant type.
 
 pub mod fetch;
+pub mod policy;
 pub mod tsv;
 
 use std::collections::{HashMap, HashSet};
