@@ -62,8 +62,9 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// A PNG whose header announces 20000×20000 pixels (1.2 GB decoded) in a few dozen bytes.
-fn png_bomb() -> Vec<u8> {
+/// A PNG whose header announces `width`×`height` pixels of `bit_depth` bits and `color_type`
+/// (2 RGB, 6 RGBA) in a few dozen bytes, with no pixel data behind it.
+fn png_header(width: u32, height: u32, bit_depth: u8, color_type: u8) -> Vec<u8> {
     let chunk = |kind: &[u8], data: &[u8]| {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         let mut body = kind.to_vec();
@@ -73,9 +74,9 @@ fn png_bomb() -> Vec<u8> {
         c
     };
     let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&20000u32.to_be_bytes());
-    ihdr.extend_from_slice(&20000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     out.extend(chunk(b"IHDR", &ihdr));
     out.extend(chunk(
@@ -84,6 +85,11 @@ fn png_bomb() -> Vec<u8> {
     ));
     out.extend(chunk(b"IEND", &[]));
     out
+}
+
+/// A PNG whose header announces 20000×20000 pixels (1.2 GB decoded) in a few dozen bytes.
+fn png_bomb() -> Vec<u8> {
+    png_header(20000, 20000, 8, 2)
 }
 
 /// The local test server: good and bad images over HTTP.
@@ -967,4 +973,61 @@ fn redirects_are_checked_at_every_hop() {
         "{to_trap}"
     );
     assert!(!trap.connected(), "the refused hop was never connected to");
+}
+
+/// The decode budget is checked from the header: a 16-bit RGBA PNG whose decoding would take
+/// more than 1 GiB is a failed row (no pixel allocated), the good row beside it is indexed, and a
+/// 100,000,000 × 1 PNG — under the budget — is indexed with a 256 × 1 thumbnail, made without
+/// filter weights for its whole width.
+#[test]
+fn the_decode_budget_is_checked_from_the_header() {
+    use image::ImageEncoder as _;
+    let wide = {
+        let img = image::RgbImage::from_pixel(100_000_000, 1, image::Rgb([40, 120, 200]));
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Sub,
+        )
+        .write_image(img.as_raw(), 100_000_000, 1, image::ExtendedColorType::Rgb8)
+        .expect("png");
+        out
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let rows = vec![
+        ("good", "good.png".to_string(), None),
+        (
+            "deep",
+            "deep.png".to_string(),
+            Some(
+                "image is 10000x10000 Rgba16: decoding it takes 1200000000 bytes, \
+                 more than the decode budget of 1073741824",
+            ),
+        ),
+        ("wide", "wide.png".to_string(), None),
+    ];
+    let files = [
+        ("good.png", png(4)),
+        ("deep.png", png_header(10000, 10000, 16, 6)),
+        ("wide.png", wide),
+    ];
+    let options = IngestOptions {
+        decode_workers: 1,
+        fetch: FetchConfig {
+            max_bytes: 64 << 20,
+            ..options().fetch
+        },
+        ..options()
+    };
+    let (run, report) = ingest_rows(root.path(), &files, &rows, &options);
+    assert_eq!(report.indexed, 2, "{report:#?}");
+    let payload = &run.payloads()["wide"];
+    assert_eq!(
+        (payload["width"].as_u64(), payload["height"].as_u64()),
+        (Some(100_000_000), Some(1))
+    );
+    let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id("wide"));
+    let thumb = image::open(&thumb).expect("thumbnail");
+    assert_eq!((thumb.width(), thumb.height()), (256, 1));
 }
