@@ -737,6 +737,8 @@ fn a_store_failure_mid_run_ends_the_run_with_its_error() {
             setup.runtime.handle(),
             &Quiet,
         );
+        // What the binary does next: exit, which drops the store and its lock.
+        drop(store);
         let _ = done_tx.send(result.map(|r| r.indexed).map_err(|e| e.to_string()));
     });
     let result = done_rx
@@ -744,6 +746,17 @@ fn a_store_failure_mid_run_ends_the_run_with_its_error() {
         .expect("ingest ended within two minutes of the store failing");
     let err = result.expect_err("the run fails with the store's error");
     assert!(err.contains("the server went away"), "{err}");
+    // Nothing of the failed run holds the collection: the next run can open it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let again = EdgeStore::new(root.path().join("qdrant"));
+    runtime
+        .block_on(again.open_collection(&tiny_spec(&tiny_model())))
+        .expect("the collection's lock was released");
+    let written = runtime.block_on(again.count()).expect("count");
+    assert!(
+        written >= 1,
+        "the batch written before the failure is kept: {written}"
+    );
 }
 
 /// A port on `ip` that tells whether anything connected to it: the listener never accepts, so a
@@ -1030,4 +1043,55 @@ fn the_decode_budget_is_checked_from_the_header() {
     let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id("wide"));
     let thumb = image::open(&thumb).expect("thumbnail");
     assert_eq!((thumb.width(), thumb.height()), (256, 1));
+}
+
+/// The binary with a store that stops answering (a Qdrant URL whose server accepts connections
+/// and says nothing): ingest exits with status 2 and the store's error once the store timeout
+/// has passed, instead of waiting forever.
+#[test]
+fn the_binary_exits_with_the_store_error_when_the_store_stops_answering() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let silent = Trap::new("127.0.0.1");
+    std::fs::write(root.path().join("a.png"), png(5)).expect("write");
+    std::fs::write(root.path().join("images.tsv"), "id\turl\na\ta.png\n").expect("tsv");
+    let env = root.path().join("test.env");
+    std::fs::write(
+        &env,
+        format!(
+            "QDRANT_URL=http://127.0.0.1:{}\nQDRANT_TIMEOUT_SECS=2\n",
+            silent.port()
+        ),
+    )
+    .expect("env file");
+    let mut child = testkit::command(env!("CARGO_BIN_EXE_ingest"))
+        .arg("--tsv")
+        .arg(root.path().join("images.tsv"))
+        .arg("--model")
+        .arg(testkit::tiny_model_dir())
+        .arg("--env-file")
+        .arg(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ingest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ingest still running a minute after the store stopped answering");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log)
+        .expect("log");
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("error: the vector store is unavailable"),
+        "{log}"
+    );
+    assert!(silent.connected(), "the store was asked");
 }

@@ -1,7 +1,8 @@
 //! `ingest`: embed the images of a TSV into Qdrant (embedded by default).
 //!
 //! Exit codes: 0 when the collection holds the TSV's images (some rows may have failed: they are
-//! listed), 1 when nothing could be indexed, 2 on a configuration error.
+//! listed), 1 when nothing could be indexed, 2 on a configuration error or when the store failed
+//! (the run stopped; what it wrote is kept, and the next run finishes it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
