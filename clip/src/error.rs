@@ -45,6 +45,18 @@ pub enum ClipError {
         pixels: u64,
         limit: u64,
     },
+    /// Decoding the image would take more memory than allowed (the header's size and color
+    /// type tell before any pixel is allocated).
+    #[error(
+        "image is {width}x{height} {color}: decoding it takes {bytes} bytes, more than the decode budget of {limit}"
+    )]
+    TooMuchMemory {
+        width: u32,
+        height: u32,
+        color: String,
+        bytes: u64,
+        limit: u64,
+    },
     /// Input handed to an encoder is malformed (empty batch, wrong pixel shape, ...).
     #[error("invalid input: {0}")]
     Input(String),

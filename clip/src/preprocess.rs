@@ -2,7 +2,8 @@
 //! PIL-based one, which is also what the original OpenAI code does):
 //!
 //! 1. decode (JPEG, PNG, GIF — first frame —, WebP, BMP, TIFF), refusing decompression bombs
-//!    from the header before any pixel is allocated;
+//!    from the header before any pixel is allocated: more pixels than Pillow opens, or more
+//!    memory than the decode budget ([`decode_footprint`]);
 //! 2. apply the EXIF orientation (PIL's `ImageOps.exif_transpose`; the processor itself does not,
 //!    but a photo search that shows sideways photos is broken);
 //! 3. convert to 8-bit RGB (`image.convert("RGB")`);
@@ -29,6 +30,9 @@ pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 /// Pillow's `Image.MAX_IMAGE_PIXELS * 2`, the size above which PIL refuses to open an image.
 pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
+/// The default decode budget: 1 GiB, a 150-megapixel 8-bit photo (7 bytes a pixel, see
+/// [`decode_footprint`]) or a 97-megapixel 16-bit RGBA PNG (12 bytes a pixel).
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// The preprocessing pipeline for one model's input size.
 #[derive(Debug, Clone)]
@@ -39,6 +43,9 @@ pub struct ImageProcessor {
     pub std: [f32; 3],
     /// Images whose header announces more pixels than this are refused before decoding.
     pub max_pixels: u64,
+    /// Images whose decoding would hold more bytes than this ([`decode_footprint`]) are refused
+    /// before decoding; the decoders' own allocations are capped at it too.
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for ImageProcessor {
@@ -48,6 +55,7 @@ impl Default for ImageProcessor {
             mean: CLIP_MEAN,
             std: CLIP_STD,
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -99,25 +107,18 @@ impl ImageProcessor {
             Some(_) => {}
         }
         let mut limits = image::Limits::default();
-        // The pixel check below covers bombs; this bounds what a decoder may allocate besides.
-        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).min(4 << 30));
+        // The checks below cover the image buffers; this caps what a decoder allocates besides.
+        limits.max_alloc = Some(self.max_decoded_bytes);
         reader.limits(limits);
-        let mut decoder = reader
-            .into_decoder()
-            .map_err(|e| ClipError::Decode(e.to_string()))?;
+        let mut decoder = reader.into_decoder().map_err(|e| match e {
+            image::ImageError::Limits(_) => ClipError::Decode(format!(
+                "the decoder needs more than the decode budget of {} bytes",
+                self.max_decoded_bytes
+            )),
+            e => ClipError::Decode(e.to_string()),
+        })?;
         let (width, height) = decoder.dimensions();
-        let pixels = u64::from(width) * u64::from(height);
-        if pixels > self.max_pixels {
-            return Err(ClipError::TooLarge {
-                width,
-                height,
-                pixels,
-                limit: self.max_pixels,
-            });
-        }
-        if pixels == 0 {
-            return Err(ClipError::Decode(format!("image is {width}x{height}")));
-        }
+        self.check_size(width, height, decoder.color_type())?;
         let orientation = decoder
             .orientation()
             .map_err(|e| ClipError::Decode(e.to_string()))?;
@@ -130,6 +131,13 @@ impl ImageProcessor {
         } else {
             (width, height)
         };
+        // Oriented after the conversion to 8-bit RGB (a rotation copies the image: the smaller
+        // copy), which gives the same pixels: both are per-pixel or a permutation of pixels.
+        let upright_rgb = |rgb: RgbImage| {
+            let mut img = DynamicImage::ImageRgb8(rgb);
+            img.apply_orientation(orientation);
+            img.into_rgb8()
+        };
         // JPEG natively: libjpeg-turbo, as Pillow (identical pixels); the general decoder below
         // takes what it declines (damaged data it would only warn about).
         #[cfg(not(target_arch = "wasm32"))]
@@ -138,17 +146,42 @@ impl ImageProcessor {
                 crate::jpeg::draft_denominator(width, height, side)
             });
             if let Some(rgb) = crate::jpeg::decode_rgb(bytes, denominator) {
-                let mut img = DynamicImage::ImageRgb8(rgb);
-                img.apply_orientation(orientation);
-                return Ok((to_rgb8(img), upright));
+                return Ok((upright_rgb(rgb), upright));
             }
         }
         #[cfg(target_arch = "wasm32")]
         let _ = draft;
-        let mut img =
+        let img =
             DynamicImage::from_decoder(decoder).map_err(|e| ClipError::Decode(e.to_string()))?;
-        img.apply_orientation(orientation);
-        Ok((to_rgb8(img), upright))
+        Ok((upright_rgb(to_rgb8(img)), upright))
+    }
+
+    /// The header's verdict: no empty image, not more pixels than `max_pixels`, not more bytes
+    /// than `max_decoded_bytes`.
+    fn check_size(&self, width: u32, height: u32, color: image::ColorType) -> Result<()> {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels {
+            return Err(ClipError::TooLarge {
+                width,
+                height,
+                pixels,
+                limit: self.max_pixels,
+            });
+        }
+        if pixels == 0 {
+            return Err(ClipError::Decode(format!("image is {width}x{height}")));
+        }
+        let bytes = decode_footprint(width, height, color);
+        if bytes > self.max_decoded_bytes {
+            return Err(ClipError::TooMuchMemory {
+                width,
+                height,
+                color: format!("{color:?}"),
+                bytes,
+                limit: self.max_decoded_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Steps 4–5: the 8-bit `size`×`size` crop the model sees.
@@ -201,6 +234,15 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
+/// The most bytes decoding an image holds at once: the decoder's buffer (`bytes_per_pixel` of
+/// its color type) while its 8-bit RGB(A) conversion is made (4 bytes a pixel with alpha, 3
+/// without), or, for an orientation that rotates, the RGB image and its rotated copy (6).
+/// Everything after (the model's crop, the thumbnail) is small beside it.
+pub fn decode_footprint(width: u32, height: u32, color: image::ColorType) -> u64 {
+    let per_pixel = (u64::from(color.bytes_per_pixel()) + 4).max(6);
+    u64::from(width) * u64::from(height) * per_pixel
+}
+
 /// transformers' `convert_rgb`: an image with an alpha channel (RGBA, LA, or a palette with a
 /// transparent entry, which decoders hand over as RGBA) is composited onto opaque white,
 /// `round((c·a + 255·(255 − a)) / 255)`; grey is replicated. 16-bit samples are scaled to 8 bits
@@ -213,7 +255,8 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
         return img.to_rgb8();
     }
-    let rgba = img.to_rgba8();
+    // The source is dropped before the RGB image is made: one conversion alive at a time.
+    let rgba = img.into_rgba8();
     let mut out = RgbImage::new(rgba.width(), rgba.height());
     for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
         let a = u32::from(p.0[3]);
@@ -480,6 +523,32 @@ mod tests {
         let img = RgbImage::from_pixel(37, 91, image::Rgb([200, 10, 0]));
         let out = resize_bicubic(&img, 224, 551);
         assert!(out.pixels().all(|p| p.0 == [200, 10, 0]));
+    }
+
+    #[test]
+    fn the_decode_budget_counts_bytes_per_pixel() {
+        use image::ColorType;
+        assert_eq!(
+            decode_footprint(10_000, 10_000, ColorType::Rgba16),
+            1_200_000_000
+        );
+        assert_eq!(decode_footprint(100, 10, ColorType::Rgb8), 7_000);
+        assert_eq!(decode_footprint(100, 10, ColorType::L8), 6_000);
+        // A real 48x40 RGB PNG (13,440 bytes to decode) under a 10,000-byte budget.
+        let mut png = std::io::Cursor::new(Vec::new());
+        RgbImage::new(48, 40)
+            .write_to(&mut png, image::ImageFormat::Png)
+            .expect("png");
+        let tight = ImageProcessor {
+            max_decoded_bytes: 10_000,
+            ..ImageProcessor::default()
+        };
+        let err = tight.decode(png.get_ref()).expect_err("over the budget");
+        assert!(
+            matches!(err, ClipError::TooMuchMemory { bytes: 13_440, .. }),
+            "{err}"
+        );
+        assert!(ImageProcessor::default().decode(png.get_ref()).is_ok());
     }
 
     #[test]

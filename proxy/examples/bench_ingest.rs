@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use clip::{ClipConfig, ClipModel, DType, Device, ImageProcessor, Weights};
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet};
+use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{CollectionSpec, VectorStore};
 
@@ -239,11 +240,7 @@ fn main() -> Res<()> {
             dim: 512,
             model: "random".into(),
         }))?;
-        let paths = IngestPaths {
-            tsv: images_dir.join("images.tsv"),
-            thumbs: root.join("thumbs"),
-            failures: root.join("failures.tsv"),
-        };
+        let paths = IngestPaths::new(&images_dir.join("images.tsv"), &DataDir::new(&root));
         let report = proxy::ingest::run(
             &paths,
             &options,

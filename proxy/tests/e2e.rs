@@ -366,6 +366,8 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
         "1",
         "--batch-size",
         "1",
+        // The image server is on loopback.
+        "--allow-private-urls",
     ];
     let mut child = command(INGEST)
         .args(args)

@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use proxy::ingest::fetch::FetchConfig;
+use proxy::ingest::policy::AddressPolicy;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet, Report, run};
 use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
@@ -61,8 +62,9 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// A PNG whose header announces 20000×20000 pixels (1.2 GB decoded) in a few dozen bytes.
-fn png_bomb() -> Vec<u8> {
+/// A PNG whose header announces `width`×`height` pixels of `bit_depth` bits and `color_type`
+/// (2 RGB, 6 RGBA) in a few dozen bytes, with no pixel data behind it.
+fn png_header(width: u32, height: u32, bit_depth: u8, color_type: u8) -> Vec<u8> {
     let chunk = |kind: &[u8], data: &[u8]| {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         let mut body = kind.to_vec();
@@ -72,9 +74,9 @@ fn png_bomb() -> Vec<u8> {
         c
     };
     let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&20000u32.to_be_bytes());
-    ihdr.extend_from_slice(&20000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     out.extend(chunk(b"IHDR", &ihdr));
     out.extend(chunk(
@@ -83,6 +85,11 @@ fn png_bomb() -> Vec<u8> {
     ));
     out.extend(chunk(b"IEND", &[]));
     out
+}
+
+/// A PNG whose header announces 20000×20000 pixels (1.2 GB decoded) in a few dozen bytes.
+fn png_bomb() -> Vec<u8> {
+    png_header(20000, 20000, 8, 2)
 }
 
 /// The local test server: good and bad images over HTTP.
@@ -230,6 +237,11 @@ fn options() -> IngestOptions {
             retries: 1,
             backoff: Duration::from_millis(20),
             max_bytes: 1 << 20,
+            // The test servers are on loopback.
+            addresses: AddressPolicy {
+                allow_private: true,
+                ..AddressPolicy::default()
+            },
         },
     }
 }
@@ -725,6 +737,8 @@ fn a_store_failure_mid_run_ends_the_run_with_its_error() {
             setup.runtime.handle(),
             &Quiet,
         );
+        // What the binary does next: exit, which drops the store and its lock.
+        drop(store);
         let _ = done_tx.send(result.map(|r| r.indexed).map_err(|e| e.to_string()));
     });
     let result = done_rx
@@ -732,4 +746,352 @@ fn a_store_failure_mid_run_ends_the_run_with_its_error() {
         .expect("ingest ended within two minutes of the store failing");
     let err = result.expect_err("the run fails with the store's error");
     assert!(err.contains("the server went away"), "{err}");
+    // Nothing of the failed run holds the collection: the next run can open it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let again = EdgeStore::new(root.path().join("qdrant"));
+    runtime
+        .block_on(again.open_collection(&tiny_spec(&tiny_model())))
+        .expect("the collection's lock was released");
+    let written = runtime.block_on(again.count()).expect("count");
+    assert!(
+        written >= 1,
+        "the batch written before the failure is kept: {written}"
+    );
+}
+
+/// A port on `ip` that tells whether anything connected to it: the listener never accepts, so a
+/// connection waits in its backlog, where [`Trap::connected`] finds it.
+struct Trap {
+    listener: std::net::TcpListener,
+}
+
+impl Trap {
+    fn new(ip: &str) -> Self {
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind the trap");
+        Self { listener }
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().expect("addr").port()
+    }
+
+    fn connected(&self) -> bool {
+        self.listener.set_nonblocking(true).expect("nonblocking");
+        match self.listener.accept() {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("trap: {e}"),
+        }
+    }
+}
+
+/// Ingest `rows` (id, url, expected failure) from a TSV in a fresh data folder holding
+/// `files`; checks every failure by line and returns the run.
+fn ingest_rows(
+    root: &Path,
+    files: &[(&str, Vec<u8>)],
+    rows: &[(&str, String, Option<&str>)],
+    options: &IngestOptions,
+) -> (Run, Report) {
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    for (name, bytes) in files {
+        std::fs::write(data.join(name), bytes).expect("write");
+    }
+    let mut tsv = String::from("id\turl\n");
+    for (id, url, _) in rows {
+        tsv.push_str(&format!("{id}\t{url}\n"));
+    }
+    let tsv_path = data.join("images.tsv");
+    std::fs::write(&tsv_path, tsv).expect("tsv");
+    let run = Run::new(root, &tsv_path);
+    let report = run.ingest(options);
+    let expected: Vec<(usize, &str)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, _, why))| why.map(|w| (i + 2, w)))
+        .collect();
+    let failures: Vec<(usize, &str)> = report
+        .failures
+        .iter()
+        .map(|f| (f.line, f.reason.as_str()))
+        .collect();
+    assert_eq!(failures.len(), expected.len(), "{failures:#?}");
+    for ((line, reason), (want_line, want)) in failures.iter().zip(&expected) {
+        assert_eq!(line, want_line, "{failures:#?}");
+        assert!(
+            reason.contains(want),
+            "line {line}: {reason:?} should contain {want:?}"
+        );
+    }
+    (run, report)
+}
+
+/// By default no loopback, private, link-local or other special address is fetched from, be it
+/// written as an IP (IPv4, IPv4-mapped IPv6, the unspecified address) or as a name that
+/// resolves to one; the refusal comes before any connection and names the rule.
+#[test]
+fn special_addresses_are_refused_before_any_connection() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (lo, lo2) = (Trap::new("127.0.0.1"), Trap::new("127.0.0.2"));
+    let hint = "(use --allow-private-urls to fetch from private networks)";
+    let rows = vec![
+        ("local", "good.png".to_string(), None),
+        (
+            "loopback",
+            format!("http://127.0.0.2:{}/x.png", lo2.port()),
+            Some("refused: 127.0.0.2 is a loopback address"),
+        ),
+        (
+            "mapped",
+            format!("http://[::ffff:127.0.0.2]:{}/x.png", lo2.port()),
+            Some("refused: ::ffff:127.0.0.2 is a loopback address"),
+        ),
+        (
+            "unspecified",
+            format!("http://0.0.0.0:{}/x.png", lo.port()),
+            Some("refused: 0.0.0.0 is the unspecified address"),
+        ),
+        (
+            "name",
+            format!("http://localhost:{}/x.png", lo.port()),
+            Some("refused: localhost resolves to"),
+        ),
+    ];
+    let options = IngestOptions {
+        fetch: FetchConfig {
+            addresses: AddressPolicy::default(),
+            ..options().fetch
+        },
+        ..options()
+    };
+    let (_, report) = ingest_rows(root.path(), &[("good.png", png(3))], &rows, &options);
+    assert_eq!(report.indexed, 1, "{report:#?}");
+    for failure in &report.failures {
+        assert!(failure.reason.ends_with(hint), "{}", failure.reason);
+        assert!(
+            !failure.reason.contains("after"),
+            "not retried: {failure:?}"
+        );
+    }
+    assert!(!lo.connected(), "nothing connected to 127.0.0.1");
+    assert!(!lo2.connected(), "nothing connected to 127.0.0.2");
+}
+
+/// Redirects are followed by ingest itself, each hop checked: a redirect from an allowed server
+/// to a refused address is refused without connecting to it; relative locations work; a loop,
+/// a sixth redirect and a non-http(s) target are failures with their reason.
+#[test]
+fn redirects_are_checked_at_every_hop() {
+    use axum::extract::Path as UrlPath;
+    use axum::http::StatusCode;
+    let trap = Trap::new("127.0.0.2");
+    let to_trap = format!("http://127.0.0.2:{}/x.png", trap.port());
+    let redirect = |status: StatusCode, location: String| {
+        (status, [(header::LOCATION, location)]).into_response()
+    };
+    let app =
+        Router::new()
+            .route(
+                "/good.png",
+                get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(21)) }),
+            )
+            .route(
+                "/to-trap",
+                get(move || {
+                    let location = to_trap.clone();
+                    async move { redirect(StatusCode::FOUND, location) }
+                }),
+            )
+            .route(
+                "/sub/relative",
+                get(move || async move {
+                    redirect(StatusCode::MOVED_PERMANENTLY, "../good.png".into())
+                }),
+            )
+            .route(
+                "/loop",
+                get(
+                    move || async move { redirect(StatusCode::TEMPORARY_REDIRECT, "/loop".into()) },
+                ),
+            )
+            .route(
+                "/to-file",
+                get(
+                    move || async move { redirect(StatusCode::FOUND, "file:///etc/passwd".into()) },
+                ),
+            )
+            .route(
+                "/hops/{left}",
+                get(move |UrlPath(left): UrlPath<u32>| async move {
+                    if left == 0 {
+                        ([(header::CONTENT_TYPE, "image/png")], png(22)).into_response()
+                    } else {
+                        redirect(StatusCode::SEE_OTHER, format!("/hops/{}", left - 1))
+                    }
+                }),
+            );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let b = format!("http://{}", listener.local_addr().expect("addr"));
+    runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let rows = vec![
+        ("relative", format!("{b}/sub/relative"), None),
+        ("five-hops", format!("{b}/hops/5"), None),
+        (
+            "six-hops",
+            format!("{b}/hops/6"),
+            Some("more than 5 redirects"),
+        ),
+        ("loop", format!("{b}/loop"), Some("redirect loop")),
+        (
+            "to-trap",
+            format!("{b}/to-trap"),
+            Some("refused: 127.0.0.2 is a loopback address"),
+        ),
+        (
+            "to-file",
+            format!("{b}/to-file"),
+            Some("refused: `file` URLs are not fetched (only http and https)"),
+        ),
+    ];
+    // The test server's address only: every other special address is still refused.
+    let options = IngestOptions {
+        fetch: FetchConfig {
+            addresses: AddressPolicy {
+                allowed: vec!["127.0.0.1/32".parse().expect("network")],
+                ..AddressPolicy::default()
+            },
+            ..options().fetch
+        },
+        ..options()
+    };
+    let (run, report) = ingest_rows(root.path(), &[], &rows, &options);
+    assert_eq!(report.indexed, 2, "{report:#?}");
+    assert_eq!(
+        run.payloads().keys().collect::<Vec<_>>(),
+        ["five-hops", "relative"]
+    );
+    let to_trap = &report.failures[2].reason;
+    assert!(
+        to_trap.contains("reached by a redirect to http://127.0.0.2:"),
+        "{to_trap}"
+    );
+    assert!(!trap.connected(), "the refused hop was never connected to");
+}
+
+/// The decode budget is checked from the header: a 16-bit RGBA PNG whose decoding would take
+/// more than 1 GiB is a failed row (no pixel allocated), the good row beside it is indexed, and a
+/// 100,000,000 × 1 PNG — under the budget — is indexed with a 256 × 1 thumbnail, made without
+/// filter weights for its whole width.
+#[test]
+fn the_decode_budget_is_checked_from_the_header() {
+    use image::ImageEncoder as _;
+    let wide = {
+        let img = image::RgbImage::from_pixel(100_000_000, 1, image::Rgb([40, 120, 200]));
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Sub,
+        )
+        .write_image(img.as_raw(), 100_000_000, 1, image::ExtendedColorType::Rgb8)
+        .expect("png");
+        out
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let rows = vec![
+        ("good", "good.png".to_string(), None),
+        (
+            "deep",
+            "deep.png".to_string(),
+            Some(
+                "image is 10000x10000 Rgba16: decoding it takes 1200000000 bytes, \
+                 more than the decode budget of 1073741824",
+            ),
+        ),
+        ("wide", "wide.png".to_string(), None),
+    ];
+    let files = [
+        ("good.png", png(4)),
+        ("deep.png", png_header(10000, 10000, 16, 6)),
+        ("wide.png", wide),
+    ];
+    let options = IngestOptions {
+        decode_workers: 1,
+        fetch: FetchConfig {
+            max_bytes: 64 << 20,
+            ..options().fetch
+        },
+        ..options()
+    };
+    let (run, report) = ingest_rows(root.path(), &files, &rows, &options);
+    assert_eq!(report.indexed, 2, "{report:#?}");
+    let payload = &run.payloads()["wide"];
+    assert_eq!(
+        (payload["width"].as_u64(), payload["height"].as_u64()),
+        (Some(100_000_000), Some(1))
+    );
+    let thumb = proxy::ingest::thumb_path(&run.paths.thumbs, point_id("wide"));
+    let thumb = image::open(&thumb).expect("thumbnail");
+    assert_eq!((thumb.width(), thumb.height()), (256, 1));
+}
+
+/// The binary with a store that stops answering (a Qdrant URL whose server accepts connections
+/// and says nothing): ingest exits with status 2 and the store's error once the store timeout
+/// has passed, instead of waiting forever.
+#[test]
+fn the_binary_exits_with_the_store_error_when_the_store_stops_answering() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let silent = Trap::new("127.0.0.1");
+    std::fs::write(root.path().join("a.png"), png(5)).expect("write");
+    std::fs::write(root.path().join("images.tsv"), "id\turl\na\ta.png\n").expect("tsv");
+    let env = root.path().join("test.env");
+    std::fs::write(
+        &env,
+        format!(
+            "QDRANT_URL=http://127.0.0.1:{}\nQDRANT_TIMEOUT_SECS=2\n",
+            silent.port()
+        ),
+    )
+    .expect("env file");
+    let mut child = testkit::command(env!("CARGO_BIN_EXE_ingest"))
+        .arg("--tsv")
+        .arg(root.path().join("images.tsv"))
+        .arg("--model")
+        .arg(testkit::tiny_model_dir())
+        .arg("--env-file")
+        .arg(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ingest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ingest still running a minute after the store stopped answering");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log)
+        .expect("log");
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("error: the vector store is unavailable"),
+        "{log}"
+    );
+    assert!(silent.connected(), "the store was asked");
 }

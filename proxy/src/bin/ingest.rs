@@ -1,7 +1,8 @@
 //! `ingest`: embed the images of a TSV into Qdrant (embedded by default).
 //!
 //! Exit codes: 0 when the collection holds the TSV's images (some rows may have failed: they are
-//! listed), 1 when nothing could be indexed, 2 on a configuration error.
+//! listed), 1 when nothing could be indexed, 2 on a configuration error or when the store failed
+//! (the run stopped; what it wrote is kept, and the next run finishes it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::Parser;
 use clip::DType;
 use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
 use proxy::ingest::fetch::FetchConfig;
+use proxy::ingest::policy::AddressPolicy;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Report};
 use proxy::model::{collection_spec, load_model_as};
 
@@ -55,6 +57,10 @@ struct Args {
     /// Largest image accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_bytes: u64,
+    /// Fetch from loopback, private, link-local and other special-purpose addresses too (refused
+    /// by default: a TSV's URLs must not reach this machine's or its network's services).
+    #[arg(long)]
+    allow_private_urls: bool,
     /// Decode JPEGs at full size (slower). By default a JPEG is decoded at the reduced DCT scale
     /// (1/2, 1/4 or 1/8) that still covers the model's input, as Pillow's draft mode does.
     #[arg(long)]
@@ -135,6 +141,10 @@ fn options(args: &Args) -> IngestOptions {
             timeout: Duration::from_secs(args.timeout.max(1)),
             retries: args.retries,
             max_bytes: args.max_bytes,
+            addresses: AddressPolicy {
+                allow_private: args.allow_private_urls,
+                ..AddressPolicy::default()
+            },
             ..FetchConfig::default()
         },
     }

@@ -2,12 +2,19 @@
 //!
 //! Blocking on purpose: ingest runs a bounded pool of fetch threads (`--fetch-workers`), which
 //! bounds concurrency per host as well as memory. Every failure is a one-line reason that the
-//! ingest report prints beside the row.
+//! ingest report prints beside the row. Where a URL may lead is [`super::policy`]'s to say:
+//! every address connected to, and every redirect hop, is checked there.
 
 use std::io::Read;
 use std::time::Duration;
 
+use url::Url;
+
+use super::policy::{self, AddressPolicy, CheckedResolver};
 use super::tsv::Source;
+
+/// Redirects followed per fetch.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Fetch limits.
 #[derive(Debug, Clone)]
@@ -22,6 +29,9 @@ pub struct FetchConfig {
     pub backoff: Duration,
     /// Larger images are refused (default 64 MiB: a 100-megapixel JPEG fits).
     pub max_bytes: u64,
+    /// Which addresses may be connected to (by default no loopback, private, link-local or other
+    /// special-purpose address).
+    pub addresses: AddressPolicy,
 }
 
 impl Default for FetchConfig {
@@ -32,6 +42,7 @@ impl Default for FetchConfig {
             retries: 3,
             backoff: Duration::from_millis(500),
             max_bytes: 64 << 20,
+            addresses: AddressPolicy::default(),
         }
     }
 }
@@ -48,7 +59,9 @@ impl Fetcher {
         let agent = ureq::AgentBuilder::new()
             .timeout(config.timeout)
             .timeout_connect(config.connect_timeout)
-            .redirects(5)
+            // Followed one hop at a time in `follow`, each hop checked.
+            .redirects(0)
+            .resolver(CheckedResolver(config.addresses.clone()))
             .user_agent(concat!("text2img-ingest/", env!("CARGO_PKG_VERSION")))
             .build();
         Self { agent, config }
@@ -109,33 +122,7 @@ impl Fetcher {
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, Failure> {
-        let response = match self.agent.get(url).call() {
-            Ok(response) => response,
-            Err(ureq::Error::Status(code, _)) => {
-                let why = format!("HTTP {code} from {url}");
-                return Err(if code >= 500 || code == 408 || code == 429 {
-                    Failure::Transient(why)
-                } else {
-                    Failure::Permanent(why)
-                });
-            }
-            Err(ureq::Error::Transport(t)) => {
-                let why = match t.kind() {
-                    ureq::ErrorKind::Io if t.to_string().contains("timed out") => {
-                        format!("timed out after {:?} fetching {url}", self.config.timeout)
-                    }
-                    ureq::ErrorKind::Dns => format!("cannot resolve the host of {url}"),
-                    ureq::ErrorKind::ConnectionFailed => format!("cannot connect to {url}"),
-                    _ => format!("fetching {url}: {t}"),
-                };
-                return Err(match t.kind() {
-                    ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
-                        Failure::Permanent(why)
-                    }
-                    _ => Failure::Transient(why),
-                });
-            }
-        };
+        let response = self.follow(url)?;
         // Content check from the headers: a page served where an image was expected (a login
         // wall, a 200 error page) is refused before reading it. A missing or generic type
         // (`application/octet-stream`, `text/plain`) is no verdict: the bytes decide (`sniff`).
@@ -180,6 +167,81 @@ impl Fetcher {
             )));
         }
         Ok(bytes)
+    }
+
+    /// GET `url`, following up to [`MAX_REDIRECTS`] redirects one hop at a time: each target is
+    /// checked by [`policy::redirect_target`], each address by the resolver.
+    fn follow(&self, url: &str) -> Result<ureq::Response, Failure> {
+        let permanent = |why| Failure::Permanent(why);
+        let mut hop = Url::parse(url).map_err(|e| permanent(format!("`{url}`: {e}")))?;
+        policy::check_url(&hop).map_err(permanent)?;
+        let mut visited = vec![hop.clone()];
+        loop {
+            let response = self.call(&hop).map_err(|failure| match failure {
+                Failure::Permanent(why) if visited.len() > 1 => {
+                    permanent(format!("{why}; reached by a redirect to {hop}"))
+                }
+                other => other,
+            })?;
+            let status = response.status();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return if (300..400).contains(&status) {
+                    Err(permanent(format!("HTTP {status} from {hop}")))
+                } else {
+                    Ok(response)
+                };
+            }
+            let location = response
+                .header("location")
+                .ok_or_else(|| permanent(format!("HTTP {status} from {hop} without a Location")))?;
+            let next = policy::redirect_target(&hop, location).map_err(permanent)?;
+            if visited.contains(&next) {
+                return Err(permanent(format!(
+                    "redirect loop: {hop} redirects back to {next}"
+                )));
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(permanent(format!(
+                    "more than {MAX_REDIRECTS} redirects from {url}"
+                )));
+            }
+            visited.push(next.clone());
+            hop = next;
+        }
+    }
+
+    /// One request, no redirect followed; a refused address is a permanent failure.
+    fn call(&self, url: &Url) -> Result<ureq::Response, Failure> {
+        match self.agent.get(url.as_str()).call() {
+            Ok(response) => Ok(response),
+            Err(ureq::Error::Status(code, _)) => {
+                let why = format!("HTTP {code} from {url}");
+                Err(if code >= 500 || code == 408 || code == 429 {
+                    Failure::Transient(why)
+                } else {
+                    Failure::Permanent(why)
+                })
+            }
+            Err(ureq::Error::Transport(t)) => {
+                if let Some(refusal) = policy::refusal_in(&t) {
+                    return Err(Failure::Permanent(refusal.to_string()));
+                }
+                let why = match t.kind() {
+                    ureq::ErrorKind::Io if t.to_string().contains("timed out") => {
+                        format!("timed out after {:?} fetching {url}", self.config.timeout)
+                    }
+                    ureq::ErrorKind::Dns => format!("cannot resolve the host of {url}"),
+                    ureq::ErrorKind::ConnectionFailed => format!("cannot connect to {url}"),
+                    _ => format!("fetching {url}: {t}"),
+                };
+                Err(match t.kind() {
+                    ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
+                        Failure::Permanent(why)
+                    }
+                    _ => Failure::Transient(why),
+                })
+            }
+        }
     }
 }
 

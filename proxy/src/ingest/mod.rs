@@ -18,6 +18,8 @@
 //! [`Report`]. Only the store trait is used, never a Qdrant type.
 
 pub mod fetch;
+pub mod policy;
+pub mod thumbnail;
 pub mod tsv;
 
 use std::collections::{HashMap, HashSet};
@@ -36,10 +38,8 @@ use crate::layout::DataDir;
 use crate::payload::ImagePayload;
 use crate::store::{self, Payload, Point, VectorStore};
 use fetch::{FetchConfig, Fetcher};
+pub use thumbnail::{THUMB_SIDE, thumb_size};
 use tsv::{Row, RowError, Source};
-
-/// The longest side of a thumbnail, in pixels.
-pub const THUMB_SIDE: u32 = 256;
 
 /// How ingest runs.
 #[derive(Debug, Clone)]
@@ -82,6 +82,9 @@ pub struct IngestPaths {
     pub thumbs: PathBuf,
     /// The failures of the last run, as TSV.
     pub failures: PathBuf,
+    /// The list of folders local images were indexed from (the proxy serves originals from
+    /// them; see `image_roots`).
+    pub image_roots: PathBuf,
 }
 
 impl IngestPaths {
@@ -91,6 +94,7 @@ impl IngestPaths {
             tsv: tsv.to_path_buf(),
             thumbs: data.thumbs(),
             failures: data.ingest_failures(),
+            image_roots: data.image_roots(),
         }
     }
 }
@@ -254,7 +258,8 @@ pub fn run(
     Ok(report)
 }
 
-/// Parse the TSV (relative paths against its folder) and make the thumbnail folder.
+/// Parse the TSV (relative paths against its folder), make the thumbnail folder, and record the
+/// TSV's folder as an image root when it lists local files.
 fn read_rows(paths: &IngestPaths) -> Result<tsv::Parsed, IngestError> {
     let text = std::fs::read_to_string(&paths.tsv).map_err(|source| IngestError::Read {
         path: paths.tsv.clone(),
@@ -270,6 +275,18 @@ fn read_rows(paths: &IngestPaths) -> Result<tsv::Parsed, IngestError> {
         path: paths.thumbs.clone(),
         source,
     })?;
+    if parsed
+        .rows
+        .iter()
+        .any(|row| matches!(row.source, tsv::Source::File { .. }))
+    {
+        crate::image_roots::record(&paths.image_roots, base).map_err(|source| {
+            IngestError::Write {
+                path: paths.image_roots.clone(),
+                source,
+            }
+        })?;
+    }
     Ok(parsed)
 }
 
@@ -337,8 +354,9 @@ impl Stages<'_> {
         }
         drop(row_tx);
         let row_rx = Arc::new(Mutex::new(row_rx));
-        let (fetched_tx, fetched_rx) =
-            mpsc::sync_channel::<Fetched>(options.fetch_workers.max(1) * 2);
+        // Fetched images wait for a decode worker: as many as there are workers, so that at most
+        // `fetch_workers + 2 × decode_workers` image files are held at once.
+        let (fetched_tx, fetched_rx) = mpsc::sync_channel::<Fetched>(options.decode_workers.max(1));
         let fetched_rx = Arc::new(Mutex::new(fetched_rx));
         let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(options.batch_size.max(1) * 2);
         let fetcher = Fetcher::new(options.fetch.clone());
@@ -501,40 +519,12 @@ pub fn prepare(
             .map_err(|e| e.to_string())?
     };
     let pixels = processor.normalize(&processor.resize_crop(&image));
-    let (w, h) = thumb_size(image.width(), image.height());
-    // Pillow's bicubic, as for the model: sharper than a box filter, and as fast.
-    let thumb = clip::preprocess::resize_bicubic(&image, w as usize, h as usize);
-    let thumbnail = jpeg(&thumb).map_err(|e| format!("encoding the thumbnail: {e}"))?;
+    let thumbnail = thumbnail::thumbnail(&image)?;
     Ok(Prepared {
         pixels,
         size,
         thumbnail,
     })
-}
-
-/// JPEG, quality 85, 4:2:0 (libjpeg-turbo).
-fn jpeg(image: &image::RgbImage) -> Result<Vec<u8>, turbojpeg::Error> {
-    let pixels = turbojpeg::Image {
-        pixels: image.as_raw().as_slice(),
-        width: image.width() as usize,
-        pitch: image.width() as usize * 3,
-        height: image.height() as usize,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    Ok(turbojpeg::compress(pixels, 85, turbojpeg::Subsamp::Sub2x2)?.to_vec())
-}
-
-/// The thumbnail's size: the longest side at most [`THUMB_SIDE`], aspect kept, never upscaled.
-pub fn thumb_size(width: u32, height: u32) -> (u32, u32) {
-    let long = width.max(height).max(1);
-    if long <= THUMB_SIDE {
-        return (width.max(1), height.max(1));
-    }
-    let scale = |side: u32| {
-        ((u64::from(side) * u64::from(THUMB_SIDE) + u64::from(long) / 2) / u64::from(long)).max(1)
-            as u32
-    };
-    (scale(width), scale(height))
 }
 
 /// Where a point's thumbnail lives.
@@ -698,20 +688,4 @@ fn write_failures(path: &Path, failures: &[RowError]) -> Result<(), IngestError>
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     std::fs::write(path, out).map_err(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thumbnail_sizes() {
-        let check = |w, h, expected| assert_eq!(thumb_size(w, h), expected, "{w}x{h}");
-        check(512, 512, (256, 256));
-        check(1600, 1200, (256, 192));
-        check(1200, 1600, (192, 256));
-        check(100, 50, (100, 50));
-        check(20000, 1, (256, 1));
-        check(0, 0, (1, 1));
-    }
 }
