@@ -8,7 +8,10 @@ use std::sync::Arc;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{Point, SharedStore, VectorStore, point_id};
 use serde_json::json;
-use testkit::{TestServer, app_state, get, public_stub, tiny_model, tiny_spec};
+use testkit::{
+    Server, ServerOptions, TestServer, app_state, get, public_stub, tiny_model, tiny_spec,
+    workspace,
+};
 
 /// A PNG signature and then `len` bytes: enough to be known as an image by its first bytes.
 fn png_like(len: usize) -> Vec<u8> {
@@ -161,4 +164,22 @@ fn a_large_original_is_streamed_whole_and_roots_can_be_added() {
     let a = get(&server.url("/images/elsewhere"), &[]);
     assert_eq!((a.status, a.content_type.as_str()), (200, "image/jpeg"));
     assert_eq!(a.body, jpeg);
+}
+
+#[test]
+fn ingested_local_originals_are_served_without_configuration() {
+    // Ingest records the TSV's folder (data/) as an image root in the storage directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::with(
+        public_stub(dir.path()),
+        &ServerOptions {
+            demo_data: true,
+            ..ServerOptions::default()
+        },
+    );
+    let answer = get(&server.url("/images/brick"), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let original = std::fs::read(workspace().join("data/images/brick.png")).expect("brick.png");
+    assert_eq!(answer.body, original);
+    assert_eq!(answer.header("content-type"), Some("image/png"));
 }
