@@ -365,3 +365,61 @@ fn x_forwarded_for_from_a_trusted_peer_names_the_client() {
     // Alice's neighbour still is not.
     assert_ne!(vote(addr, "X-Forwarded-For: 198.51.100.2\r\n").status, 429);
 }
+
+#[test]
+fn shutdown_finishes_the_request_in_progress_and_closes_the_rest() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/slow",
+            axum::routing::get(move || {
+                let (entered_tx, gate) = (entered_tx.clone(), gate.clone());
+                async move {
+                    let _ = entered_tx.send(());
+                    let _permit = gate.acquire().await;
+                    "done"
+                }
+            }),
+        );
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(async move {
+        proxy::http::serve(listener, app, &Limits::default(), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let mut idle = connect(addr);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("a request");
+    assert_eq!(read_answer(&mut idle).status, 200);
+    let mut busy = connect(addr);
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("a request");
+    entered
+        .recv_timeout(PATIENCE)
+        .expect("the slow request began");
+
+    stop.send(()).expect("the server is running");
+    assert!(closed_by_server(&mut idle), "an idle connection was kept");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "a new connection was accepted after shutdown"
+    );
+    release.add_permits(1);
+    let answer = read_answer(&mut busy);
+    assert_eq!((answer.status, answer.body.as_slice()), (200, &b"done"[..]));
+    let finished = runtime.block_on(async { tokio::time::timeout(PATIENCE, server).await });
+    assert!(
+        matches!(finished, Ok(Ok(Ok(())))),
+        "serve did not return: {finished:?}"
+    );
+}

@@ -11,7 +11,8 @@
 //!
 //! The serving loop wraps the socket in [`Watched`] (every byte in or out is seen), holds an
 //! [`InFlight`] for each request until its response body has been written, and closes the
-//! connection when [`Watchdog::expired`] returns. The request body's own deadline is
+//! connection when [`Watchdog::expired`] returns; a phase change wakes it, since the new deadline
+//! may be sooner than the one it sleeps on. The request body's own deadline is
 //! [`super::deadline`]'s.
 
 use std::io;
@@ -31,8 +32,8 @@ use super::limits::Limits;
 #[derive(Debug)]
 pub struct Watchdog {
     phase: Mutex<Phase>,
-    /// Woken when a head starts: its deadline is sooner than the idle one.
-    head_started: Notify,
+    /// Woken when the phase changes: the new deadline may be sooner than the one slept on.
+    phase_changed: Notify,
 }
 
 #[derive(Debug)]
@@ -58,7 +59,7 @@ impl Watchdog {
                 idle_since: now,
                 last_io: now,
             }),
-            head_started: Notify::new(),
+            phase_changed: Notify::new(),
         })
     }
 
@@ -74,7 +75,7 @@ impl Watchdog {
         if phase.in_flight == 0 && phase.head_since.is_none() {
             phase.head_since = Some(now);
             drop(phase);
-            self.head_started.notify_one();
+            self.phase_changed.notify_one();
         }
     }
 
@@ -87,6 +88,8 @@ impl Watchdog {
         let mut phase = self.phase();
         phase.in_flight += 1;
         phase.head_since = None;
+        drop(phase);
+        self.phase_changed.notify_one();
         InFlight(self.clone())
     }
 
@@ -112,7 +115,7 @@ impl Watchdog {
                         return;
                     }
                 }
-                () = self.head_started.notified() => {}
+                () = self.phase_changed.notified() => {}
             }
         }
     }
@@ -130,6 +133,8 @@ impl Drop for InFlight {
         if phase.in_flight == 0 {
             phase.idle_since = now;
             phase.head_since = None;
+            drop(phase);
+            self.0.phase_changed.notify_one();
         }
     }
 }
