@@ -210,6 +210,9 @@ fn an_idle_keep_alive_connection_is_closed() {
     // The head timeout is longer than the test waits: only the idle timeout can close it.
     let f = serve(limits(60, 1, 30, 16), RateLimits::off(), "");
     let mut stream = connect(f.addr());
+    // Let the watchdog settle on the (long) head deadline first: the request, then the idle
+    // wait, must each move it sooner.
+    std::thread::sleep(Duration::from_millis(200));
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
         .expect("a request");
