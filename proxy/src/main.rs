@@ -95,7 +95,9 @@ struct LimitArgs {
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
-    /// Votes (POST /api/feedback) per client.
+    /// Votes (POST /api/feedback) per client. A RATE is COUNT/UNIT[:BURST] with units s, min,
+    /// h (30/min:10: thirty a minute, bursts of ten) or off; it counts per client address
+    /// (IPv6: per /64; behind a reverse proxy, set TEXT2IMG_TRUSTED_PROXIES to its address).
     #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().feedback)]
     rate_feedback: Rate,
     /// Text searches (POST /api/search with `text`, encoded on this server) per client.
