@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proxy::http::{AppState, ServeConfig, StateParts, router};
+use proxy::http::{AppState, Limits, RateLimits, ServeConfig, StateParts, router};
 use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{CollectionSpec, Point, SearchQuery, SharedStore, VectorStore, point_id};
@@ -233,17 +233,16 @@ fn main() -> Res<()> {
         &ServeConfig {
             public_dir: public,
             cors_origins: vec![],
+            // The benchmark is one client asking as fast as it can: unlimited.
+            rate_limits: RateLimits::off(),
+            trusted_proxies: Default::default(),
         },
         Arc::new(state),
     );
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     runtime.spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
+        proxy::http::serve(listener, app, &Limits::default(), std::future::pending()).await
     });
 
     println!(

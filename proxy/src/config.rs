@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::TrustedProxies;
 use crate::layout::DataDir;
 use crate::store::remote::RemoteConfig;
 
 /// The keys `qdrant.env` (and the environment) may set.
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 7] = [
     "QDRANT_URL",
     "QDRANT_API_KEY",
     "QDRANT_COLLECTION",
     "QDRANT_TIMEOUT_SECS",
     "TEXT2IMG_ADMIN_TOKEN",
     "TEXT2IMG_CORS_ORIGINS",
+    "TEXT2IMG_TRUSTED_PROXIES",
 ];
 
 /// Defaults.
@@ -79,6 +81,9 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Origins allowed to call the API from another site (CORS); empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (rate limits count per client); empty:
+    /// the header is ignored.
+    pub trusted_proxies: TrustedProxies,
     /// Things worth telling the user that are not errors.
     pub warnings: Vec<String>,
 }
@@ -133,6 +138,7 @@ impl Settings {
             storage,
             admin_token,
             cors_origins: cors_origins(&sources)?,
+            trusted_proxies: trusted_proxies(&sources)?,
             warnings,
         })
     }
@@ -281,6 +287,16 @@ fn cors_origins(sources: &Sources<'_>) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(origins)
+}
+
+/// `TEXT2IMG_TRUSTED_PROXIES`: comma-separated addresses and networks (CIDR).
+fn trusted_proxies(sources: &Sources<'_>) -> Result<TrustedProxies, ConfigError> {
+    match sources.lookup("TEXT2IMG_TRUSTED_PROXIES", None) {
+        None => Ok(TrustedProxies::default()),
+        Some((list, source)) => list
+            .parse()
+            .map_err(|why| ConfigError(format!("{source}: {why}"))),
+    }
 }
 
 /// Parse `KEY=VALUE` lines: `#` comments, blank lines, optional `export `, optional single or
@@ -478,6 +494,29 @@ mod tests {
             None,
             "origin `example.com`",
         );
+        check(
+            &[("TEXT2IMG_TRUSTED_PROXIES", "10.0.0.1, proxy.local")],
+            None,
+            "environment variable TEXT2IMG_TRUSTED_PROXIES: `proxy.local` is not an IP",
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_list() {
+        let s = resolve(
+            Flags::default(),
+            &[],
+            Some("TEXT2IMG_TRUSTED_PROXIES=10.0.0.0/8, ::1\n"),
+        )
+        .expect("valid");
+        assert!(
+            s.trusted_proxies
+                .contains("10.20.30.40".parse().expect("ip"))
+        );
+        assert!(s.trusted_proxies.contains("::1".parse().expect("ip")));
+        assert!(!s.trusted_proxies.contains("192.0.2.1".parse().expect("ip")));
+        let none = resolve(Flags::default(), &[], None).expect("valid");
+        assert!(none.trusted_proxies.is_empty());
     }
 
     #[test]

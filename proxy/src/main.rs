@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use clip::export::Variant;
 use clip::load::{self, ModelSource};
 use proxy::bundle::ModelBundle;
 use proxy::cli::{self, DownloadBar, StoreArgs};
-use proxy::http::{AppState, ServeConfig, StateParts, router};
+use proxy::http::{AppState, Limits, Rate, RateLimits, ServeConfig, StateParts, router};
 use proxy::labels::LabelLog;
 use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
 
@@ -44,6 +45,8 @@ enum Command {
         #[arg(long)]
         model_dir: Option<PathBuf>,
         #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
         store: StoreArgs,
     },
     /// Recall@K, MRR and nDCG@10 from data/queries.tsv and the stored labels.
@@ -72,6 +75,63 @@ enum Command {
     },
 }
 
+/// What one connection and one client may ask of `proxy serve` (defaults: `Limits::default()`,
+/// `RateLimits::default()`). Rates are COUNT/UNIT[:BURST] with units s, min, h (e.g. `5/s:20`:
+/// five a second, bursts of 20), or `off`; they count per client address (IPv6: per /64), see
+/// TEXT2IMG_TRUSTED_PROXIES for a server behind a proxy.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Seconds a request head may take to arrive whole (from the connection's start, or from
+    /// its first byte after a keep-alive wait).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request, and a request may go
+    /// without a byte read or written.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Seconds a request body may take to arrive whole after its head (else 408).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Votes (POST /api/feedback) per client. A RATE is COUNT/UNIT[:BURST] with units s, min,
+    /// h (30/min:10: thirty a minute, bursts of ten) or off; it counts per client address
+    /// (IPv6: per /64; behind a reverse proxy, set TEXT2IMG_TRUSTED_PROXIES to its address).
+    #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().feedback)]
+    rate_feedback: Rate,
+    /// Text searches (POST /api/search with `text`, encoded on this server) per client.
+    #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().text_search)]
+    rate_text_search: Rate,
+    /// Vector searches (POST /api/search with `vector`) per client.
+    #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().vector_search)]
+    rate_vector_search: Rate,
+    /// Similar-image searches (POST /api/similar) per client.
+    #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().similar)]
+    rate_similar: Rate,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            feedback: self.rate_feedback,
+            text_search: self.rate_text_search,
+            vector_search: self.rate_vector_search,
+            similar: self.rate_similar,
+            ..RateLimits::default()
+        }
+    }
+}
+
 /// Load (downloading once, with a progress bar) the native model on the CPU, off the async
 /// threads.
 async fn load_on_cpu(model: &str) -> anyhow::Result<clip::load::Loaded> {
@@ -89,8 +149,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             host,
             public,
             model_dir,
+            limits,
             store,
-        } => serve(SocketAddr::new(host, port), public, model_dir, &store).await,
+        } => {
+            serve(
+                SocketAddr::new(host, port),
+                public,
+                model_dir,
+                &limits,
+                &store,
+            )
+            .await
+        }
         Command::Eval {
             queries,
             out,
@@ -109,6 +179,7 @@ async fn serve(
     addr: SocketAddr,
     public: PathBuf,
     model_dir: Option<PathBuf>,
+    limits: &LimitArgs,
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     let settings = args.settings()?;
@@ -153,13 +224,13 @@ async fn serve(
     let config = ServeConfig {
         public_dir: public,
         cors_origins: settings.cors_origins.clone(),
+        rate_limits: limits.rate_limits(),
+        trusted_proxies: settings.trusted_proxies.clone(),
     };
-    axum::serve(
-        listener,
-        router(&config, Arc::new(state)).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let app = router(&config, Arc::new(state));
+    proxy::http::serve(listener, app, &limits.limits(), async {
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing the requests in progress");
     })
     .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! How a test gets a running proxy: the proxy's router served in-process on `127.0.0.1:<free
-//! port>` until dropped. [`TestServer`] serves a state the test built (the proxy's API tests);
+//! port>` until dropped, through the proxy's own serving loop (`proxy::http::serve`, with its
+//! connection limits). Rate limits are off unless a test asks for them ([`TestServer::start_with`]). [`TestServer`] serves a state the test built (the proxy's API tests);
 //! [`Server`] builds everything itself — an embedded store in its own temporary directory,
 //! optionally the demo collection ingested, the browser model bundle — and records every request
 //! and can fail chosen ones once (the end-to-end and browser tests).
@@ -14,7 +15,7 @@ use axum::response::IntoResponse;
 use clip::load::Loaded;
 use proxy::bundle::ModelBundle;
 use proxy::config::Secret;
-use proxy::http::{AppState, ServeConfig, StateParts, router};
+use proxy::http::{AppState, Limits, RateLimits, ServeConfig, StateParts, TrustedProxies, router};
 use proxy::ingest::{self, Embedder, IngestOptions, IngestPaths, Quiet};
 use proxy::layout::DataDir;
 use proxy::model::{NativeTextEncoder, TextEncoder};
@@ -75,39 +76,47 @@ pub struct TestServer {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// A configuration serving `public` with the CORS allowlist `cors`, no rate limits and no
+/// trusted proxies.
+pub fn serve_config(public: &Path, cors: Vec<String>) -> ServeConfig {
+    ServeConfig {
+        public_dir: public.to_path_buf(),
+        cors_origins: cors,
+        rate_limits: RateLimits::off(),
+        trusted_proxies: TrustedProxies::default(),
+    }
+}
+
 impl TestServer {
-    /// Serves `state` with the static site `public` and the CORS allowlist `cors`.
+    /// Serves `state` with the static site `public` and the CORS allowlist `cors`, under the
+    /// default connection limits and no rate limits.
     pub fn start(state: AppState, public: &Path, cors: Vec<String>) -> Self {
-        Self::serve(runtime(), state, public, cors, |app| app)
+        Self::start_with(state, serve_config(public, cors), Limits::default())
+    }
+
+    /// Serves `state` as `config` says (rate limits, trusted proxies), under `limits`.
+    pub fn start_with(state: AppState, config: ServeConfig, limits: Limits) -> Self {
+        Self::serve(runtime(), state, &config, limits, |app| app)
     }
 
     /// Serves on `runtime`, the router passed through `wrap` (extra layers) first.
     fn serve(
         runtime: tokio::runtime::Runtime,
         state: AppState,
-        public: &Path,
-        cors: Vec<String>,
+        config: &ServeConfig,
+        limits: Limits,
         wrap: impl FnOnce(Router) -> Router,
     ) -> Self {
         let state = Arc::new(state);
-        let app = wrap(router(
-            &ServeConfig {
-                public_dir: public.to_path_buf(),
-                cors_origins: cors,
-            },
-            state.clone(),
-        ));
+        let app = wrap(router(config, state.clone()));
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("binding a local port");
         let addr = listener.local_addr().expect("local address");
         runtime.spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .expect("serving the app")
+            proxy::http::serve(listener, app, &limits, std::future::pending())
+                .await
+                .expect("serving the app")
         });
         Self {
             addr,
@@ -228,8 +237,8 @@ impl Server {
         let server = TestServer::serve(
             runtime,
             state,
-            &public_dir,
-            options.cors_origins.to_vec(),
+            &serve_config(&public_dir, options.cors_origins.to_vec()),
+            Limits::default(),
             |app| app.layer(axum::middleware::from_fn(record)),
         );
         Server {

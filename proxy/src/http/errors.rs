@@ -39,6 +39,9 @@ pub enum ApiError {
     /// A body over [`MAX_BODY`].
     #[error("request body is over the {MAX_BODY}-byte limit")]
     BodyTooLarge,
+    /// A body that did not arrive whole in time (the serving loop's body timeout).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// Too many server-side text encodings at once.
     #[error("too many text searches at once; retry shortly, or encode in the browser")]
     Busy,
@@ -104,6 +107,7 @@ impl ApiError {
             Self::ExportDisabled => (StatusCode::FORBIDDEN, "export_disabled"),
             Self::Json(rejection) => json_class(rejection),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             Self::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
             Self::NoTextEncoder => (StatusCode::SERVICE_UNAVAILABLE, "no_text_encoder"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),

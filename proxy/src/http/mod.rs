@@ -4,7 +4,9 @@
 //! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
 //! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
 //! thumbnails), [`health`], and [`site`] (the static site, CORS, the body limit). [`state`] builds
-//! what they share.
+//! what they share. [`serve`] is the serving loop, with the connection [`limits`] its
+//! [`watchdog`] and [`deadline`] enforce; [`rate`] limits each client's requests, and [`client`]
+//! says who the client is.
 //!
 //! Architecture Invariant: this is the only module that knows JSON wire types and status codes,
 //! and [`errors::ApiError::class`] is the one place a failure becomes a status. Images and
@@ -12,24 +14,33 @@
 
 pub mod cache;
 pub mod client;
+pub mod deadline;
 pub mod errors;
 pub mod health;
 pub mod images;
 pub mod labels;
+pub mod limits;
 pub mod model;
+pub mod rate;
 pub mod search;
+pub mod serve;
 pub mod site;
 pub mod state;
+pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
+pub use client::TrustedProxies;
 pub use errors::ApiError;
+pub use limits::Limits;
+pub use rate::{Rate, RateLimits};
+pub use serve::serve;
 pub use state::{AppState, StateParts};
 
 /// The largest request body (1 MiB): a 512-d vector in JSON is ~10 KB.
@@ -51,14 +62,19 @@ pub struct ServeConfig {
     pub public_dir: PathBuf,
     /// Origins allowed to call the API from another site; empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// Each client's request rates.
+    pub rate_limits: RateLimits,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The application's routes.
 pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
+    let rates = rate::RateGuards::new(&config.rate_limits);
     let api = Router::new()
-        .route("/api/search", post(search::search))
-        .route("/api/similar", post(search::similar))
-        .route("/api/feedback", post(labels::feedback))
+        .route("/api/search", rates.search(post(search::search)))
+        .route("/api/similar", rates.similar(post(search::similar)))
+        .route("/api/feedback", rates.feedback(post(labels::feedback)))
         .route("/api/labels", get(labels::labels_export))
         .route("/api/model", get(model::model))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
@@ -72,7 +88,8 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .merge(model_files)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(site::refuse_long_bodies))
-        .fallback_service(site::static_site(config));
+        .fallback_service(site::static_site(config))
+        .layer(Extension(config.trusted_proxies.clone()));
     if config.cors_origins.is_empty() {
         app
     } else {
