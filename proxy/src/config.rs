@@ -13,7 +13,7 @@ use crate::layout::DataDir;
 use crate::store::remote::RemoteConfig;
 
 /// The keys `qdrant.env` (and the environment) may set.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "QDRANT_URL",
     "QDRANT_API_KEY",
     "QDRANT_COLLECTION",
@@ -21,6 +21,7 @@ pub const KEYS: [&str; 7] = [
     "TEXT2IMG_ADMIN_TOKEN",
     "TEXT2IMG_CORS_ORIGINS",
     "TEXT2IMG_TRUSTED_PROXIES",
+    "TEXT2IMG_IMAGE_ROOTS",
 ];
 
 /// Defaults.
@@ -84,6 +85,9 @@ pub struct Settings {
     /// Proxies whose `X-Forwarded-For` names the client (rate limits count per client); empty:
     /// the header is ignored.
     pub trusted_proxies: TrustedProxies,
+    /// More folders the proxy may serve originals from (besides the storage directory and the
+    /// folders ingest recorded there).
+    pub image_roots: Vec<PathBuf>,
     /// Things worth telling the user that are not errors.
     pub warnings: Vec<String>,
 }
@@ -139,6 +143,7 @@ impl Settings {
             admin_token,
             cors_origins: cors_origins(&sources)?,
             trusted_proxies: trusted_proxies(&sources)?,
+            image_roots: image_roots(&sources)?,
             warnings,
         })
     }
@@ -297,6 +302,27 @@ fn trusted_proxies(sources: &Sources<'_>) -> Result<TrustedProxies, ConfigError>
             .parse()
             .map_err(|why| ConfigError(format!("{source}: {why}"))),
     }
+}
+
+/// `TEXT2IMG_IMAGE_ROOTS`: comma-separated absolute folders.
+fn image_roots(sources: &Sources<'_>) -> Result<Vec<PathBuf>, ConfigError> {
+    let Some((list, source)) = sources.lookup("TEXT2IMG_IMAGE_ROOTS", None) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|folder| !folder.is_empty())
+        .map(|folder| {
+            let path = PathBuf::from(folder);
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(ConfigError(format!(
+                    "{source}: `{folder}` is not an absolute path"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// Parse `KEY=VALUE` lines: `#` comments, blank lines, optional `export `, optional single or
@@ -498,6 +524,31 @@ mod tests {
             &[("TEXT2IMG_TRUSTED_PROXIES", "10.0.0.1, proxy.local")],
             None,
             "environment variable TEXT2IMG_TRUSTED_PROXIES: `proxy.local` is not an IP",
+        );
+    }
+
+    #[test]
+    fn image_roots_list() {
+        let s = resolve(
+            Flags::default(),
+            &[("TEXT2IMG_IMAGE_ROOTS", "/srv/photos, /mnt/archive/,")],
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            s.image_roots,
+            [PathBuf::from("/srv/photos"), PathBuf::from("/mnt/archive/")]
+        );
+        let err = resolve(
+            Flags::default(),
+            &[("TEXT2IMG_IMAGE_ROOTS", "/srv/photos,photos")],
+            None,
+        )
+        .expect_err("a relative root");
+        assert!(
+            err.to_string()
+                .contains("TEXT2IMG_IMAGE_ROOTS: `photos` is not an absolute path"),
+            "{err}"
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod eval;
 pub mod http;

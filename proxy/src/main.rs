@@ -1,6 +1,7 @@
 //! `proxy`: serve the site and API, evaluate retrieval from labels, or export the browser's model.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use clip::export::Variant;
 use clip::load::{self, ModelSource};
 use proxy::bundle::ModelBundle;
 use proxy::cli::{self, DownloadBar, StoreArgs};
+use proxy::http::client::TrustedProxies;
 use proxy::http::{AppState, Limits, Rate, RateLimits, ServeConfig, StateParts, router};
-use proxy::labels::LabelLog;
+use proxy::labels::{BudgetConfig, LabelLog};
 use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
 
 #[derive(Parser)]
@@ -95,6 +97,10 @@ struct LimitArgs {
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Connections one client (address; IPv6: /64) may hold open at once; more are closed at
+    /// once. TEXT2IMG_TRUSTED_PROXIES are not capped.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_client as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_client: u64,
     /// Votes (POST /api/feedback) per client. A RATE is COUNT/UNIT[:BURST] with units s, min,
     /// h (30/min:10: thirty a minute, bursts of ten) or off; it counts per client address
     /// (IPv6: per /64; behind a reverse proxy, set TEXT2IMG_TRUSTED_PROXIES to its address).
@@ -109,15 +115,41 @@ struct LimitArgs {
     /// Similar-image searches (POST /api/similar) per client.
     #[arg(long, value_name = "RATE", default_value_t = RateLimits::default().similar)]
     rate_similar: Rate,
+    /// Votes one client may cast an hour (the whole hour's may be spent at once; then 429
+    /// vote_budget). Changing or withdrawing a vote counts.
+    #[arg(long, value_name = "N", default_value_t = BudgetConfig::default().client_votes_per_hour)]
+    client_votes_per_hour: NonZeroU32,
+    /// Bytes of notes one client may send an hour.
+    #[arg(long, value_name = "BYTES", default_value_t = BudgetConfig::default().client_note_bytes_per_hour)]
+    client_note_bytes_per_hour: NonZeroU32,
+    /// Votes everyone together may cast an hour: bounds how fast the label log grows.
+    #[arg(long, value_name = "N", default_value_t = BudgetConfig::default().votes_per_hour)]
+    votes_per_hour: NonZeroU32,
+    /// Bytes of notes everyone together may send an hour.
+    #[arg(long, value_name = "BYTES", default_value_t = BudgetConfig::default().note_bytes_per_hour)]
+    note_bytes_per_hour: NonZeroU32,
 }
 
 impl LimitArgs {
-    fn limits(&self) -> Limits {
+    fn limits(&self, uncapped: &TrustedProxies) -> Limits {
         Limits {
             header_timeout: Duration::from_secs(self.header_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_connections_per_client: usize::try_from(self.max_connections_per_client)
+                .unwrap_or(usize::MAX),
+            uncapped: uncapped.clone(),
+        }
+    }
+
+    fn vote_budget(&self) -> BudgetConfig {
+        BudgetConfig {
+            client_votes_per_hour: self.client_votes_per_hour,
+            client_note_bytes_per_hour: self.client_note_bytes_per_hour,
+            votes_per_hour: self.votes_per_hour,
+            note_bytes_per_hour: self.note_bytes_per_hour,
+            ..BudgetConfig::default()
         }
     }
 
@@ -206,7 +238,9 @@ async fn serve(
         data: settings.data_dir(),
         admin_token: settings.admin_token.clone(),
         bundle,
-    })?;
+    })?
+    .with_vote_budget(limits.vote_budget())
+    .with_image_roots(settings.image_roots.clone());
     // Open now to report problems early; a store that is down or not ingested yet is retried on
     // each request.
     match store.open_collection(&spec).await {
@@ -228,7 +262,8 @@ async fn serve(
         trusted_proxies: settings.trusted_proxies.clone(),
     };
     let app = router(&config, Arc::new(state));
-    proxy::http::serve(listener, app, &limits.limits(), async {
+    let limits = limits.limits(&settings.trusted_proxies);
+    proxy::http::serve(listener, app, &limits, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down: finishing the requests in progress");
     })

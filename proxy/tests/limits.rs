@@ -49,6 +49,7 @@ fn limits(header: u64, idle: u64, body: u64, connections: usize) -> Limits {
         idle_timeout: Duration::from_secs(idle),
         body_timeout: Duration::from_secs(body),
         max_connections: connections,
+        ..Limits::default()
     }
 }
 
@@ -282,6 +283,79 @@ fn the_connection_cap_holds() {
     // And the one still open is served too.
     open[0].write_all(request).expect("a request");
     assert_eq!(read_answer(&mut open[0]).status, 200);
+}
+
+/// A connection to `to` from the loopback address `from` (127.0.0.0/8 is all loopback).
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((from, 0)))?;
+            socket.connect(to).await?.into_std()
+        })
+        .expect("connecting from another loopback address");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    stream
+}
+
+#[test]
+fn one_client_cannot_hold_every_connection() {
+    let f = serve(
+        Limits {
+            max_connections_per_client: 2,
+            ..limits(30, 30, 30, 100)
+        },
+        RateLimits::off(),
+        "",
+    );
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    let served = |stream: &mut TcpStream| {
+        stream.write_all(request).expect("a request");
+        read_answer(stream).status
+    };
+    let mut first = connect_from([127, 0, 0, 5], f.addr());
+    let mut second = connect_from([127, 0, 0, 5], f.addr());
+    assert_eq!((served(&mut first), served(&mut second)), (200, 200));
+    // A third from the same client is closed unanswered; another client is served.
+    let mut third = connect_from([127, 0, 0, 5], f.addr());
+    let _ = third.write_all(request);
+    assert!(closed_by_server(&mut third), "a third connection was kept");
+    let mut other = connect_from([127, 0, 0, 6], f.addr());
+    assert_eq!(served(&mut other), 200);
+    // Once one closes, the client may open another.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = connect_from([127, 0, 0, 5], f.addr());
+    assert_eq!(served(&mut again), 200);
+    assert_eq!(served(&mut second), 200);
+}
+
+#[test]
+fn a_trusted_proxy_is_not_capped_per_client() {
+    let f = serve(
+        Limits {
+            max_connections_per_client: 1,
+            uncapped: "127.0.0.7".parse().expect("trusted proxies"),
+            ..limits(30, 30, 30, 100)
+        },
+        RateLimits::off(),
+        "127.0.0.7",
+    );
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    let mut open: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from([127, 0, 0, 7], f.addr()))
+        .collect();
+    for stream in &mut open {
+        stream.write_all(request).expect("a request");
+        assert_eq!(read_answer(stream).status, 200);
+    }
 }
 
 fn tight_rates() -> RateLimits {

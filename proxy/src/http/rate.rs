@@ -31,6 +31,7 @@ use serde::de::IgnoredAny;
 use super::client::ClientIp;
 use super::errors::ApiError;
 use super::{MAX_BODY, state::AppState};
+use crate::clients::client_key;
 
 /// How often refilled buckets are forgotten.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
@@ -198,7 +199,7 @@ impl ClientBuckets {
             }
         }
         self.limiter
-            .check_key(&bucket_key(client))
+            .check_key(&client_key(client))
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 self.refused(
@@ -232,17 +233,6 @@ impl ClientBuckets {
             self.limiter.shrink_to_fit();
             *last = Instant::now();
         }
-    }
-}
-
-/// The bucket a client counts against: its IPv4 address, or its IPv6 /64 network.
-pub fn bucket_key(client: IpAddr) -> IpAddr {
-    match client.to_canonical() {
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & (u128::MAX << 64);
-            IpAddr::V6(network.into())
-        }
-        v4 => v4,
     }
 }
 
@@ -398,11 +388,11 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
         let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(bucket_key(a), bucket_key(b));
-        assert_ne!(bucket_key(a), bucket_key(c));
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
         assert_eq!(
-            bucket_key(mapped),
+            client_key(mapped),
             "192.0.2.7".parse::<IpAddr>().expect("ip")
         );
     }

@@ -7,6 +7,8 @@
 //!   further connections wait in the kernel's listen backlog (and past that, their SYNs are
 //!   dropped and retried by the client): nothing is spent on a connection that will not be
 //!   served, and a burst is served in turn rather than refused;
+//! - at most `max_connections_per_client` from one client: one more is closed as soon as it is
+//!   accepted, so a single address cannot hold every place and lock the others out;
 //! - the head, idle and no-progress deadlines of [`super::watchdog`], and the body deadline of
 //!   [`super::deadline`];
 //! - every request carries `ConnectInfo<SocketAddr>` (the peer), so [`super::client::ClientIp`]
@@ -34,7 +36,7 @@ use tower::ServiceExt;
 
 use super::deadline;
 use super::errors::ApiError;
-use super::limits::Limits;
+use super::limits::{ClientSlot, Limits, OpenPerClient};
 use super::watchdog::{Answer, Watchdog, Watched};
 
 /// Serve `router` on `listener` under `limits` until `shutdown` completes, then until every
@@ -45,8 +47,9 @@ pub async fn serve(
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let limits = *limits;
+    let limits = limits.clone();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = Arc::new(OpenPerClient::default());
     // `stop` tells connections to finish; each holds `open` until it closes.
     let (stop, stopping) = watch::channel(());
     let (open, closed) = watch::channel(());
@@ -66,11 +69,16 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(client_slot) = per_client.admit(peer.ip(), &limits) else {
+            tracing::debug!("connection from {peer}: over the per-client cap, closed");
+            continue;
+        };
         let connection = Connection {
             router: router.clone(),
             peer,
-            limits,
+            limits: limits.clone(),
             _slot: slot,
+            _client_slot: client_slot,
             _open: closed.clone(),
         };
         tokio::spawn(connection.run(stream, stopping.clone()));
@@ -103,6 +111,8 @@ struct Connection {
     limits: Limits,
     /// Its place among `max_connections`, given back when it closes.
     _slot: OwnedSemaphorePermit,
+    /// Its place among its client's `max_connections_per_client`.
+    _client_slot: ClientSlot,
     /// Held while open: `serve` waits for every one to be dropped.
     _open: watch::Receiver<()>,
 }
@@ -114,14 +124,15 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let watchdog = Watchdog::new();
         let io = TokioIo::new(Watched::new(stream, watchdog.clone()));
-        let (router, peer, limits) = (self.router.clone(), self.peer, self.limits);
+        let (router, peer, body_timeout) =
+            (self.router.clone(), self.peer, self.limits.body_timeout);
         let requests_watchdog = watchdog.clone();
         let service = hyper::service::service_fn(move |request| {
             answer(
                 request,
                 router.clone(),
                 peer,
-                limits.body_timeout,
+                body_timeout,
                 requests_watchdog.clone(),
             )
         });
@@ -140,7 +151,7 @@ impl Connection {
                     }
                     break;
                 }
-                () = watchdog.expired(&limits) => {
+                () = watchdog.expired(&self.limits) => {
                     tracing::debug!("connection from {peer}: past its deadline, closed");
                     break;
                 }

@@ -12,7 +12,7 @@
 //! [`BudgetConfig::max_clients`] after a sweep, every vote is refused until entries age out, so
 //! memory stays bounded whatever addresses the votes come from.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
+
+use crate::clients::client_key;
 
 /// The budgets (see README.md, "Limits", for the reasons behind the defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +175,7 @@ impl<C: Clock> VoteBudget<C> {
     /// client over its own budget spends nothing of everyone's. (A vote refused by a later
     /// budget keeps what the earlier ones charged: refusals err on the side of refusing.)
     pub fn charge(&self, client: IpAddr, note_bytes: usize) -> Result<(), BudgetError> {
-        let client = budget_key(client);
+        let client = client_key(client);
         self.sweep()?;
         let notes = u32::try_from(note_bytes).ok().and_then(NonZeroU32::new);
         if note_bytes > 0 && notes.is_none() {
@@ -254,19 +256,6 @@ impl<C: Clock> VoteBudget<C> {
             retry_after: Duration::from_secs(3600),
             config: self.config,
         }
-    }
-}
-
-/// The key a client's budget is kept under: an IPv4 address, or an IPv6 address's /64 (one
-/// host's usual allocation, so a host cannot mint fresh budgets from its own block); an
-/// IPv4-mapped IPv6 address is its IPv4 address.
-pub fn budget_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
-        },
     }
 }
 
@@ -372,10 +361,10 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
         let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(budget_key(a), budget_key(b));
-        assert_ne!(budget_key(a), budget_key(other));
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
-        assert_eq!(budget_key(mapped), ip(1));
+        assert_eq!(client_key(mapped), ip(1));
         let budget =
             VoteBudget::with_clock(config(1, 1000, 100, 10_000), FakeRelativeClock::default());
         budget.charge(a, 0).expect("first");
