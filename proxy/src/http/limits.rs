@@ -31,7 +31,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections one client may hold open at once; a further one is closed as soon as it is
     /// accepted, so one address cannot fill `max_connections` and lock everyone else out. A
-    /// browser opens at most six per site.
+    /// browser opens at most six per site; 32 leaves room for a few people behind one NAT, and
+    /// takes 32 addresses to fill the default `max_connections`.
     pub max_connections_per_client: usize,
     /// Peers the per-client cap does not apply to: proxies in front, which carry many clients.
     pub uncapped: TrustedProxies,
@@ -44,7 +45,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
-            max_connections_per_client: 64,
+            max_connections_per_client: 32,
             uncapped: TrustedProxies::default(),
         }
     }
