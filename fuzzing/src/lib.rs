@@ -29,12 +29,14 @@ use std::path::{Path, PathBuf};
 /// error: empty url`): the stable runner keeps an input that gives an outcome it has not seen.
 pub type Outcome = String;
 
+/// A fuzz target: panics when an invariant breaks.
+pub type Target = fn(&[u8]) -> Outcome;
+
 /// The targets, by name.
-pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 3] =
-    [("image", image), ("tsv", tsv), ("json_body", json_body)];
+pub const TARGETS: [(&str, Target); 3] = [("image", image), ("tsv", tsv), ("json_body", json_body)];
 
 /// The target called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8]) -> Outcome> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fuzz_targets::{Outcome, regressions_dir, seeds_dir, target};
+use fuzz_targets::{Outcome, Target, regressions_dir, seeds_dir, target};
 
 #[derive(Debug, Parser)]
 #[command(about = "Fuzz one target on stable Rust: random mutations of its seed corpus")]
@@ -125,13 +125,7 @@ fn read_corpus(folders: &[PathBuf]) -> Vec<Vec<u8>> {
     pool
 }
 
-fn fuzz(
-    args: &Args,
-    run: fn(&[u8]) -> Outcome,
-    mut pool: Vec<Vec<u8>>,
-    seed: u64,
-    artifacts: &Path,
-) -> Figures {
+fn fuzz(args: &Args, run: Target, mut pool: Vec<Vec<u8>>, seed: u64, artifacts: &Path) -> Figures {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut figures = Figures::default();
     let mut seen: HashSet<Outcome> = HashSet::new();
