@@ -70,9 +70,9 @@ fn main() -> Result<(), String> {
         .ok_or_else(|| format!("unknown target `{}`: image, tsv or json_body", args.target))?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let artifacts = args.artifacts.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/artifacts")
-            .join(&args.target)
+        let fuzzing = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let workspace = fuzzing.parent().unwrap_or(fuzzing);
+        workspace.join("fuzz/artifacts").join(&args.target)
     });
     std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
     let mut folders = vec![seeds_dir(&args.target), regressions_dir(&args.target)];
