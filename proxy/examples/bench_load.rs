@@ -20,6 +20,9 @@
 //!   header and then nothing; one the server closes is opened again;
 //! - *probe*: `GET /healthz` on a new connection every 200 ms from 127.0.3.1, 2 s timeout.
 //!
+//! The searchers and the probe run on a thread and runtime of their own, apart from the
+//! attack's tasks; all share the machine's cores with the proxy.
+//!
 //! Each run: start the proxy, searchers alone for `--seconds`, then searchers under attack for
 //! `--seconds`; the figures of each run, then their medians.
 #![allow(
@@ -27,6 +30,7 @@
     reason = "the report on standard output is what a benchmark produces"
 )]
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -369,13 +373,28 @@ async fn probe(to: SocketAddr, stop: Arc<AtomicBool>) -> (u64, u64, Duration) {
     (answered, asked, slowest)
 }
 
+/// `work` on a runtime of its own, on its own thread: the visitors' clients are not queued
+/// behind thousands of attacking tasks in this process (a visitor is not on the attacker's
+/// machine), so what they measure is the server.
+async fn apart<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(work)
+    })
+    .await
+    .expect("the visitors' thread")
+}
+
 /// The searchers' p50 and p99 (ms) and failures over `seconds`.
-async fn search_for(o: &Options, to: SocketAddr, dim: usize) -> (f64, f64, u64) {
+async fn search_for(searchers: u8, seconds: f64, to: SocketAddr, dim: usize) -> (f64, f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (1..=o.searchers)
+    let tasks: Vec<_> = (1..=searchers)
         .map(|i| tokio::spawn(searcher(Ipv4Addr::new(127, 0, 1, i), to, dim, stop.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Searched::default();
     for t in tasks {
@@ -408,7 +427,7 @@ async fn run(o: &Options, storage: &Path, public: &Path, dim: usize) -> Res<Run>
     let proxy = Proxy::start(&o.proxy, storage, public)?;
     let to = proxy.addr;
     wait_healthy(to).await?;
-    let alone = search_for(o, to, dim).await;
+    let alone = apart(search_for(o.searchers, o.seconds, to, dim)).await;
     let rss_before = proxy.rss_mib();
     let attack = Arc::new(Attack::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -431,9 +450,9 @@ async fn run(o: &Options, storage: &Path, public: &Path, dim: usize) -> Res<Run>
             stop.clone(),
         )));
     }
-    let prober = tokio::spawn(probe(to, stop.clone()));
+    let prober = tokio::spawn(apart(probe(to, stop.clone())));
     let peak = tokio::spawn(peak_rss(proxy.child.id(), stop.clone()));
-    let attacked = search_for(o, to, dim).await;
+    let attacked = apart(search_for(o.searchers, o.seconds, to, dim)).await;
     stop.store(true, Ordering::Relaxed);
     let health = prober.await?;
     let rss_peak = peak.await?;
