@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use proxy::http::{MAX_BODY, ServeConfig, router};
+use proxy::http::{MAX_BODY, router};
 use proxy::store::edge::EdgeStore;
 use proxy::store::{Point, SharedStore, VectorStore, point_id};
 use serde::Serialize;
@@ -93,10 +93,7 @@ impl Servers {
         let app = |store: SharedStore, sub: &str| {
             let data = dir.path().join(sub);
             let state = testkit::app_state(store, &loaded, &data, None, None);
-            let config = ServeConfig {
-                public_dir: testkit::public_stub(&data),
-                cors_origins: vec![],
-            };
+            let config = testkit::server::serve_config(&testkit::public_stub(&data), vec![]);
             router(&config, Arc::new(state))
         };
         Self {
