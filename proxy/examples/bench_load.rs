@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clip::random::Rng;
 use proxy::store::edge::EdgeStore;
 use proxy::store::{Point, VectorStore, point_id};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -97,28 +98,6 @@ fn options() -> Res<Options> {
         .into());
     }
     Ok(o)
-}
-
-/// A small, fast, seeded generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-            .collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter_mut().for_each(|x| *x /= norm);
-        v
-    }
 }
 
 /// The collection `proxy serve` will open: `points` random vectors of the tiny model's size,
@@ -305,9 +284,9 @@ async fn flood(
         }
         let body = format!(
             "{{\"query\":\"q{}\",\"image_id\":\"p{}\",\"label\":\"relevant\",\"note\":\"{note}\",\"client_id\":\"c{}\"}}",
-            rng.next() % 1000,
-            rng.next() % 100,
-            rng.next()
+            rng.next_u64() % 1000,
+            rng.next_u64() % 100,
+            rng.next_u64()
         );
         let Some(c) = conn.as_mut() else { continue };
         let counter = match request(c, "POST", "/api/feedback", &body).await {

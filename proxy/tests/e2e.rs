@@ -334,18 +334,7 @@ fn a_killed_ingest_is_finished_by_the_next_run() {
             },
         ),
     );
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    runtime.spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .expect("serve")
-    });
+    let addr = testkit::server::serve_app(&runtime, app);
 
     let total = 30;
     let mut tsv = String::from("id\turl\n");

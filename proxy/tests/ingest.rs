@@ -205,18 +205,7 @@ fn image_server() -> Images {
                 }
             }),
         );
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    runtime.spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .expect("serve")
-    });
+    let addr = testkit::server::serve_app(&runtime, app);
     Images {
         base: format!("http://{addr}"),
         flaky_hits,
@@ -430,19 +419,7 @@ fn bad_inputs_are_reported_by_row_and_good_rows_indexed() {
         .filter_map(|(i, (_, _, _, why))| why.map(|w| (i + 2, w)))
         .collect();
     expected.push((rows.len() + 2, "1 tab-separated fields, the header has 4"));
-    let failures: Vec<(usize, String)> = report
-        .failures
-        .iter()
-        .map(|f| (f.line, f.reason.clone()))
-        .collect();
-    assert_eq!(failures.len(), expected.len(), "{failures:#?}");
-    for ((line, reason), (want_line, want)) in failures.iter().zip(&expected) {
-        assert_eq!(line, want_line, "{failures:#?}");
-        assert!(
-            reason.contains(want),
-            "line {line}: {reason:?} should contain {want:?}"
-        );
-    }
+    assert_failures(&report, &expected);
     // Every good row indexed, with its payload and thumbnail.
     assert_eq!(report.indexed, 6, "{report:#?}");
     assert_eq!(report.points, 6);
@@ -811,19 +788,7 @@ fn ingest_rows(
         .enumerate()
         .filter_map(|(i, (_, _, why))| why.map(|w| (i + 2, w)))
         .collect();
-    let failures: Vec<(usize, &str)> = report
-        .failures
-        .iter()
-        .map(|f| (f.line, f.reason.as_str()))
-        .collect();
-    assert_eq!(failures.len(), expected.len(), "{failures:#?}");
-    for ((line, reason), (want_line, want)) in failures.iter().zip(&expected) {
-        assert_eq!(line, want_line, "{failures:#?}");
-        assert!(
-            reason.contains(want),
-            "line {line}: {reason:?} should contain {want:?}"
-        );
-    }
+    assert_failures(&report, &expected);
     (run, report)
 }
 
@@ -1094,4 +1059,21 @@ fn the_binary_exits_with_the_store_error_when_the_store_stops_answering() {
         "{log}"
     );
     assert!(silent.connected(), "the store was asked");
+}
+
+/// The run's failed rows are exactly `expected`: (line, a part of the reason), in line order.
+fn assert_failures(report: &Report, expected: &[(usize, &str)]) {
+    let failures: Vec<(usize, &str)> = report
+        .failures
+        .iter()
+        .map(|f| (f.line, f.reason.as_str()))
+        .collect();
+    assert_eq!(failures.len(), expected.len(), "{failures:#?}");
+    for ((line, reason), (want_line, want)) in failures.iter().zip(expected) {
+        assert_eq!(line, want_line, "{failures:#?}");
+        assert!(
+            reason.contains(want),
+            "line {line}: {reason:?} should contain {want:?}"
+        );
+    }
 }

@@ -87,6 +87,17 @@ pub fn serve_config(public: &Path, cors: Vec<String>) -> ServeConfig {
     }
 }
 
+/// A plain app (an image host for ingest to fetch from, say) on `127.0.0.1:<free port>`, served
+/// on `runtime` until it is dropped; its address.
+pub fn serve_app(runtime: &tokio::runtime::Runtime, app: Router) -> std::net::SocketAddr {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("binding a local port");
+    let addr = listener.local_addr().expect("local address");
+    runtime.spawn(async move { axum::serve(listener, app).await.expect("serving the app") });
+    addr
+}
+
 impl TestServer {
     /// Serves `state` with the static site `public` and the CORS allowlist `cors`, under the
     /// default connection limits and no rate limits.
