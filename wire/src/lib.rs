@@ -21,6 +21,6 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use feedback::{FeedbackRequest, FeedbackResponse, UnknownVerdict, Verdict};
 pub use health::{Health, Readiness};
 pub use model::{FileRef, ModelManifest};
-pub use search::{Filter, Hit, Results, SearchRequest, SimilarRequest};
+pub use search::{Example, Filter, Hit, Results, SearchRequest, SimilarRequest, Strategy, Term};
 pub use url::join_url;
 pub use variant::{UnknownVariant, Variant};

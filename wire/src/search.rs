@@ -1,5 +1,6 @@
-//! `POST /api/search` and `POST /api/similar`: what a client asks (a vector or a text, or an
-//! image id; a page of results; a payload filter) and the page of results it gets back.
+//! `POST /api/search` and `POST /api/similar`: what a client asks (a vector, a text, weighted
+//! terms or examples to be like and unlike; or an image id; a page of results; a payload filter)
+//! and the page of results it gets back.
 //!
 //! Request fields the client leaves out are omitted, not sent as `null`; the proxy treats both
 //! alike. Answers always carry every field: `caption` and `next_offset` are `null` when absent.
@@ -13,7 +14,9 @@ use serde_json::{Map, Value};
 /// entry must match). The proxy's `PayloadFilter` is this type.
 pub type Filter = BTreeMap<String, Value>;
 
-/// `POST /api/search`: `vector` (encoded by the client) or `text` (encoded by the proxy).
+/// `POST /api/search`. The query is one of `vector` (encoded by the client), `text` (encoded by
+/// the proxy) or `terms` (weighted, composed into one vector); `positive` and `negative` examples
+/// may come with it (relevance feedback: the query counts as one more positive) or alone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
@@ -21,6 +24,18 @@ pub struct SearchRequest {
     pub vector: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// A composed query: `Σ weight × unit(term)`, searched as one vector (`red car -night`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<Term>,
+    /// Results should be like these (relevance feedback, "more like these").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub positive: Vec<Example>,
+    /// Results should be unlike these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub negative: Vec<Example>,
+    /// How examples make one ranking; `average_vector` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
     /// Results per page: 1–100, 20 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -29,6 +44,35 @@ pub struct SearchRequest {
     pub offset: Option<usize>,
     #[serde(default, skip_serializing_if = "Filter::is_empty")]
     pub filter: Filter,
+}
+
+/// An indexed image (by its row id) or a vector: `{"id":"cat"}` or `{"vector":[…]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Example {
+    Id(String),
+    Vector(Vec<f32>),
+}
+
+/// One weighted term of a composed query: `{"weight":-1.0,"vector":[…]}` (`-night`, encoded in
+/// the browser) or `{"weight":1.0,"id":"cat"}` (`+similar:cat`). Each term's vector is scaled to
+/// unit length before it is weighted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Term {
+    pub weight: f32,
+    #[serde(flatten)]
+    pub example: Example,
+}
+
+/// How positive and negative examples become one ranking (Qdrant's recommend strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// One vector: the positives' mean, moved away from the negatives' mean.
+    #[default]
+    AverageVector,
+    /// Each candidate scored by its best positive, penalised by its best negative.
+    BestScore,
 }
 
 /// `POST /api/similar`: the images nearest to the indexed image `id` (itself left out).
@@ -59,6 +103,9 @@ pub struct Hit {
     pub caption: Option<String>,
     /// The row's other columns (and the original `url` as written in the TSV).
     pub payload: Map<String, Value>,
+    /// Scored below the learned "no good match" cut-off ([`Results::cutoff`]); `false` when
+    /// there is none.
+    pub weak: bool,
 }
 
 /// A page of results (search and similar alike).
@@ -71,4 +118,7 @@ pub struct Results {
     pub offset: usize,
     /// The offset of the next page when this page was full; `null` otherwise.
     pub next_offset: Option<usize>,
+    /// The learned "no good match" score this ranking was cut at: hits below it are `weak`.
+    /// `null` when the cut-off is off (too few labels) or does not apply to the query.
+    pub cutoff: Option<f32>,
 }

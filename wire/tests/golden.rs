@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use wire::worker::{FromWorker, ToWorker, VariantInfo};
 use wire::{
-    ErrorBody, FeedbackRequest, FeedbackResponse, FileRef, Health, Hit, ModelManifest, Readiness,
-    Results, SearchRequest, SimilarRequest, Variant, Verdict,
+    ErrorBody, Example, FeedbackRequest, FeedbackResponse, FileRef, Health, Hit, ModelManifest,
+    Readiness, Results, SearchRequest, SimilarRequest, Strategy, Term, Variant, Verdict,
 };
 
 /// `value` serialises to `golden`, and `golden` parses to `value`.
@@ -57,6 +57,47 @@ fn search_request() {
 }
 
 #[test]
+fn composed_and_feedback_queries() {
+    golden(
+        &SearchRequest {
+            terms: vec![
+                Term {
+                    weight: 2.0,
+                    example: Example::Vector(vec![0.5]),
+                },
+                Term {
+                    weight: -1.0,
+                    example: Example::Id("night".into()),
+                },
+            ],
+            ..SearchRequest::default()
+        },
+        r#"{"terms":[{"weight":2.0,"vector":[0.5]},{"weight":-1.0,"id":"night"}]}"#,
+    );
+    golden(
+        &SearchRequest {
+            vector: Some(vec![0.5]),
+            positive: vec![Example::Id("cat".into()), Example::Vector(vec![1.0])],
+            negative: vec![Example::Id("dog".into())],
+            strategy: Some(Strategy::BestScore),
+            ..SearchRequest::default()
+        },
+        concat!(
+            r#"{"vector":[0.5],"positive":[{"id":"cat"},{"vector":[1.0]}],"#,
+            r#""negative":[{"id":"dog"}],"strategy":"best_score"}"#
+        ),
+    );
+    refused::<SearchRequest>(r#"{"positive":[{"id":"a","vector":[1]}]}"#, "");
+    refused::<SearchRequest>(r#"{"positive":[{"image":"a"}]}"#, "unknown variant `image`");
+    refused::<SearchRequest>(r#"{"terms":[{"weight":1}]}"#, "");
+    refused::<SearchRequest>(r#"{"terms":[{"id":"a"}]}"#, "missing field `weight`");
+    refused::<SearchRequest>(
+        r#"{"vector":[1],"strategy":"max"}"#,
+        "unknown variant `max`",
+    );
+}
+
+#[test]
 fn similar_request() {
     golden(
         &SimilarRequest {
@@ -88,6 +129,7 @@ fn hit(caption: Option<&str>) -> Hit {
         thumbnail_url: "/thumbs/cat".into(),
         caption: caption.map(str::to_string),
         payload: payload.as_object().cloned().unwrap(),
+        weak: caption.is_none(),
     }
 }
 
@@ -100,12 +142,13 @@ fn results_page() {
             limit: 2,
             offset: 0,
             next_offset: Some(2),
+            cutoff: Some(0.25),
         },
         concat!(
             r#"{"results":["#,
-            r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":"a cat","payload":{"camera":"x100","url":"photos/cat.jpg"}},"#,
-            r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":null,"payload":{"camera":"x100","url":"photos/cat.jpg"}}"#,
-            r#"],"took_ms":12.5,"limit":2,"offset":0,"next_offset":2}"#
+            r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":"a cat","payload":{"camera":"x100","url":"photos/cat.jpg"},"weak":false},"#,
+            r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":null,"payload":{"camera":"x100","url":"photos/cat.jpg"},"weak":true}"#,
+            r#"],"took_ms":12.5,"limit":2,"offset":0,"next_offset":2,"cutoff":0.25}"#
         ),
     );
     golden(
@@ -115,8 +158,9 @@ fn results_page() {
             limit: 20,
             offset: 40,
             next_offset: None,
+            cutoff: None,
         },
-        r#"{"results":[],"took_ms":0.25,"limit":20,"offset":40,"next_offset":null}"#,
+        r#"{"results":[],"took_ms":0.25,"limit":20,"offset":40,"next_offset":null,"cutoff":null}"#,
     );
 }
 

@@ -147,6 +147,7 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
                 payload: image.public_fields(),
                 caption: image.caption,
                 id: image.id,
+                weak: false,
             }
         })
         .collect();
@@ -156,6 +157,7 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
         limit,
         offset,
         next_offset: full.then_some(offset + limit),
+        cutoff: None,
     }
 }
 
