@@ -3,6 +3,7 @@
 //! never leaves the browser; the page speaks to it only in [`wire::worker`]'s messages and never
 //! links `clip`. `src/main.rs` mounts the page; trunk builds it and the worker into `public/`.
 
+pub mod query;
 pub mod ui;
 
 /// `12.3 MB` (decimal megabytes, as download sizes are usually given).
