@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod clients;
+pub mod compose;
 pub mod config;
 pub mod eval;
 pub mod http;

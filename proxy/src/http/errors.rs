@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use wire::ErrorBody;
 
+use crate::compose::ComposeError;
 use crate::labels::LabelError;
 use crate::model::EncodeError;
 use crate::store::StoreError;
@@ -66,6 +67,9 @@ pub enum ApiError {
     Labels(#[from] LabelError),
     #[error(transparent)]
     Encoder(#[from] EncodeError),
+    /// Weighted query terms that make no query (`compose.rs`).
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
     /// A blocking task panicked or was cancelled.
     #[error("{what} task failed: {source}")]
     Task {
@@ -116,6 +120,7 @@ impl ApiError {
             Self::Store(e) => store_class(e),
             Self::Labels(_) => (StatusCode::SERVICE_UNAVAILABLE, "label_store_failed"),
             Self::Encoder(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoder_failed"),
+            Self::Compose(e) => compose_class(e),
             Self::Task { code, .. } => (StatusCode::INTERNAL_SERVER_ERROR, code),
         }
     }
@@ -128,6 +133,14 @@ fn store_class(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::Mismatch { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_mismatch"),
         StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         StoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+    }
+}
+
+fn compose_class(e: &ComposeError) -> (StatusCode, &'static str) {
+    match e {
+        ComposeError::Bad(_) => (StatusCode::BAD_REQUEST, "bad_terms"),
+        ComposeError::UnknownId { .. } => (StatusCode::NOT_FOUND, "unknown_id"),
+        ComposeError::Store(e) => store_class(e),
     }
 }
 

@@ -1,6 +1,7 @@
 //! http/search: which images match a query vector, a text, or another image?
 //!
-//! `POST /api/search` (a vector from the browser, or text encoded here as the fallback) and
+//! `POST /api/search` (a vector from the browser, text encoded here as the fallback, or
+//! weighted terms composed by [`compose`]) and
 //! `POST /api/similar` (the vector of an indexed image). Both answer one page of [`Results`],
 //! built from the stored [`ImagePayload`]s by [`results`].
 
@@ -11,6 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use wire::{Results, SearchRequest, SimilarRequest};
 
+use crate::compose;
 use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
 
@@ -26,6 +28,19 @@ pub async fn search(
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
     let vector = match (body.vector, body.text) {
+        // Weighted terms, composed into one vector (`compose.rs`); alone, never with the others.
+        (vector, text) if !body.terms.is_empty() => {
+            if vector.is_some() || text.is_some() {
+                return Err(ApiError::bad(
+                    "bad_request",
+                    "give `terms` alone, without `vector` or `text`",
+                ));
+            }
+            let terms: Vec<_> = body.terms.into_iter().map(compose_term).collect();
+            compose::check(&terms, state.spec.dim)?;
+            let weighted = compose::resolve(state.store().await?.as_ref(), terms).await?;
+            compose::compose(&weighted)?
+        }
         (Some(vector), None) => {
             store::check_vector(&vector, state.spec.dim)
                 .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
@@ -41,7 +56,7 @@ pub async fn search(
         (None, None) => {
             return Err(ApiError::bad(
                 "bad_request",
-                "give `vector` (the query embedding) or `text`",
+                "give `vector` (the query embedding), `text` or `terms`",
             ));
         }
     };
@@ -82,6 +97,18 @@ pub async fn similar(
     hits.retain(|h| h.id != point);
     hits.truncate(limit);
     Ok(Json(results(hits, limit, offset, started)))
+}
+
+/// A wire term as `compose.rs` takes it.
+fn compose_term(term: wire::Term) -> compose::Term {
+    let part = match term.example {
+        wire::Example::Vector(v) => compose::Part::Vector(v),
+        wire::Example::Id(id) => compose::Part::Image(id),
+    };
+    compose::Term {
+        weight: term.weight,
+        part,
+    }
 }
 
 /// Server-side encoding, for browsers that cannot run the model: a bounded number at once.
