@@ -1,21 +1,25 @@
-//! What the page does: search (encode, then ask the proxy), more results, similar images, back,
+//! What the page does: search (read the box, encode, then ask the proxy), more results, similar images, back,
 //! and votes (the same label again withdraws it). Each action takes the page's [`Ctx`] and
 //! drops answers that a newer action has made stale.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wire::{FeedbackRequest, Hit, Results, Verdict};
+use wire::{Example, FeedbackRequest, Hit, Results, Term, Verdict};
 
 use super::api::Query;
-use super::encoder::ModelState;
+use super::encoder::{Encoder, ModelState};
 use super::{Ctx, Page, Source, Vote};
+use crate::query::{self, Part};
 
-/// Text search: encode (in the worker, or on the server as the fallback), then search.
+/// Text search: read the box ([`query::parse`]), encode (in the worker, or on the server as the
+/// fallback), then search.
 pub fn search(ctx: Ctx, text: String) {
     let text = text.trim().to_string();
     let seq = ctx.next_search();
+    ctx.query_error.set(None);
     if text.is_empty() {
         ctx.show_error(
             seq,
@@ -23,9 +27,21 @@ pub fn search(ctx: Ctx, text: String) {
         );
         return;
     }
+    let parsed = match query::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            show_query_error(ctx, seq, e.to_string());
+            return;
+        }
+    };
     ctx.error.set(None);
     spawn_local(async move {
-        let Some((query, encode_ms)) = encode(ctx, seq, &text).await else {
+        let encoded = match (parsed.sentence(), &parsed) {
+            (Some(sentence), _) => encode(ctx, seq, sentence).await,
+            (None, query::Query::Terms(terms)) => encode_terms(ctx, seq, terms).await,
+            (None, query::Query::Plain(_)) => None,
+        };
+        let Some((query, encode_ms)) = encoded else {
             return;
         };
         if !ctx.is_current(seq) {
@@ -38,14 +54,10 @@ pub fn search(ctx: Ctx, text: String) {
         }
         match answer {
             Ok(results) => {
-                let vector = match query {
-                    Query::Vector(v) => Some(v),
-                    Query::Text(_) => None,
-                };
                 ctx.votes.set(HashMap::new());
                 ctx.busy.set(None);
                 ctx.page.set(Some(new_page(
-                    Source::Text { text, vector },
+                    Source::Text { text, query },
                     results,
                     encode_ms,
                     None,
@@ -56,14 +68,95 @@ pub fn search(ctx: Ctx, text: String) {
     });
 }
 
+/// What is wrong with the query, beside the box (unless a newer search has started).
+fn show_query_error(ctx: Ctx, seq: u32, message: String) {
+    if ctx.is_current(seq) {
+        ctx.busy.set(None);
+        ctx.error.set(None);
+        ctx.query_error.set(Some(message));
+    }
+}
+
 /// The query as the proxy will get it, and the milliseconds the browser took to encode it: the
 /// worker's vector, or the text itself in the server-side fallback (which the status line
 /// announces). `None` when it cannot be encoded; the page says why.
 async fn encode(ctx: Ctx, seq: u32, text: &str) -> Option<(Query, Option<f64>)> {
-    let server_side = || matches!(ctx.model.get_untracked(), ModelState::Server(_));
-    if server_side() {
+    if server_side(ctx) {
         return Some((Query::Text(text.to_string()), None));
     }
+    let encoder = worker(ctx, seq)?;
+    match encoder.embed(text).await {
+        Ok((vector, millis)) => Some((Query::Vector(vector), Some(millis))),
+        // The worker gave up starting meanwhile: the server encodes this one.
+        Err(_) if server_side(ctx) => Some((Query::Text(text.to_string()), None)),
+        Err(e) => {
+            ctx.show_error(seq, format!("Cannot encode the query: {e}"));
+            None
+        }
+    }
+}
+
+/// Weighted terms as the proxy will get them: each text encoded in the worker, one after the
+/// other (their milliseconds added up), images by id. The server-side fallback encodes one
+/// sentence only, so terms with text need the worker; image terms alone need no model.
+async fn encode_terms(ctx: Ctx, seq: u32, terms: &[query::Term]) -> Option<(Query, Option<f64>)> {
+    let has_text = terms.iter().any(|t| matches!(t.part, Part::Text(_)));
+    let encoder = match (has_text, server_side(ctx)) {
+        (false, _) => None,
+        (true, true) => {
+            show_query_error(ctx, seq, NEEDS_WORKER.into());
+            return None;
+        }
+        (true, false) => Some(worker(ctx, seq)?),
+    };
+    let mut sent = Vec::with_capacity(terms.len());
+    let mut millis = 0.0;
+    for term in terms {
+        let example = match &term.part {
+            Part::Image(id) => Example::Id(id.clone()),
+            Part::Text(text) => {
+                // `has_text` made sure there is one.
+                let Some(encoder) = &encoder else {
+                    return None;
+                };
+                match encoder.embed(text).await {
+                    Ok((vector, ms)) => {
+                        millis += ms;
+                        Example::Vector(vector)
+                    }
+                    Err(_) if server_side(ctx) => {
+                        show_query_error(ctx, seq, NEEDS_WORKER.into());
+                        return None;
+                    }
+                    Err(e) => {
+                        ctx.show_error(seq, format!("Cannot encode “{text}”: {e}"));
+                        return None;
+                    }
+                }
+            }
+        };
+        if !ctx.is_current(seq) {
+            return None;
+        }
+        sent.push(Term {
+            weight: term.weight,
+            example,
+        });
+    }
+    Some((Query::Terms(sent), encoder.map(|_| millis)))
+}
+
+/// Why a query with terms cannot be searched in the server-side fallback.
+const NEEDS_WORKER: &str = "Terms with words (-, +, weights) need the model in this browser, \
+     which cannot run here: search for one sentence, or only for similar:ID terms.";
+
+fn server_side(ctx: Ctx) -> bool {
+    matches!(ctx.model.get_untracked(), ModelState::Server(_))
+}
+
+/// The model worker, saying on the busy line whether it is still loading; `None` (and the page
+/// says why) when there is none.
+fn worker(ctx: Ctx, seq: u32) -> Option<Rc<Encoder>> {
     let Some(encoder) = ctx.encoder.get_value() else {
         let why = match ctx.model.get_untracked() {
             ModelState::Failed(why) => format!("Cannot search: {why}"),
@@ -78,15 +171,7 @@ async fn encode(ctx: Ctx, seq: u32, text: &str) -> Option<(Query, Option<f64>)> 
     } else {
         "Encoding the query…".into()
     }));
-    match encoder.embed(text).await {
-        Ok((vector, millis)) => Some((Query::Vector(vector), Some(millis))),
-        // The worker gave up starting meanwhile: the server encodes this one.
-        Err(_) if server_side() => Some((Query::Text(text.to_string()), None)),
-        Err(e) => {
-            ctx.show_error(seq, format!("Cannot encode the query: {e}"));
-            None
-        }
-    }
+    Some(encoder)
 }
 
 fn new_page(source: Source, results: Results, encode_ms: Option<f64>, back: Option<Page>) -> Page {
@@ -113,12 +198,7 @@ pub fn load_more(ctx: Ctx) {
     spawn_local(async move {
         let api = ctx.api.get_value();
         let answer = match &page.source {
-            Source::Text {
-                vector: Some(v), ..
-            } => api.search(&Query::Vector(v.clone()), offset).await,
-            Source::Text { text, vector: None } => {
-                api.search(&Query::Text(text.clone()), offset).await
-            }
+            Source::Text { query, .. } => api.search(query, offset).await,
             Source::Similar { id, .. } => api.similar(id, offset).await,
         };
         ctx.more_busy.set(false);
@@ -190,11 +270,16 @@ pub fn go_back(ctx: Ctx) {
 /// A flag's note re-sends the flag with the note.
 pub fn vote(ctx: Ctx, id: String, clicked: Verdict, note: Option<String>) {
     let Some(Page {
-        source: Source::Text { text, vector },
+        source: Source::Text { text, query },
         ..
     }) = ctx.page.get_untracked()
     else {
         return;
+    };
+    // Only a sentence's vector: a composed query's vector is the proxy's sum.
+    let vector = match query {
+        Query::Vector(v) => Some(v),
+        Query::Text(_) | Query::Terms(_) => None,
     };
     let previous = ctx
         .votes

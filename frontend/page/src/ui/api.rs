@@ -6,7 +6,8 @@ use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wire::{
-    ErrorBody, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest, join_url,
+    ErrorBody, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest, Term,
+    join_url,
 };
 
 /// Results per page (the proxy's default).
@@ -63,6 +64,9 @@ pub enum Query {
     Vector(Vec<f32>),
     /// Encoded by the proxy (the fallback when the browser cannot run the model).
     Text(String),
+    /// Weighted terms (`red car -night`): text encoded in the browser, images by id; the proxy
+    /// composes them into one vector.
+    Terms(Vec<Term>),
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +95,7 @@ impl Api {
         match query {
             Query::Vector(v) => body.vector = Some(v.clone()),
             Query::Text(t) => body.text = Some(t.clone()),
+            Query::Terms(t) => body.terms = t.clone(),
         }
         self.post("/api/search", &body).await
     }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod encoder;
 mod results;
 mod status;
+mod syntax;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -18,7 +19,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wire::{Hit, Variant, Verdict};
 
-use api::{Api, Settings};
+use api::{Api, Query, Settings};
 use encoder::{Encoder, ModelInfo, ModelState};
 
 /// localStorage keys.
@@ -28,11 +29,9 @@ const VARIANT_KEY: &str = "text2img.variant";
 /// Where a page of results came from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// A typed query; `vector` is absent when the server encoded it.
-    Text {
-        text: String,
-        vector: Option<Vec<f32>>,
-    },
+    /// A typed query and what was sent for it (a vector, the text itself when the server
+    /// encoded it, or weighted terms).
+    Text { text: String, query: Query },
     /// "Similar" on one image.
     Similar { id: String, caption: String },
 }
@@ -74,6 +73,8 @@ pub struct Ctx {
     /// What the page is doing right now ("Searching…"), if anything.
     busy: RwSignal<Option<String>>,
     error: RwSignal<Option<String>>,
+    /// What is wrong with the query typed, shown beside the box.
+    query_error: RwSignal<Option<String>>,
     more_busy: RwSignal<bool>,
     votes: RwSignal<HashMap<String, Vote>>,
     /// Bumped by every search, so a slow answer to an old one is dropped.
@@ -91,6 +92,7 @@ impl Ctx {
             page: RwSignal::new(None),
             busy: RwSignal::new(None),
             error: RwSignal::new(None),
+            query_error: RwSignal::new(None),
             more_busy: RwSignal::new(false),
             votes: RwSignal::new(HashMap::new()),
             search_seq: StoredValue::new(0),
@@ -212,12 +214,18 @@ fn SearchForm(ctx: Ctx) -> impl IntoView {
                 autocomplete="off"
                 enterkeyhint="search"
                 placeholder="Describe the image, e.g. a red car parked on a street"
+                aria-describedby="query-error query-hint"
+                aria-invalid=move || ctx.query_error.get().is_some().to_string()
                 prop:value=query
-                on:input=move |ev| set_query.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    set_query.set(event_target_value(&ev));
+                    ctx.query_error.set(None);
+                }
                 on:keydown=input_keys
             />
             <button type="submit">"Search"</button>
         </form>
+        <syntax::QueryHelp ctx=ctx />
     }
 }
 

@@ -9,6 +9,7 @@ use web_sys::{Element, HtmlElement, KeyboardEvent};
 use wire::{Hit, Verdict};
 
 use super::actions::{go_back, load_more, show_similar, vote};
+use super::api::Query;
 use super::{Ctx, Source, Vote};
 
 /// The card's label buttons: label, CSS class, text, shortcut key.
@@ -116,10 +117,17 @@ fn summary(page: &super::Page) -> String {
     let more = if page.next_offset.is_some() { "+" } else { "" };
     let results = if n == 1 { "result" } else { "results" };
     match &page.source {
-        Source::Text { text, vector } => {
-            let how = match (vector, page.encode_ms) {
-                (Some(_), Some(ms)) => format!("query encoded in this browser in {ms:.0} ms"),
-                _ => "query encoded by the server".to_string(),
+        Source::Text { text, query } => {
+            let how = match (query, page.encode_ms) {
+                (Query::Text(_), _) => "query encoded by the server".to_string(),
+                (Query::Terms(t), Some(ms)) => {
+                    format!("{} encoded in this browser in {ms:.0} ms", terms(t.len()))
+                }
+                (Query::Terms(t), None) => terms(t.len()),
+                (Query::Vector(_), Some(ms)) => {
+                    format!("query encoded in this browser in {ms:.0} ms")
+                }
+                (Query::Vector(_), None) => "query encoded in this browser".to_string(),
             };
             format!(
                 "{n}{more} {results} for “{text}” · {how} · search {:.0} ms",
@@ -127,6 +135,15 @@ fn summary(page: &super::Page) -> String {
             )
         }
         Source::Similar { caption, .. } => format!("{n}{more} images similar to “{caption}”"),
+    }
+}
+
+/// "1 term", "3 terms".
+fn terms(n: usize) -> String {
+    if n == 1 {
+        "1 term".into()
+    } else {
+        format!("{n} terms")
     }
 }
 
