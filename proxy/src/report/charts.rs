@@ -43,7 +43,10 @@ fn draw<DB: DrawingBackend>(
     let n = histogram.bins.len();
     let max = histogram.bins.iter().map(|(_, c)| *c).max().unwrap_or(0);
     // Headroom, and at least 1 so an empty chart still has an axis.
-    let top = u32::try_from(max).unwrap_or(u32::MAX).saturating_add(1).max(1);
+    let top = u32::try_from(max)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
+        .max(1);
     let rows = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     // Bin i is drawn at row n-1-i, so the first bin is on top.
     let row_of = |i: usize| rows - 1 - u32::try_from(i).unwrap_or(0);
@@ -112,9 +115,16 @@ mod tests {
 
     #[test]
     fn one_bar_per_bin_as_long_as_its_count() {
-        let h = Histogram::new([0.5, 1.5, 1.6, 2.5, 2.6, 2.7], &[0.0, 1.0, 2.0], number_label);
+        let h = Histogram::new(
+            [0.5, 1.5, 1.6, 2.5, 2.6, 2.7],
+            &[0.0, 1.0, 2.0],
+            number_label,
+        );
         let svg = histogram_svg(&h, "Aspect ratio", "images").expect("svg");
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
         let widths = rect_widths(&svg);
         assert_eq!(widths.len(), 3, "{svg}");
         // counts 1, 2, 3: widths in that ratio (within a pixel of rounding)
@@ -123,7 +133,10 @@ mod tests {
         for label in ["0 – 1", "1 – 2", "≥ 2", "Aspect ratio", "images"] {
             assert!(svg.contains(label), "{label} missing: {svg}");
         }
-        assert_eq!(svg, histogram_svg(&h, "Aspect ratio", "images").expect("svg"));
+        assert_eq!(
+            svg,
+            histogram_svg(&h, "Aspect ratio", "images").expect("svg")
+        );
     }
 
     #[test]

@@ -120,7 +120,11 @@ async fn neighbours(
     items: &[Item],
     options: &Options,
 ) -> anyhow::Result<(Vec<Vec<(usize, f32)>>, usize)> {
-    let index: HashMap<Uuid, usize> = items.iter().enumerate().map(|(i, it)| (it.point, i)).collect();
+    let index: HashMap<Uuid, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.point, i))
+        .collect();
     let searched = items.len().min(options.max_points);
     let mut out = vec![Vec::new(); items.len()];
     for chunk_start in (0..searched).step_by(256) {
@@ -166,7 +170,11 @@ mod tests {
         assert_eq!((rows[1].id.as_str(), rows[1].reason.as_str()), ("dog", ""));
         assert_eq!(rows[2].reason, "reason\twith a tab");
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(read_failures(&dir.path().join("none.tsv")).expect("absent").is_empty());
+        assert!(
+            read_failures(&dir.path().join("none.tsv"))
+                .expect("absent")
+                .is_empty()
+        );
         // a directory where the file should be is an error naming it
         let error = read_failures(dir.path()).expect_err("a directory");
         assert!(format!("{error:#}").contains(&dir.path().display().to_string()));

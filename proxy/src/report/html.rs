@@ -21,6 +21,8 @@ const MEGAPIXELS: [f64; 10] = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 50
 const ASPECT: [f64; 10] = [0.0, 0.5, 0.67, 0.8, 0.95, 1.05, 1.25, 1.5, 2.0, 3.0];
 const BYTES: [f64; 10] = [0.0, 10e3, 50e3, 100e3, 250e3, 500e3, 1e6, 2e6, 5e6, 10e6];
 const CAPTION_CHARS: [f64; 7] = [1.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+/// Thumbnails shown per near-duplicate group (a chain can join many images).
+const GROUP_TILES: usize = 12;
 
 /// The page's numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +44,11 @@ pub struct Analysis {
 impl Analysis {
     pub fn of(collection: &Collection, options: &Options) -> Self {
         let items = &collection.items;
-        let sized = || items.iter().filter_map(|it| it.payload.width.zip(it.payload.height));
+        let sized = || {
+            items
+                .iter()
+                .filter_map(|it| it.payload.width.zip(it.payload.height))
+        };
         let pairs = collection.neighbours.iter().enumerate().flat_map(|(i, n)| {
             n.iter()
                 .filter(|(_, score)| *score >= options.threshold)
@@ -64,7 +70,10 @@ impl Analysis {
                 number_label,
             ),
             bytes: Histogram::new(
-                items.iter().filter_map(|it| it.payload.image_bytes).map(|b| b as f64),
+                items
+                    .iter()
+                    .filter_map(|it| it.payload.image_bytes)
+                    .map(|b| b as f64),
                 &BYTES,
                 bytes_label,
             ),
@@ -97,7 +106,7 @@ impl Analysis {
         let mut out: Vec<usize> = self
             .shown_groups()
             .iter()
-            .flat_map(|g| g.iter().copied())
+            .flat_map(|g| g.iter().take(GROUP_TILES).copied())
             .chain(self.outliers.iter().map(|(i, _)| *i))
             .collect();
         out.sort_unstable();
@@ -112,7 +121,11 @@ impl Analysis {
 
 /// Failed rows by kind of reason, with the first row of each kind as an example.
 fn reasons(collection: &Collection) -> Vec<(String, usize, String)> {
-    let kinds: Vec<String> = collection.failures.iter().map(|f| reason_kind(&f.reason)).collect();
+    let kinds: Vec<String> = collection
+        .failures
+        .iter()
+        .map(|f| reason_kind(&f.reason))
+        .collect();
     counts(kinds.iter().map(String::as_str))
         .into_iter()
         .map(|(kind, n)| {
@@ -138,10 +151,30 @@ pub fn render(
 ) -> anyhow::Result<String> {
     let mut body = summary(collection, options);
     let charts = [
-        ("megapixels", "Pixel size", "megapixels (width × height)", &analysis.megapixels),
-        ("aspect", "Aspect ratio", "width / height (1 = square, above 1 = landscape)", &analysis.aspect),
-        ("bytes", "File size of the originals", "bytes as fetched by ingest", &analysis.bytes),
-        ("captions", "Caption length", "characters (images with a caption)", &analysis.captions),
+        (
+            "megapixels",
+            "Pixel size",
+            "megapixels (width × height)",
+            &analysis.megapixels,
+        ),
+        (
+            "aspect",
+            "Aspect ratio",
+            "width / height (1 = square, above 1 = landscape)",
+            &analysis.aspect,
+        ),
+        (
+            "bytes",
+            "File size of the originals",
+            "bytes as fetched by ingest",
+            &analysis.bytes,
+        ),
+        (
+            "captions",
+            "Caption length",
+            "characters (images with a caption)",
+            &analysis.captions,
+        ),
     ];
     for (id, name, unit, histogram) in charts {
         body.push_str(&histogram_section(id, name, unit, histogram)?);
@@ -159,21 +192,48 @@ fn summary(collection: &Collection, options: &Options) -> String {
     let thumbs: Vec<u64> = items.iter().filter_map(|it| it.thumb_bytes).collect();
     let rows = vec![
         vec!["Images indexed".into(), items.len().to_string()],
-        vec!["… from local files".into(), count(&|it| it.payload.file.is_some())],
+        vec![
+            "… from local files".into(),
+            count(&|it| it.payload.file.is_some()),
+        ],
         vec!["… from URLs".into(), count(&|it| it.payload.file.is_none())],
-        vec!["… with a caption".into(), count(&|it| it.payload.caption.is_some())],
-        vec!["… with their size in pixels".into(), count(&|it| it.payload.width.is_some())],
-        vec!["… with their file size recorded".into(), count(&|it| it.payload.image_bytes.is_some())],
-        vec!["Rows the last ingest could not index".into(), collection.failures.len().to_string()],
+        vec![
+            "… with a caption".into(),
+            count(&|it| it.payload.caption.is_some()),
+        ],
+        vec![
+            "… with their size in pixels".into(),
+            count(&|it| it.payload.width.is_some()),
+        ],
+        vec![
+            "… with their file size recorded".into(),
+            count(&|it| it.payload.image_bytes.is_some()),
+        ],
+        vec![
+            "Rows the last ingest could not index".into(),
+            collection.failures.len().to_string(),
+        ],
         vec!["Thumbnails on disk".into(), thumbs.len().to_string()],
-        vec!["… their total size".into(), human_bytes(thumbs.iter().sum::<u64>() as f64)],
+        vec![
+            "… their total size".into(),
+            human_bytes(thumbs.iter().sum::<u64>() as f64),
+        ],
         vec![
             "Images compared with their neighbours".into(),
-            format!("{} (at most {}, {} neighbours each)", collection.searched, options.max_points, options.neighbours),
+            format!(
+                "{} (at most {}, {} neighbours each)",
+                collection.searched, options.max_points, options.neighbours
+            ),
         ],
-        vec!["Near-duplicate threshold (cosine)".into(), format!("{:.3}", options.threshold)],
+        vec![
+            "Near-duplicate threshold (cosine)".into(),
+            format!("{:.3}", options.threshold),
+        ],
     ];
-    format!("<h2>Summary</h2>\n{}", table("Counts", &["What", "Count"], &rows))
+    format!(
+        "<h2>Summary</h2>\n{}",
+        table("Counts", &["What", "Count"], &rows)
+    )
 }
 
 fn histogram_section(id: &str, name: &str, unit: &str, h: &Histogram) -> anyhow::Result<String> {
@@ -181,19 +241,35 @@ fn histogram_section(id: &str, name: &str, unit: &str, h: &Histogram) -> anyhow:
     let desc = format!(
         "Bar chart of {} images by {unit}: {}.",
         h.total(),
-        h.bins.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join("; ")
+        h.bins
+            .iter()
+            .map(|(l, n)| format!("{l}: {n}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    let rows: Vec<Vec<String>> = h.bins.iter().map(|(l, n)| vec![l.clone(), n.to_string()]).collect();
+    let rows: Vec<Vec<String>> = h
+        .bins
+        .iter()
+        .map(|(l, n)| vec![l.clone(), n.to_string()])
+        .collect();
     Ok(format!(
-        "<section aria-labelledby=\"{id}-h\">\n<h2 id=\"{id}-h\">{}</h2>\n{}{}</section>\n",
+        "<section aria-labelledby=\"{id}-h\">\n<h2 id=\"{id}-h\">{}</h2>\n<div class=\"pair\">\n{}{}</div>\n</section>\n",
         escape(name),
         figure(id, &svg, name, &desc),
-        table(&format!("{name}: images per bin ({unit})"), &["Bin", "Images"], &rows),
+        table(
+            &format!("{name}: images per bin ({unit})"),
+            &["Bin", "Images"],
+            &rows
+        ),
     ))
 }
 
 fn formats_section(analysis: &Analysis) -> String {
-    let rows: Vec<Vec<String>> = analysis.formats.iter().map(|(f, n)| vec![f.clone(), n.to_string()]).collect();
+    let rows: Vec<Vec<String>> = analysis
+        .formats
+        .iter()
+        .map(|(f, n)| vec![f.clone(), n.to_string()])
+        .collect();
     format!(
         "<h2>Formats</h2>\n<p class=\"note\">As the bytes say; \"not recorded\": ingested before \
          formats were recorded (a re-run of ingest fills them in).</p>\n{}",
@@ -220,7 +296,12 @@ fn failures_section(collection: &Collection, analysis: &Analysis) -> String {
     out
 }
 
-fn tile(collection: &Collection, i: usize, label: String, thumbnails: &HashMap<usize, Vec<u8>>) -> Tile {
+fn tile(
+    collection: &Collection,
+    i: usize,
+    label: String,
+    thumbnails: &HashMap<usize, Vec<u8>>,
+) -> Tile {
     let payload = &collection.items[i].payload;
     Tile {
         id: payload.id.clone(),
@@ -249,8 +330,19 @@ fn groups_section(
     }
     for (n, group) in analysis.shown_groups().iter().enumerate() {
         let _ = writeln!(out, "<h3>Group {} ({} images)</h3>", n + 1, group.len());
-        let row: Vec<Tile> = group.iter().map(|&i| tile(collection, i, String::new(), thumbnails)).collect();
-        out.push_str(&tiles(&format!("near-duplicate group {}", n + 1), &row, false));
+        let row: Vec<Tile> = group
+            .iter()
+            .take(GROUP_TILES)
+            .map(|&i| tile(collection, i, String::new(), thumbnails))
+            .collect();
+        out.push_str(&tiles(
+            &format!("near-duplicate group {}", n + 1),
+            &row,
+            false,
+        ));
+        if group.len() > GROUP_TILES {
+            let _ = writeln!(out, "<p>… and {} more.</p>", group.len() - GROUP_TILES);
+        }
     }
     let hidden = analysis.groups.len() - analysis.shown_groups().len();
     if hidden > 0 {
@@ -318,9 +410,24 @@ mod tests {
                 item(3, 100, 400, Some("x")),
             ],
             failures: vec![
-                FailedRow { line: "3".into(), id: HOSTILE.into(), url: "u".into(), reason: "HTTP 404 from http://h/a".into() },
-                FailedRow { line: "5".into(), id: "b".into(), url: "u".into(), reason: "HTTP 404 from http://h/b".into() },
-                FailedRow { line: "6".into(), id: "c".into(), url: "u".into(), reason: "not an image: unknown format (3 bytes)".into() },
+                FailedRow {
+                    line: "3".into(),
+                    id: HOSTILE.into(),
+                    url: "u".into(),
+                    reason: "HTTP 404 from http://h/a".into(),
+                },
+                FailedRow {
+                    line: "5".into(),
+                    id: "b".into(),
+                    url: "u".into(),
+                    reason: "HTTP 404 from http://h/b".into(),
+                },
+                FailedRow {
+                    line: "6".into(),
+                    id: "c".into(),
+                    url: "u".into(),
+                    reason: "not an image: unknown format (3 bytes)".into(),
+                },
             ],
             neighbours: vec![
                 vec![(1, 0.99), (2, 0.7), (3, 0.1)],
@@ -333,7 +440,10 @@ mod tests {
     }
 
     fn options() -> Options {
-        Options { neighbours: 2, ..Options::default() }
+        Options {
+            neighbours: 2,
+            ..Options::default()
+        }
     }
 
     #[test]
@@ -353,10 +463,22 @@ mod tests {
         assert_eq!(a.megapixels.bins[7], ("8 – 16".to_string(), 1));
         assert_eq!(a.shown(), [0, 1, 2, 3]);
         // a higher threshold: no group
-        let strict = Analysis::of(&collection(), &Options { threshold: 0.999, ..options() });
+        let strict = Analysis::of(
+            &collection(),
+            &Options {
+                threshold: 0.999,
+                ..options()
+            },
+        );
         assert!(strict.groups.is_empty());
         // too few images for their neighbours: no outliers
-        let few = Analysis::of(&collection(), &Options { neighbours: 3, ..options() });
+        let few = Analysis::of(
+            &collection(),
+            &Options {
+                neighbours: 3,
+                ..options()
+            },
+        );
         assert!(few.outliers.is_empty());
     }
 
@@ -366,11 +488,22 @@ mod tests {
         let a = Analysis::of(&collection, &options());
         let thumbs = HashMap::from([(0, vec![0xff, 0xd8]), (1, vec![0xff, 0xd8])]);
         let page = render("Report <x>", &collection, &a, &options(), &thumbs).expect("render");
-        assert!(!page.contains("<img src=x"), "hostile caption or id unescaped");
+        assert!(
+            !page.contains("<img src=x"),
+            "hostile caption or id unescaped"
+        );
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
         assert!(page.contains("<title>Report &lt;x&gt;</title>"));
-        for part in ["Pixel size", "Aspect ratio", "File size of the originals", "Caption length",
-                     "Formats", "Failed rows by reason", "Group 1 (2 images)", "Outliers"] {
+        for part in [
+            "Pixel size",
+            "Aspect ratio",
+            "File size of the originals",
+            "Caption length",
+            "Formats",
+            "Failed rows by reason",
+            "Group 1 (2 images)",
+            "Outliers",
+        ] {
             assert!(page.contains(part), "{part} missing");
         }
         assert_eq!(page.matches("role=\"img\"").count(), 4, "four charts");

@@ -49,6 +49,39 @@ impl Default for Options {
     }
 }
 
+/// `proxy report`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Cosine similarity at or above which two images count as near-duplicates (0 < T ≤ 1).
+    #[arg(long, value_name = "T", default_value_t = Options::default().threshold)]
+    pub threshold: f32,
+    /// Nearest neighbours searched per image.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub neighbours: u16,
+    /// At most this many images are searched for neighbours (one store search each): bounds the
+    /// work on a large collection; the rest are counted but not compared.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub max_points: u32,
+}
+
+impl ReportArgs {
+    /// The options, or why a flag is out of range.
+    pub fn options(&self) -> anyhow::Result<Options> {
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            anyhow::bail!(
+                "--threshold {}: a cosine similarity above 0 and at most 1",
+                self.threshold
+            );
+        }
+        Ok(Options {
+            threshold: self.threshold,
+            neighbours: usize::from(self.neighbours),
+            max_points: usize::try_from(self.max_points).unwrap_or(usize::MAX),
+            ..Options::default()
+        })
+    }
+}
+
 /// Read the collection, render the page and write it to `<storage>/report/index.html`; returns
 /// the path written.
 pub async fn write(
@@ -84,4 +117,25 @@ fn read_thumbnails(
             Some((i, bytes))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_out_of_range_are_refused() {
+        let args = |threshold| ReportArgs {
+            threshold,
+            neighbours: 10,
+            max_points: 5,
+        };
+        let ok = args(0.9).options().expect("valid");
+        assert_eq!((ok.threshold, ok.neighbours, ok.max_points), (0.9, 10, 5));
+        assert!(args(1.0).options().is_ok());
+        for bad in [0.0, -0.5, 1.01, f32::NAN, f32::INFINITY] {
+            let error = args(bad).options().expect_err("out of range").to_string();
+            assert!(error.contains("--threshold"), "{error}");
+        }
+    }
 }

@@ -19,8 +19,7 @@ pub fn escape(text: &str) -> String {
 
 /// What the page allows itself: no script, nothing fetched from anywhere; inline styles and
 /// `data:` images only. Served as a header too (`http::admin`).
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
 /// A whole HTML document: `title` (escaped here) and `body` (HTML, already escaped).
 pub fn document(title: &str, body: &str) -> String {
@@ -42,6 +41,7 @@ th,td{border:1px solid #999;padding:.25rem .5rem;text-align:right}\
 th:first-child,td:first-child{text-align:left}\
 caption{text-align:left;font-weight:600;padding:.25rem 0}\
 figure.chart{margin:1rem 0}\
+.pair{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}\
 .chart svg{max-width:100%;height:auto}\
 ol.tiles,ul.tiles{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;padding:0;margin:.5rem 0}\
 .tiles li{width:9rem;border:3px solid #ccc;padding:.25rem;font-size:.8rem;overflow-wrap:anywhere}\
@@ -54,7 +54,10 @@ ol.tiles,ul.tiles{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;padding:
 /// A table: a caption, header cells and rows of cells (all text, escaped here). The first column
 /// is left-aligned (a name); the others right-aligned (numbers).
 pub fn table(caption: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("<table>\n<caption>{}</caption>\n<thead><tr>", escape(caption));
+    let mut out = format!(
+        "<table>\n<caption>{}</caption>\n<thead><tr>",
+        escape(caption)
+    );
     for h in headers {
         let _ = write!(out, "<th scope=\"col\">{}</th>", escape(h));
     }
@@ -115,7 +118,11 @@ impl Tile {
         } else {
             ""
         };
-        let class = if self.relevant { " class=\"relevant\"" } else { "" };
+        let class = if self.relevant {
+            " class=\"relevant\""
+        } else {
+            ""
+        };
         format!(
             "<li{class}>{picture}<div>{}{badge}</div><div><code>{}</code></div>{}</li>\n",
             escape(&self.label),
@@ -140,7 +147,7 @@ pub fn tiles(label: &str, tiles: &[Tile], ordered: bool) -> String {
 }
 
 /// An SVG chart (from `plotters`) made an accessible image: `role="img"`, a `<title>` and a
-/// `<desc>` that name it for screen readers, inside a `<figure>` with a visible caption. `id`
+/// `<desc>` that name it for screen readers (the chart draws its title itself), in a `<figure>`. `id`
 /// must be unique in the page and plain (letters, digits, `-`).
 pub fn figure(id: &str, svg: &str, title: &str, desc: &str) -> String {
     let open_end = svg.find('>').unwrap_or(0);
@@ -148,11 +155,9 @@ pub fn figure(id: &str, svg: &str, title: &str, desc: &str) -> String {
     let rest = rest.strip_prefix('>').unwrap_or(rest);
     format!(
         "<figure class=\"chart\">\n{open} role=\"img\" aria-labelledby=\"{id}-title {id}-desc\">\
-         <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>{rest}\n\
-         <figcaption>{}</figcaption>\n</figure>\n",
+         <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>{rest}\n</figure>\n",
         escape(title),
         escape(desc),
-        escape(title),
     )
 }
 
@@ -184,25 +189,41 @@ mod tests {
         };
         let html = tile.html();
         assert!(!html.contains("<script"), "{html}");
-        assert!(!html.contains("' onerror") && !html.contains("\" onerror"), "{html}");
-        assert!(html.contains("src=\"data:image/jpeg;base64,/9j/\""), "{html}");
+        assert!(
+            !html.contains("' onerror") && !html.contains("\" onerror"),
+            "{html}"
+        );
+        assert!(
+            html.contains("src=\"data:image/jpeg;base64,/9j/\""),
+            "{html}"
+        );
         assert!(html.contains(", relevant\""), "alt says relevant: {html}");
         assert!(html.contains("✓ relevant"), "{html}");
         // exactly the tags we wrote
-        assert_eq!(html.matches('<').count(), html.matches('>').count(), "{html}");
+        assert_eq!(
+            html.matches('<').count(),
+            html.matches('>').count(),
+            "{html}"
+        );
         let no_thumb = Tile {
             thumbnail: None,
             relevant: false,
             ..tile
         };
         let html = no_thumb.html();
-        assert!(!html.contains("<img") && html.contains("no thumbnail"), "{html}");
+        assert!(
+            !html.contains("<img") && html.contains("no thumbnail"),
+            "{html}"
+        );
         assert!(!html.contains("relevant"), "{html}");
     }
 
     #[test]
     fn documents_and_tables_escape_their_text() {
-        let page = document(HOSTILE, &table(HOSTILE, &[HOSTILE], &[vec![HOSTILE.into()]]));
+        let page = document(
+            HOSTILE,
+            &table(HOSTILE, &[HOSTILE], &[vec![HOSTILE.into()]]),
+        );
         assert!(!page.contains("<script"), "{page}");
         assert!(page.contains("<html lang=\"en\">"), "{page}");
         assert!(page.contains("default-src 'none'"), "{page}");
@@ -211,7 +232,8 @@ mod tests {
 
     #[test]
     fn a_figure_names_its_svg() {
-        let svg = "<svg width=\"10\" height=\"10\" xmlns=\"http://www.w3.org/2000/svg\">\n<rect/></svg>";
+        let svg =
+            "<svg width=\"10\" height=\"10\" xmlns=\"http://www.w3.org/2000/svg\">\n<rect/></svg>";
         let html = figure("sizes", svg, "File <sizes>", "counts per bin");
         assert!(
             html.contains(
@@ -221,6 +243,5 @@ mod tests {
             ),
             "{html}"
         );
-        assert!(html.contains("<figcaption>File &lt;sizes&gt;</figcaption>"), "{html}");
     }
 }

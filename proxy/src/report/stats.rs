@@ -55,16 +55,16 @@ pub fn counts<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<(String, usize
     out
 }
 
-/// The kind of a failure reason, for counting: URLs and paths become `<url>` and `<path>`, and
-/// numbers `N` (except an HTTP status), so the same failure of different rows counts once; cut
-/// to 80 characters.
+/// The kind of a failure reason, for counting: URLs and paths (any word with a `/`) become
+/// `<url>` and `<path>`, and numbers `N` (except an HTTP status), so the same failure of
+/// different rows counts once; cut to 80 characters.
 pub fn reason_kind(reason: &str) -> String {
     let mut words: Vec<String> = Vec::new();
     for word in reason.split_whitespace() {
         let plain = word.trim_matches(|c: char| "`'\"(),;:".contains(c));
         let kept = if plain.contains("://") {
             word.replace(plain, "<url>")
-        } else if plain.starts_with('/') {
+        } else if plain.contains('/') {
             word.replace(plain, "<path>")
         } else if words.last().is_some_and(|w| w == "HTTP") {
             word.to_string()
@@ -74,7 +74,11 @@ pub fn reason_kind(reason: &str) -> String {
         words.push(kept);
     }
     let out: String = words.join(" ").chars().take(80).collect();
-    if out.is_empty() { "(no reason given)".into() } else { out }
+    if out.is_empty() {
+        "(no reason given)".into()
+    } else {
+        out
+    }
 }
 
 /// Each run of digits in `word` as one `N`.
@@ -214,7 +218,10 @@ mod tests {
             reason_kind("HTTP 404 from http://a.test:8080/x.jpg"),
             "HTTP 404 from <url>"
         );
-        assert_ne!(reason_kind("HTTP 404 from x"), reason_kind("HTTP 503 from x"));
+        assert_ne!(
+            reason_kind("HTTP 404 from x"),
+            reason_kind("HTTP 503 from x")
+        );
         assert_eq!(
             reason_kind("not an image: unknown format (12 bytes)"),
             reason_kind("not an image: unknown format (7 bytes)")
@@ -224,10 +231,17 @@ mod tests {
             "file not found: <path>"
         );
         assert_eq!(
+            reason_kind("file not found: data/images/b.png"),
+            "file not found: <path>"
+        );
+        assert_eq!(
             reason_kind("/srv/x.png: Permission denied (os error 13)"),
             "<path>: Permission denied (os error N)"
         );
-        assert_eq!(reason_kind("fetching `https://x.test/a`: timeout"), "fetching `<url>`: timeout");
+        assert_eq!(
+            reason_kind("fetching `https://x.test/a`: timeout"),
+            "fetching `<url>`: timeout"
+        );
         assert_eq!(reason_kind("  "), "(no reason given)");
         assert_eq!(reason_kind(&"x".repeat(500)).chars().count(), 80);
     }
