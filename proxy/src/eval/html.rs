@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::metrics::{QueryMetrics, worst_first};
-use super::{EvalReport, Judged, chart};
+use super::{DEPTH, EvalReport, Judged, chart};
 use crate::ingest::thumb_path;
 use crate::layout::EVAL_HTML;
 use crate::model::TextEncoder;
@@ -226,7 +226,7 @@ fn queries_section(id: &str, heading: &str, note: &str, shown: &[Shown]) -> Stri
         let m = &q.metrics;
         let first = m
             .first_relevant_rank
-            .map_or_else(|| "none in the results".to_string(), |r| format!("#{r}"));
+            .map_or_else(|| format!("not in the top {DEPTH}"), |r| format!("#{r}"));
         let _ = write!(
             out,
             "<article>\n<h3>“{}”</h3>\n<p>nDCG@10 {:.3} · MRR {:.3} · {} relevant · first relevant {}</p>\n",
