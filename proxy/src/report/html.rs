@@ -514,6 +514,25 @@ mod tests {
     }
 
     #[test]
+    fn a_large_group_shows_its_first_thumbnails_and_counts_the_rest() {
+        let n = GROUP_TILES + 3;
+        let collection = Collection {
+            items: (0..n as u128).map(|i| item(i, 10, 10, None)).collect(),
+            neighbours: (0..n).map(|i| vec![((i + 1) % n, 0.99)]).collect(),
+            searched: n,
+            ..Collection::default()
+        };
+        let a = Analysis::of(&collection, &options());
+        assert_eq!(a.groups.len(), 1);
+        assert_eq!(a.groups[0].len(), n);
+        // the group's first 12 (the outliers, all alike here, are among them by id)
+        assert_eq!(a.shown(), (0..GROUP_TILES).collect::<Vec<_>>());
+        let page = render("Big", &collection, &a, &options(), &HashMap::new()).expect("render");
+        assert!(page.contains(&format!("Group 1 ({n} images)")), "{page}");
+        assert!(page.contains("… and 3 more."), "{page}");
+    }
+
+    #[test]
     fn an_empty_collection_renders() {
         let empty = Collection::default();
         let a = Analysis::of(&empty, &options());
