@@ -285,9 +285,11 @@ fn the_report_command_writes_the_page() {
     let f = fixture(4);
     let env_file = f.dir.path().join("empty.env");
     std::fs::write(&env_file, "").expect("env file");
-    let run = |threshold: &str| {
+    let run = |flags: &[&str]| {
         command(env!("CARGO_BIN_EXE_proxy"))
-            .args(["report", "--threshold", threshold, "--storage"])
+            .arg("report")
+            .args(flags)
+            .arg("--storage")
             .arg(f.dir.path())
             .args(["--model", &testkit::tiny_model_dir().display().to_string()])
             .arg("--env-file")
@@ -298,11 +300,21 @@ fn the_report_command_writes_the_page() {
     };
     // The fixture's store must be closed for the command to open it.
     drop(f.store);
-    let bad = run("1.5");
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--threshold 1.5"));
-    assert!(!f.data.data_report().exists());
-    let good = run("0.9");
+    for (flags, says) in [
+        (&["--threshold", "1.5"][..], "--threshold 1.5"),
+        (&["--threshold", "NaN"], "--threshold NaN"),
+        (&["--neighbours", "0"], "--neighbours"),
+        (&["--neighbours", "101"], "--neighbours"),
+        (&["--max-points", "x"], "--max-points"),
+    ] {
+        let bad = run(flags);
+        assert!(!bad.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+        assert!(!f.data.data_report().exists());
+    }
+    // At most two images searched for neighbours: the bound is kept and said.
+    let good = run(&["--threshold", "0.9", "--max-points", "2"]);
     assert!(
         good.status.success(),
         "{}",
@@ -310,5 +322,9 @@ fn the_report_command_writes_the_page() {
     );
     let written = std::fs::read_to_string(f.data.data_report()).expect("the page");
     assert!(written.contains("Images indexed"));
+    assert!(
+        written.contains("2 (at most 2, 10 neighbours each)"),
+        "{written}"
+    );
     assert!(Path::new(&f.data.data_report()).is_file());
 }
