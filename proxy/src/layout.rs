@@ -2,8 +2,8 @@
 //!
 //! Everything text2img writes lives under one storage directory (`./qdrant_storage` or
 //! `--storage`): the embedded store's shards (named by `store::edge`), the label log, the
-//! thumbnails, ingest's list of failed rows, the folders it indexed images from, and eval's
-//! reports. [`DataDir`] names each of these
+//! thumbnails, ingest's list of failed rows, the folders it indexed images from, eval's
+//! reports and `proxy report`'s page. [`DataDir`] names each of these
 //! paths once; nothing else joins a file name onto the storage directory.
 
 use std::path::{Path, PathBuf};
@@ -49,7 +49,25 @@ impl DataDir {
     pub fn eval_reports(&self) -> PathBuf {
         self.root.join("eval")
     }
+
+    /// eval's HTML report in the default report folder (served at `/admin/eval/`).
+    pub fn eval_html(&self) -> PathBuf {
+        self.eval_reports().join(EVAL_HTML)
+    }
+
+    /// The folder of `proxy report`'s page.
+    pub fn report_dir(&self) -> PathBuf {
+        self.root.join("report")
+    }
+
+    /// `proxy report`'s page (served at `/admin/report/`).
+    pub fn data_report(&self) -> PathBuf {
+        self.report_dir().join("index.html")
+    }
 }
+
+/// The name of eval's HTML report in its output folder.
+pub const EVAL_HTML: &str = "report.html";
 
 #[cfg(test)]
 mod tests {
@@ -64,9 +82,12 @@ mod tests {
             dir.ingest_failures(),
             dir.image_roots(),
             dir.eval_reports(),
+            dir.report_dir(),
         ] {
             assert_eq!(path.parent(), Some(Path::new("/data/t2i")), "{path:?}");
         }
         assert_eq!(dir.labels(), Path::new("/data/t2i/labels.jsonl"));
+        assert_eq!(dir.data_report(), Path::new("/data/t2i/report/index.html"));
+        assert_eq!(dir.eval_html(), Path::new("/data/t2i/eval/report.html"));
     }
 }

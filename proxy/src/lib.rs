@@ -20,4 +20,5 @@ pub mod labels;
 pub mod layout;
 pub mod model;
 pub mod payload;
+pub mod report;
 pub mod store;

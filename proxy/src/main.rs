@@ -1,4 +1,5 @@
-//! `proxy`: serve the site and API, evaluate retrieval from labels, or export the browser's model.
+//! `proxy`: serve the site and API, evaluate retrieval from labels, describe the collection, or
+//! export the browser's model.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -56,9 +57,18 @@ enum Command {
         /// Labelled queries: `query`, `relevant_ids` (comma separated).
         #[arg(long, default_value = "data/queries.tsv")]
         queries: PathBuf,
-        /// Where the report goes (report.md, report.json, recall.svg); default <storage>/eval.
+        /// Where the report goes (report.md, report.json, recall.svg, report.html); default
+        /// <storage>/eval.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A page about the collection: counts, formats, sizes, failed rows, near-duplicates and
+    /// outliers, written to <storage>/report/index.html (served at /admin/report/).
+    Report {
+        #[command(flatten)]
+        report: proxy::report::ReportArgs,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -198,6 +208,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             store,
         } => eval(&queries, out, &store).await,
+        Command::Report {
+            report: args,
+            store,
+        } => report(&args, &store).await,
         Command::ExportModel {
             model,
             out,
@@ -294,12 +308,34 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
     let written = proxy::eval::report::write(&out, &title, &report)?;
+    let (worst, best) =
+        proxy::eval::html::gather(&report, &judged, &encoder, store.as_ref(), &data.thumbs())
+            .await?;
+    proxy::eval::html::write(
+        &out,
+        &proxy::eval::html::render(&title, &report, &worst, &best)?,
+    )?;
     use std::io::Write;
     std::io::stdout().write_all(written.markdown.as_bytes())?;
     tracing::info!(
-        "wrote report.md, report.json and recall.svg in {}",
+        "wrote report.md, report.json, recall.svg and report.html in {}",
         out.display()
     );
+    Ok(())
+}
+
+/// `proxy report`: the collection's page.
+async fn report(args: &proxy::report::ReportArgs, store_args: &StoreArgs) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let settings = store_args.settings()?;
+    let loaded = load_on_cpu(&store_args.model).await?;
+    let spec = collection_spec(&settings.collection, &loaded);
+    drop(loaded);
+    let store = cli::store(&settings)?;
+    store.open_collection(&spec).await?;
+    let title = format!("text2img collection `{}` ({})", spec.name, spec.model);
+    let path = proxy::report::write(store.as_ref(), &settings.data_dir(), &title, &options).await?;
+    tracing::info!("wrote {}", path.display());
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! [`ImagePayload`] is the one definition of a point's payload: ingest writes it, search, images
 //! and eval read it. It holds the row as the user wrote it in `images.tsv` (`id`, `url`,
 //! `caption`, and the other columns in their own map, [`ImagePayload::columns`]) and the fields
-//! ingest computes (`file`, `content_hash`, `row_hash`, `width`, `height`).
+//! ingest computes (`file`, `content_hash`, `row_hash`, `width`, `height`, `image_bytes`,
+//! `image_format`).
 //!
 //! Stored flat: Qdrant filters and indexes by top-level field name, so the user's columns sit
 //! beside ingest's fields, and the TSV parser refuses a column named like one of
@@ -20,7 +21,15 @@ use crate::store::{Payload, PayloadFilter, StoreError};
 pub const TSV_FIELDS: [&str; 3] = ["id", "url", "caption"];
 
 /// Fields ingest computes: no TSV column may use these names, and no filter may name them.
-pub const INGEST_FIELDS: [&str; 5] = ["file", "content_hash", "row_hash", "width", "height"];
+pub const INGEST_FIELDS: [&str; 7] = [
+    "file",
+    "content_hash",
+    "row_hash",
+    "width",
+    "height",
+    "image_bytes",
+    "image_format",
+];
 
 /// Fields with a keyword index from the start: the row id (labels, similar-by-id) and the
 /// content hash (ingest's look-ups). The user's columns are indexed by ingest as it meets them.
@@ -51,6 +60,12 @@ pub struct ImagePayload {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// The original's size in bytes, as fetched (`None`: ingested before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<u64>,
+    /// The original's format as its bytes say (`jpg`, `png`, `gif`, `webp`, `bmp`, `tif`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_format: Option<String>,
     /// The TSV's other columns, by header name (empty cells left out).
     #[serde(flatten)]
     pub columns: Map<String, Value>,
@@ -133,6 +148,8 @@ mod tests {
             row_hash: "r0".into(),
             width: Some(640),
             height: Some(480),
+            image_bytes: Some(51_234),
+            image_format: Some("jpg".into()),
             columns,
         }
     }
@@ -145,9 +162,21 @@ mod tests {
             Value::Object(stored.clone()),
             json!({"id": "img1", "url": "photos/a.jpg", "caption": "a cat",
                    "file": "/data/photos/a.jpg", "content_hash": "c0", "row_hash": "r0",
-                   "width": 640, "height": 480, "license": "cc-by"})
+                   "width": 640, "height": 480, "image_bytes": 51_234, "image_format": "jpg",
+                   "license": "cc-by"})
         );
         assert_eq!(ImagePayload::read(Uuid::nil(), stored), p);
+    }
+
+    #[test]
+    fn a_payload_written_before_sizes_were_recorded_reads() {
+        let mut old = sample().to_payload();
+        old.remove("image_bytes");
+        old.remove("image_format");
+        let p = ImagePayload::read(Uuid::nil(), old);
+        assert_eq!((p.image_bytes, p.image_format), (None, None));
+        assert_eq!((p.id.as_str(), p.width), ("img1", Some(640)));
+        assert!(p.columns.contains_key("license") && p.columns.len() == 1);
     }
 
     #[test]

@@ -252,6 +252,7 @@ fn ingest_search_label_restart_eval() {
         .status()
         .expect("eval");
     assert!(status.success());
+    assert!(out.join("report.html").is_file(), "eval writes report.html");
     let report: Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
     )

@@ -554,6 +554,42 @@ fn reruns_skip_update_and_prune() {
     );
 }
 
+/// The payload records the original's byte size and format; a point ingested before they were
+/// recorded (its payload without them) gets them on the next run, without being re-embedded.
+#[test]
+fn the_originals_size_and_format_are_recorded_and_filled_in_on_rerun() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    let (p, j) = (png(5), jpeg());
+    std::fs::write(data.join("a.png"), &p).expect("write");
+    std::fs::write(data.join("b.jpg"), &j).expect("write");
+    let tsv_path = data.join("images.tsv");
+    std::fs::write(&tsv_path, "id\turl\na\ta.png\nb\tb.jpg\n").expect("tsv");
+    let run = Run::new(root.path(), &tsv_path);
+    assert_eq!(run.ingest(&options()).indexed, 2);
+    let payloads = run.payloads();
+    assert_eq!(payloads["a"]["image_bytes"], p.len() as u64);
+    assert_eq!(payloads["a"]["image_format"], "png");
+    assert_eq!(payloads["b"]["image_bytes"], j.len() as u64);
+    assert_eq!(payloads["b"]["image_format"], "jpg");
+
+    // An older payload: the fields removed, as an ingest before them wrote it.
+    let mut old = payloads["a"].clone();
+    old.remove("image_bytes");
+    old.remove("image_format");
+    run.runtime
+        .block_on(run.store.set_payload(point_id("a"), old))
+        .expect("set payload");
+    let again = run.ingest(&options());
+    assert_eq!(
+        (again.indexed, again.updated, again.unchanged),
+        (0, 1, 1),
+        "{again:#?}"
+    );
+    assert_eq!(run.payloads()["a"]["image_bytes"], p.len() as u64);
+}
+
 /// A large JPEG is decoded at a reduced DCT scale by default (Pillow's draft mode) and at full
 /// size with `full_decode`: either way the payload keeps the original, upright size, the
 /// thumbnail is ≤ 256 px, and the vector is the one the matching `clip` decode path gives.

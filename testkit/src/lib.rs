@@ -10,10 +10,13 @@
 //!   settings?
 //! - [`skip`]: how does a test that cannot run say so, where CI will find it?
 //! - [`browser`]: how does a test drive a headless Chromium?
+//! - [`page_checks`]: what must every page a browser opens pass (drawn, images loaded,
+//!   accessible)?
 
 pub mod browser;
 pub mod http;
 pub mod model;
+pub mod page_checks;
 pub mod paths;
 pub mod process;
 pub mod server;

@@ -263,6 +263,11 @@ impl Server {
         self.server.url(path)
     }
 
+    /// The served state: its store, storage directory and encoder (to write reports into).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.server.state
+    }
+
     /// How many requests for exactly `path` the server has answered.
     pub fn requests_for(&self, path: &str) -> usize {
         self.requests

@@ -14,6 +14,7 @@ use clip::export::{Variant, file_name};
 use clip::load::load;
 use serde_json::{Value, json};
 use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
+use testkit::page_checks::{assert_accessible, assert_not_blank};
 use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
 
 const ADMIN_TOKEN: &str = "browser-test-admin";
@@ -41,20 +42,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (norm(a) * norm(b))
-}
-
-/// A screenshot that is one flat colour means nothing was drawn.
-fn assert_not_blank(png: &[u8]) {
-    let img = image::load_from_memory(png)
-        .expect("a PNG screenshot")
-        .to_rgb8();
-    let first = *img.get_pixel(0, 0);
-    let differing = img.pixels().filter(|p| **p != first).count();
-    let total = (img.width() * img.height()) as usize;
-    assert!(
-        differing * 100 >= total,
-        "the screenshot is (nearly) blank: {differing} of {total} pixels differ from the background"
-    );
 }
 
 fn save_screenshot(browser: &Browser, name: &str) {
@@ -159,23 +146,6 @@ fn tiny_model_server(options: ServerOptions<'_>) -> (Server, tempfile::TempDir) 
         },
     );
     (server, dir)
-}
-
-/// Every control has a name a screen reader can say, every image a text alternative.
-fn assert_accessible(browser: &Browser) {
-    let problems = browser.eval(
-        "const bad = [];
-         for (const b of document.querySelectorAll('button'))
-           if (!(b.textContent.trim() || b.getAttribute('aria-label'))) bad.push('a button without a name');
-         for (const i of document.querySelectorAll('img'))
-           if (!i.hasAttribute('alt')) bad.push('an image without alt: ' + i.src);
-         for (const f of document.querySelectorAll('input, select'))
-           if (!(f.labels && f.labels.length) && !f.getAttribute('aria-label')) bad.push('an unlabelled field: ' + (f.id || f.name));
-         if (document.documentElement.lang !== 'en') bad.push('no page language');
-         return bad;",
-        json!([]),
-    );
-    assert_eq!(problems, json!([]), "accessibility problems");
 }
 
 #[test]

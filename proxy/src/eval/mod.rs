@@ -3,7 +3,8 @@
 //! A run takes the judged queries ([`judgments`]), embeds each natively with the same `clip`
 //! crate as the browser uses, searches it through the store trait, and scores the ranked ids with
 //! the pure functions of [`metrics`]; [`report`] renders the outcome (Markdown, JSON and the
-//! [`chart`] of the recall curve) and writes it to a directory.
+//! [`chart`] of the recall curve) and writes it to a directory; [`html`] adds `report.html`, with
+//! the worst and best queries' results as thumbnails.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,6 +13,7 @@ use crate::payload::external_id;
 use crate::store::{SearchQuery, VectorStore};
 
 pub mod chart;
+pub mod html;
 pub mod judgments;
 pub mod metrics;
 pub mod report;

@@ -34,6 +34,13 @@ pub enum ApiError {
     /// An admin route that is switched off.
     #[error("the labels export is off: set TEXT2IMG_ADMIN_TOKEN to turn it on")]
     ExportDisabled,
+    /// An admin page (`/admin/…`) without the right token: answered with a Basic challenge, so a
+    /// browser asks for it.
+    #[error("log in with the admin token as the password (any user name)")]
+    AdminLogin,
+    /// The admin pages are switched off.
+    #[error("the admin pages are off: set TEXT2IMG_ADMIN_TOKEN to turn them on")]
+    AdminOff,
     /// A body that did not parse, or not JSON at all.
     #[error("{}", json_message(.0))]
     Json(#[from] JsonRejection),
@@ -109,6 +116,8 @@ impl ApiError {
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::ExportDisabled => (StatusCode::FORBIDDEN, "export_disabled"),
+            Self::AdminLogin => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::AdminOff => (StatusCode::FORBIDDEN, "admin_disabled"),
             Self::Json(rejection) => json_class(rejection),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
@@ -174,6 +183,12 @@ impl IntoResponse for ApiError {
             tracing::warn!(code, "{message}");
         }
         let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
+        if let Self::AdminLogin = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"text2img admin\", charset=\"UTF-8\""),
+            );
+        }
         if let Self::RateLimited { retry_after, .. } = self {
             // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -3,10 +3,10 @@
 //! The routes of the HTTP contract (ARCHITECTURE.md, "HTTP API"), one concern per module:
 //! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
 //! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
-//! thumbnails), [`health`], and [`site`] (the static site, CORS, the body limit). [`state`] builds
-//! what they share. [`serve`] is the serving loop, with the connection [`limits`] its
-//! [`watchdog`] and [`deadline`] enforce; [`rate`] limits each client's requests, and [`client`]
-//! says who the client is.
+//! thumbnails), [`reports`] (the HTML reports, behind the admin token), [`health`], and [`site`]
+//! (the static site, CORS, the body limit). [`state`] builds what they share. [`serve`] is the
+//! serving loop, with the connection [`limits`] its [`watchdog`] and [`deadline`] enforce;
+//! [`rate`] limits each client's requests, and [`client`] says who the client is.
 //!
 //! Architecture Invariant: this is the only module that knows JSON wire types and status codes,
 //! and [`errors::ApiError::class`] is the one place a failure becomes a status. Images and
@@ -22,6 +22,7 @@ pub mod labels;
 pub mod limits;
 pub mod model;
 pub mod rate;
+pub mod reports;
 pub mod search;
 pub mod serve;
 pub mod site;
@@ -80,6 +81,8 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .route("/images/{id}", get(images::image))
         .route("/thumbs/{id}", get(images::thumb))
+        .route("/admin/report/", get(reports::data_report))
+        .route("/admin/eval/", get(reports::eval_report))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready));
     let model_files = site::model_files(&state);

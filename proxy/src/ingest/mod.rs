@@ -214,6 +214,9 @@ struct Stored {
     content_hash: String,
     row_hash: String,
     size: Option<(u32, u32)>,
+    /// Whether the payload records the original's byte size and format (older ones do not: a
+    /// re-run rewrites their payload).
+    has_original: bool,
 }
 
 /// Run ingest. Store calls go through `runtime` (call this from a plain thread, not from inside
@@ -305,6 +308,7 @@ fn stored(
                 content_hash: p.content_hash,
                 row_hash: p.row_hash,
                 size,
+                has_original: p.image_bytes.is_some(),
             };
             (r.id, stored)
         })
@@ -425,10 +429,11 @@ fn fetch_worker(
             Some(stored)
                 if stored.content_hash == content_hash && thumb_path(thumbs, id).is_file() =>
             {
-                if stored.row_hash == row_hash {
+                if stored.row_hash == row_hash && stored.has_original {
                     msgs.send(Msg::Unchanged).is_ok()
                 } else {
-                    let payload = payload(&row, &content_hash, &row_hash, stored.size);
+                    let original = Original::of(&bytes);
+                    let payload = payload(&row, &content_hash, &row_hash, stored.size, &original);
                     msgs.send(Msg::PayloadOnly { row, payload }).is_ok()
                 }
             }
@@ -464,6 +469,7 @@ fn decode_worker(
                     &item.content_hash,
                     &item.row_hash,
                     Some((width, height)),
+                    &Original::of(&item.bytes),
                 ),
                 row: item.row,
                 pixels,
@@ -615,8 +621,35 @@ fn embed_loop(
     flush(&mut batch, report)
 }
 
+/// What the payload records of the original file: its size in bytes and its format.
+#[derive(Debug, Clone, PartialEq)]
+struct Original {
+    bytes: u64,
+    format: Option<String>,
+}
+
+impl Original {
+    /// The format is the one the bytes start like (`fetch::sniff` accepted it), named by its
+    /// usual extension.
+    fn of(bytes: &[u8]) -> Self {
+        let format = image::guess_format(bytes)
+            .ok()
+            .and_then(|f| f.extensions_str().first().map(|e| (*e).to_string()));
+        Self {
+            bytes: bytes.len() as u64,
+            format,
+        }
+    }
+}
+
 /// The payload of a row's point.
-fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32)>) -> Payload {
+fn payload(
+    row: &Row,
+    content_hash: &str,
+    row_hash: &str,
+    size: Option<(u32, u32)>,
+    original: &Original,
+) -> Payload {
     let file = match &row.source {
         Source::File { path, .. } => {
             let path = path.canonicalize().unwrap_or_else(|_| path.clone());
@@ -633,6 +666,8 @@ fn payload(row: &Row, content_hash: &str, row_hash: &str, size: Option<(u32, u32
         row_hash: row_hash.to_string(),
         width: size.map(|(w, _)| w),
         height: size.map(|(_, h)| h),
+        image_bytes: Some(original.bytes),
+        image_format: original.format.clone(),
         columns: row.meta.clone(),
     }
     .to_payload()
