@@ -19,4 +19,5 @@ pub mod labels;
 pub mod layout;
 pub mod model;
 pub mod payload;
+pub mod review;
 pub mod store;
