@@ -3,12 +3,14 @@
 //! ([`encoder`]), so only its vector goes to the proxy ([`api`]); [`actions`] are what the
 //! buttons do; [`results`] draws the grid and owns its keyboard.
 //!
-//! Page state lives in [`Ctx`], a bundle of signals that every action takes by copy.
+//! Page state lives in [`Ctx`], a bundle of signals that every action takes by copy. `#review`
+//! opens the admin [`review`] page instead.
 
 mod actions;
 pub mod api;
 pub mod encoder;
 mod results;
+pub mod review;
 mod status;
 
 use std::collections::HashMap;
@@ -140,6 +142,10 @@ fn client_id() -> String {
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
+    review::reload_on_switch();
+    if review::wanted() {
+        return view! { <review::ReviewPage /> }.into_any();
+    }
     let ctx = Ctx::new();
     start(ctx);
     view! {
@@ -154,6 +160,7 @@ pub fn App() -> impl IntoView {
             <Shortcuts />
         </main>
     }
+    .into_any()
 }
 
 /// Reads `settings.json`, then starts the model worker with the stored precision.
