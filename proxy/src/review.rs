@@ -164,4 +164,33 @@ mod tests {
         let err = ReviewLog::open(&path).expect_err("one writer");
         assert!(err.to_string().contains("in use"), "{err}");
     }
+
+    #[test]
+    fn a_torn_verdict_is_cut_at_open_and_skipped_by_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("reviews.jsonl");
+        {
+            let (log, _) = ReviewLog::open(&path).expect("open");
+            log.put(review("cat", "tabby", Decision::Relevant, 1))
+                .expect("write");
+        }
+        let whole = std::fs::read(&path).expect("read");
+        // A crash in the middle of the next verdict's line.
+        let fragment = b"{\"query\":\"dog\",\"image_";
+        let mut torn = whole.clone();
+        torn.extend_from_slice(fragment);
+        std::fs::write(&path, &torn).expect("write");
+        assert_eq!(ReviewLog::snapshot(&path).expect("snapshot").len(), 1);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            torn,
+            "a reader cuts nothing"
+        );
+        let (log, report) = ReviewLog::open(&path).expect("a torn tail is no reason to refuse");
+        assert_eq!(
+            (report.truncated_bytes, log.len()),
+            (fragment.len() as u64, 1)
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), whole);
+    }
 }
