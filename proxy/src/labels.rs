@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 pub use budget::{BudgetConfig, BudgetError, VoteBudget};
 pub use compact::CompactPolicy;
-pub use log::LabelLog;
+pub use log::{LabelLog, Log, Record};
 
 /// What a person said about one result for one query (the wire's names: `relevant`,
 /// `irrelevant`, `flag` — counted as irrelevant in eval — and `none`, which withdraws the
@@ -126,38 +126,25 @@ impl Vote {
     }
 }
 
-impl Label {
-    /// The vote as one line of the log, newline included.
-    fn line(&self, path: &std::path::Path) -> Result<String, LabelError> {
-        let mut line = serde_json::to_string(self).map_err(|e| LabelError::Corrupt {
-            path: path.to_path_buf(),
-            line: 0,
-            message: e.to_string(),
-        })?;
-        line.push('\n');
-        Ok(line)
-    }
-}
+/// A vote replaces the (client, query, image)'s earlier one; `none` withdraws it.
+impl Record for Label {
+    type Key = Uuid;
 
-/// Apply one vote to the votes in force: replace the (client, query, image)'s earlier vote, or
-/// withdraw it.
-fn apply(current: &mut HashMap<Uuid, Label>, label: Label) {
-    if label.label == Verdict::None {
-        current.remove(&label.label_id);
-    } else {
-        current.insert(label.label_id, label);
+    fn key(&self) -> Uuid {
+        self.label_id
     }
-}
 
-/// Votes oldest first (then by id, for a stable order).
-fn in_order(labels: impl Iterator<Item = Label>) -> Vec<Label> {
-    let mut labels: Vec<Label> = labels.collect();
-    labels.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then(a.label_id.cmp(&b.label_id)));
-    labels
+    fn withdraws(&self) -> bool {
+        self.label == Verdict::None
+    }
+
+    fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -2,8 +2,8 @@
 //!
 //! Everything text2img writes lives under one storage directory (`./qdrant_storage` or
 //! `--storage`): the embedded store's shards (named by `store::edge`), the label log, the
-//! thumbnails, ingest's list of failed rows, the folders it indexed images from, eval's
-//! reports and `proxy report`'s page. [`DataDir`] names each of these
+//! reviewers' verdicts, the thumbnails, ingest's list of failed rows, the folders it indexed
+//! images from, eval's reports and `proxy report`'s page. [`DataDir`] names each of these
 //! paths once; nothing else joins a file name onto the storage directory.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +27,11 @@ impl DataDir {
     /// The label log: one vote per line (see `labels`).
     pub fn labels(&self) -> PathBuf {
         self.root.join("labels.jsonl")
+    }
+
+    /// The reviewers' verdicts: one per line (see `review`).
+    pub fn reviews(&self) -> PathBuf {
+        self.root.join("reviews.jsonl")
     }
 
     /// Thumbnails, `<point uuid>.jpg` (see `ingest::thumb_path`).
@@ -78,6 +83,7 @@ mod tests {
         let dir = DataDir::new("/data/t2i");
         for path in [
             dir.labels(),
+            dir.reviews(),
             dir.thumbs(),
             dir.ingest_failures(),
             dir.image_roots(),

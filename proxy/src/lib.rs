@@ -21,4 +21,5 @@ pub mod layout;
 pub mod model;
 pub mod payload;
 pub mod report;
+pub mod review;
 pub mod store;

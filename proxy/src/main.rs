@@ -285,14 +285,16 @@ async fn serve(
     Ok(())
 }
 
-/// `proxy eval`: the labelled queries (and the crowd's labels) against the collection.
+/// `proxy eval`: the labelled queries (and the crowd's labels, and the reviewers' verdicts, which
+/// win over the crowd's) against the collection.
 async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let data = settings.data_dir();
     let judged_tsv = proxy::eval::read_queries(queries)?;
     // Read beside a running server: nothing is locked, cut or compacted.
     let labels = LabelLog::snapshot(&data.labels())?;
-    let (judged, skipped) = proxy::eval::judgments(&judged_tsv, &labels);
+    let reviews = proxy::review::ReviewLog::snapshot(&data.reviews())?;
+    let (judged, skipped) = proxy::eval::judgments_reviewed(&judged_tsv, &labels, &reviews);
     if judged.is_empty() {
         anyhow::bail!(
             "{}: no query has a relevant image (and no labels add one)",

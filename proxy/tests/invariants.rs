@@ -196,7 +196,12 @@ fn storage_paths_are_named_once() {
         offenders(
             "proxy/src",
             &["proxy/src/layout.rs"],
-            &["\"labels.jsonl\"", "\"thumbs\"", "\"ingest-failures.tsv\""],
+            &[
+                "\"labels.jsonl\"",
+                "\"reviews.jsonl\"",
+                "\"thumbs\"",
+                "\"ingest-failures.tsv\"",
+            ],
         ),
     );
 }

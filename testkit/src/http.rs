@@ -94,3 +94,12 @@ pub fn post(url: &str, body: &str) -> Answer {
 pub fn post_json(url: &str, body: &Value) -> Answer {
     post(url, &body.to_string())
 }
+
+/// `POST url` with `body` as `application/json` and `headers`.
+pub fn post_with(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = agent().post(url).set("Content-Type", "application/json");
+    for (k, v) in headers {
+        request = request.set(k, v);
+    }
+    answer(request.send_string(body))
+}

@@ -22,7 +22,7 @@ pub mod process;
 pub mod server;
 pub mod skip;
 
-pub use http::{Answer, get, post, post_json};
+pub use http::{Answer, get, post, post_json, post_with};
 pub use model::{tiny_model, tiny_model_files, tiny_spec, write_tiny_bundle};
 pub use paths::{artifacts, public_dir, tiny_model_dir, workspace};
 pub use process::{PROJECT_ENV, command, free_port};

@@ -268,6 +268,12 @@ impl Server {
         &self.server.state
     }
 
+    /// The server's storage directory (its label and review logs), for a test to read as
+    /// `proxy eval` does.
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(self._state_dir.path())
+    }
+
     /// How many requests for exactly `path` the server has answered.
     pub fn requests_for(&self, path: &str) -> usize {
         self.requests

@@ -12,6 +12,7 @@ mod error;
 mod feedback;
 mod health;
 mod model;
+mod review;
 mod search;
 mod url;
 mod variant;
@@ -21,6 +22,10 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use feedback::{FeedbackRequest, FeedbackResponse, UnknownVerdict, Verdict};
 pub use health::{Health, Readiness};
 pub use model::{FileRef, ModelManifest};
+pub use review::{
+    ReviewItem, ReviewQueue, ReviewRequest, ReviewResponse, ReviewVerdict, UnknownReviewVerdict,
+    VoteCounts,
+};
 pub use search::{Example, Filter, Hit, Results, SearchRequest, SimilarRequest, Strategy, Term};
 pub use url::join_url;
 pub use variant::{UnknownVariant, Variant};

@@ -347,3 +347,70 @@ fn worker_messages() {
         r#"{"type":"embed_failed","id":4,"message":"no"}"#,
     );
 }
+
+#[test]
+fn review_queue_and_verdicts() {
+    use wire::{ReviewItem, ReviewQueue, ReviewRequest, ReviewResponse, ReviewVerdict, VoteCounts};
+    golden(
+        &ReviewQueue {
+            items: vec![ReviewItem {
+                query: "cat".into(),
+                image_id: "tabby".into(),
+                url: "/images/tabby".into(),
+                thumbnail_url: "/thumbs/tabby".into(),
+                caption: None,
+                votes: VoteCounts {
+                    relevant: 1,
+                    irrelevant: 0,
+                    flag: 2,
+                },
+                notes: vec!["not a cat".into()],
+            }],
+            total: 3,
+            offset: 0,
+            limit: 1,
+            next_offset: Some(1),
+        },
+        r#"{"items":[{"query":"cat","image_id":"tabby","url":"/images/tabby","thumbnail_url":"/thumbs/tabby","caption":null,"votes":{"relevant":1,"irrelevant":0,"flag":2},"notes":["not a cat"]}],"total":3,"offset":0,"limit":1,"next_offset":1}"#,
+    );
+    golden(
+        &ReviewRequest {
+            query: "cat".into(),
+            image_id: "tabby".into(),
+            verdict: ReviewVerdict::Skip,
+            note: None,
+        },
+        r#"{"query":"cat","image_id":"tabby","verdict":"skip"}"#,
+    );
+    golden(
+        &ReviewRequest {
+            query: "cat".into(),
+            image_id: "tabby".into(),
+            verdict: "maybe".to_string(),
+            note: Some("checked".into()),
+        },
+        r#"{"query":"cat","image_id":"tabby","verdict":"maybe","note":"checked"}"#,
+    );
+    golden(
+        &ReviewResponse {
+            ok: true,
+            query: "cat".into(),
+            image_id: "tabby".into(),
+            verdict: ReviewVerdict::Irrelevant,
+        },
+        r#"{"ok":true,"query":"cat","image_id":"tabby","verdict":"irrelevant"}"#,
+    );
+    refused::<ReviewRequest>(
+        r#"{"query":"cat","image_id":"tabby","verdict":"maybe"}"#,
+        "unknown variant `maybe`",
+    );
+    refused::<ReviewRequest>(
+        r#"{"query":"cat","image_id":"tabby","verdict":"skip","label":"x"}"#,
+        "unknown field `label`",
+    );
+    for verdict in ReviewVerdict::ALL {
+        assert_eq!(verdict.as_str().parse::<ReviewVerdict>(), Ok(verdict));
+    }
+    let unknown = "flag".parse::<ReviewVerdict>().unwrap_err().to_string();
+    assert!(unknown.contains("relevant, irrelevant, skip"), "{unknown}");
+}

@@ -3,11 +3,14 @@
 //! Two sources, merged: `queries.tsv` (columns `query` and `relevant_ids`, comma-separated ids;
 //! a bad line is an error naming it) and the crowd's labels, where for each (query, image) the
 //! majority over clients decides (a flag counts as irrelevant; a tie leaves the TSV's judgment).
+//! A reviewer's verdict on a (query, image) ([`crate::review`]) wins over both; a `skip` leaves
+//! them as they are.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use crate::labels::{Label, majority};
+use crate::review::{Decision, Review, decisions};
 
 /// One query and the ids that are relevant to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,16 @@ pub fn parse_queries(text: &str, name: &str) -> anyhow::Result<Vec<Judged>> {
 /// Merge the TSV judgments with the label majority. Queries that end with no relevant image are
 /// left out (no metric is defined for them); the returned count says how many.
 pub fn judgments(tsv: &[Judged], labels: &[Label]) -> (Vec<Judged>, usize) {
+    judgments_reviewed(tsv, labels, &[])
+}
+
+/// [`judgments`], with the reviewers' verdicts in force applied last: a reviewed (query, image)
+/// is relevant or not as the reviewer said, whatever the TSV and the crowd say.
+pub fn judgments_reviewed(
+    tsv: &[Judged],
+    labels: &[Label],
+    reviews: &[Review],
+) -> (Vec<Judged>, usize) {
     let mut by_query: BTreeMap<String, BTreeSet<String>> = tsv
         .iter()
         .map(|j| (j.query.clone(), j.relevant.clone()))
@@ -95,6 +108,17 @@ pub fn judgments(tsv: &[Judged], labels: &[Label]) -> (Vec<Judged>, usize) {
             None => {}
         }
     }
+    for ((query, image), verdict) in decisions(reviews) {
+        match verdict {
+            Decision::Relevant => {
+                by_query.entry(query).or_default().insert(image);
+            }
+            Decision::Irrelevant => {
+                by_query.entry(query).or_default().remove(&image);
+            }
+            Decision::Skip => {}
+        }
+    }
     let total = by_query.len();
     let judged: Vec<Judged> = by_query
         .into_iter()
@@ -103,4 +127,57 @@ pub fn judgments(tsv: &[Judged], labels: &[Label]) -> (Vec<Judged>, usize) {
         .collect();
     let skipped = total - judged.len();
     (judged, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::{Verdict, label_id};
+
+    fn vote(client: &str, image: &str, verdict: Verdict) -> Label {
+        Label {
+            label_id: label_id(client, "cat", image),
+            query: "cat".into(),
+            query_vector: None,
+            image_id: image.into(),
+            label: verdict,
+            note: None,
+            client_id: client.into(),
+            time_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_reviewed_verdict_wins_over_the_majority_and_skip_leaves_it() {
+        let labels = [
+            // The crowd: `tabby` relevant 2 to 1, `lion` irrelevant 2 to 1, `dog` relevant.
+            vote("a", "tabby", Verdict::Relevant),
+            vote("b", "tabby", Verdict::Relevant),
+            vote("c", "tabby", Verdict::Flag),
+            vote("a", "lion", Verdict::Irrelevant),
+            vote("b", "lion", Verdict::Flag),
+            vote("c", "lion", Verdict::Relevant),
+            vote("a", "dog", Verdict::Relevant),
+        ];
+        let tsv = parse_queries("query\trelevant_ids\ncat\tchelsea\n", "q").expect("tsv");
+        let review = |image: &str, verdict| Review::new("cat".into(), image.into(), verdict, None);
+        let reviews = [
+            review("tabby", Decision::Irrelevant),
+            review("lion", Decision::Relevant),
+            review("dog", Decision::Skip),
+            review("chelsea", Decision::Irrelevant),
+        ];
+        let relevant = |judged: &[Judged]| judged[0].relevant.clone();
+        let (crowd, _) = judgments(&tsv, &labels);
+        assert_eq!(
+            relevant(&crowd),
+            ["chelsea", "dog", "tabby"].map(String::from).into()
+        );
+        let (reviewed, skipped) = judgments_reviewed(&tsv, &labels, &reviews);
+        assert_eq!(skipped, 0);
+        assert_eq!(
+            relevant(&reviewed),
+            ["dog", "lion"].map(String::from).into()
+        );
+    }
 }

@@ -18,7 +18,7 @@ pub mod judgments;
 pub mod metrics;
 pub mod report;
 
-pub use judgments::{Judged, judgments, parse_queries, read_queries};
+pub use judgments::{Judged, judgments, judgments_reviewed, parse_queries, read_queries};
 pub use metrics::{QueryMetrics, Summary};
 
 /// How deep each query is searched (the largest cut-off reported and the chart's last K).

@@ -94,7 +94,7 @@ fn into_vote(body: FeedbackBody, dim: usize) -> Result<Vote, ApiError> {
     })
 }
 
-fn note(note: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn note(note: Option<String>) -> Result<Option<String>, ApiError> {
     let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if note
         .as_ref()
@@ -165,7 +165,7 @@ pub async fn labels_export(
 
 /// The admin routes need `Authorization: Bearer <token>` (compared in constant time), and are
 /// off when no token is configured.
-fn check_admin(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_admin(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = token.ok_or(ApiError::ExportDisabled)?;
     let given = headers
         .get(header::AUTHORIZATION)

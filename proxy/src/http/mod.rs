@@ -2,6 +2,7 @@
 //!
 //! The routes of the HTTP contract (ARCHITECTURE.md, "HTTP API"), one concern per module:
 //! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
+//! [`review`] (the admin review queue),
 //! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
 //! thumbnails), [`reports`] (the HTML reports, behind the admin token), [`health`], and [`site`]
 //! (the static site, CORS, the body limit). [`state`] builds what they share. [`serve`] is the
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod model;
 pub mod rate;
 pub mod reports;
+pub mod review;
 pub mod search;
 pub mod serve;
 pub mod site;
@@ -77,6 +79,8 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .route("/api/similar", rates.similar(post(search::similar)))
         .route("/api/feedback", rates.feedback(post(labels::feedback)))
         .route("/api/labels", get(labels::labels_export))
+        .route("/api/review", get(review::queue_page).post(review::verdict))
+        .route("/api/review/export", get(review::export))
         .route("/api/model", get(model::model))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .route("/images/{id}", get(images::image))

@@ -189,7 +189,7 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
 }
 
 /// Percent-encode an id for a URL path segment.
-fn url_escape(id: &str) -> String {
+pub(super) fn url_escape(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         match b {

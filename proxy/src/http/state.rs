@@ -16,6 +16,7 @@ use crate::config::Secret;
 use crate::labels::{BudgetConfig, LabelError, LabelLog, VoteBudget};
 use crate::layout::DataDir;
 use crate::model::TextEncoder;
+use crate::review::ReviewLog;
 use crate::store::{CollectionSpec, SharedStore, StoreError};
 
 use crate::image_roots::ImageRoots;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub spec: CollectionSpec,
     pub encoder: Option<Arc<dyn TextEncoder>>,
     pub labels: Arc<LabelLog>,
+    /// The reviewers' verdicts (the admin review queue).
+    pub reviews: Arc<ReviewLog>,
     /// Votes per client and per hour, and everyone's together (checked before a vote is
     /// written).
     pub vote_budget: VoteBudget,
@@ -76,8 +79,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Build the state: open (or create) the label log under `parts.data`, cutting a torn last
-    /// line left by an interrupted write (and saying so in the log).
+    /// Build the state: open (or create) the label log and the review log under `parts.data`,
+    /// cutting a torn last line left by an interrupted write (and saying so in the log).
     pub fn open(parts: StateParts) -> Result<Self, LabelError> {
         let (labels, report) = LabelLog::open(parts.data.labels())?;
         if report.truncated_bytes > 0 {
@@ -95,12 +98,21 @@ impl AppState {
                 report.lines
             );
         }
+        let (reviews, report) = ReviewLog::open(parts.data.reviews())?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                "{}: cut a torn last line ({} bytes) left by an interrupted write",
+                reviews.path().display(),
+                report.truncated_bytes
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             store: parts.store,
             spec: parts.spec,
             encoder: parts.encoder,
             labels: Arc::new(labels),
+            reviews: Arc::new(reviews),
             vote_budget: VoteBudget::default(),
             image_roots: ImageRoots::new([parts.data.root().to_path_buf()])
                 .with_recorded(parts.data.image_roots()),

@@ -12,7 +12,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Label, LabelError};
+use super::LabelError;
+use super::log::{Record, line};
 
 /// When the log is rewritten without its superseded lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub fn temp_path(log: &Path) -> PathBuf {
 /// Write `labels` as the lines of a fresh `<log>.tmp` and make them durable. Returns the file,
 /// open for appending: renamed over the log it *is* the log, whatever fails after the rename. On
 /// an error the temporary file is removed (best effort) and the log is untouched.
-pub fn write_temp(log: &Path, labels: &[&Label]) -> Result<File, LabelError> {
+pub fn write_temp<R: Record>(log: &Path, labels: &[&R]) -> Result<File, LabelError> {
     let tmp = temp_path(log);
     let written = write_lines(&tmp, log, labels);
     if written.is_err() {
@@ -62,7 +63,7 @@ pub fn write_temp(log: &Path, labels: &[&Label]) -> Result<File, LabelError> {
     written
 }
 
-fn write_lines(tmp: &Path, log: &Path, labels: &[&Label]) -> Result<File, LabelError> {
+fn write_lines<R: Record>(tmp: &Path, log: &Path, labels: &[&R]) -> Result<File, LabelError> {
     let io = |source| LabelError::Io {
         path: tmp.to_path_buf(),
         source,
@@ -79,7 +80,7 @@ fn write_lines(tmp: &Path, log: &Path, labels: &[&Label]) -> Result<File, LabelE
         .map_err(io)?;
     let mut out = BufWriter::new(file);
     for label in labels {
-        out.write_all(label.line(log)?.as_bytes()).map_err(io)?;
+        out.write_all(line(*label, log)?.as_bytes()).map_err(io)?;
     }
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;

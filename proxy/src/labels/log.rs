@@ -1,29 +1,50 @@
 //! labels/log: how is a vote made durable, and what does the file say after a crash?
 //!
-//! [`LabelLog`] is the one writer of `labels.jsonl`: it appends a line per vote and syncs it
-//! before answering, cuts a torn tail at open and a failed append at once, and rewrites the file
-//! without superseded lines ([`super::compact`]) at open and while serving — under the same
-//! mutex as the appends, so no acknowledged vote is lost or reordered by a rewrite. Its callers
-//! run it on blocking threads (every method but [`LabelLog::len`] may wait for the disk).
+//! [`Log`] is the one writer of a JSON-lines log of [`Record`]s: it appends a line per record and
+//! syncs it before answering, cuts a torn tail at open and a failed append at once, and rewrites
+//! the file without superseded lines ([`super::compact`]) at open and while serving — under the
+//! same mutex as the appends, so no acknowledged record is lost or reordered by a rewrite. The
+//! latest record per [`Record::key`] is in force. [`LabelLog`] is the votes' log
+//! (`labels.jsonl`); `review::ReviewLog` the reviewers' verdicts (`reviews.jsonl`). Callers run
+//! it on blocking threads (every method but [`Log::len`] may wait for the disk).
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
+use std::hash::Hash;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use uuid::Uuid;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::compact::{self, CompactPolicy};
-use super::{Label, LabelError, OpenReport, Vote, apply, in_order};
+use super::{Label, LabelError, OpenReport, Vote};
 
-/// The durable label log.
+/// One line of a [`Log`]: the latest record per key is in force.
+pub trait Record: Serialize + DeserializeOwned + Clone + Debug + Send + 'static {
+    type Key: Eq + Hash + Ord + Clone + Debug + Send;
+    /// What a later record replaces an earlier one by.
+    fn key(&self) -> Self::Key;
+    /// Whether this record removes its key's earlier one instead of replacing it.
+    fn withdraws(&self) -> bool {
+        false
+    }
+    /// Milliseconds since the Unix epoch: the order of [`Log::all`] and of a rewritten file.
+    fn time_ms(&self) -> u64;
+}
+
+/// The durable vote log.
+pub type LabelLog = Log<Label>;
+
+/// A durable log of records.
 #[derive(Debug)]
-pub struct LabelLog {
+pub struct Log<R: Record> {
     path: PathBuf,
     policy: CompactPolicy,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<R>>,
     /// The number of votes in force, readable without waiting for a write or a rewrite.
     in_force: AtomicUsize,
     /// An exclusive OS lock on `<log>.lock`, held while the log is open: one writer at a time
@@ -32,9 +53,9 @@ pub struct LabelLog {
 }
 
 #[derive(Debug)]
-struct Inner {
+struct Inner<R: Record> {
     file: File,
-    current: HashMap<Uuid, Label>,
+    current: HashMap<R::Key, R>,
     lines: usize,
     /// No rewrite before the log has this many lines (raised after a failed rewrite, so a full
     /// disk is not asked for a rewrite on every vote).
@@ -43,7 +64,14 @@ struct Inner {
     fail_next_append: Option<usize>,
 }
 
-impl LabelLog {
+impl Log<Label> {
+    /// Record a vote; returns once it is on disk (see [`Log::put`]).
+    pub fn record(&self, vote: Vote) -> Result<Label, LabelError> {
+        self.put(vote.into_label())
+    }
+}
+
+impl<R: Record> Log<R> {
     /// Open (or create) the log at `path` and replay it, rewriting it when the default
     /// [`CompactPolicy`] says so.
     pub fn open(path: impl Into<PathBuf>) -> Result<(Self, OpenReport), LabelError> {
@@ -112,7 +140,7 @@ impl LabelLog {
     /// cut, no compaction, no lock, so a running server keeps writing while this reads (a line
     /// it is appending right now is left out, as a torn tail; a rewrite replaces the file by a
     /// rename, so this reads the old file or the new one, each whole). No file: no votes.
-    pub fn snapshot(path: &Path) -> Result<Vec<Label>, LabelError> {
+    pub fn snapshot(path: &Path) -> Result<Vec<R>, LabelError> {
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -127,12 +155,11 @@ impl LabelLog {
         Ok(in_order(current.into_values()))
     }
 
-    /// Record a vote; returns once it is on disk. When superseded lines have become most of the
-    /// file, the file is then rewritten (before the next vote is appended); a failed rewrite is
-    /// logged and leaves the log as it was, with this vote in it.
-    pub fn record(&self, vote: Vote) -> Result<Label, LabelError> {
-        let label = vote.into_label();
-        let line = label.line(&self.path)?;
+    /// Append a record; returns once it is on disk. When superseded lines have become most of
+    /// the file, the file is then rewritten (before the next record is appended); a failed
+    /// rewrite is logged and leaves the log as it was, with this record in it.
+    pub fn put(&self, label: R) -> Result<R, LabelError> {
+        let line = line(&label, &self.path)?;
         let mut inner = self.lock_inner();
         self.append(&mut inner, line.as_bytes())?;
         inner.lines += 1;
@@ -149,7 +176,7 @@ impl LabelLog {
     }
 
     /// Every vote in force, oldest first (then by id, for a stable order).
-    pub fn all(&self) -> Vec<Label> {
+    pub fn all(&self) -> Vec<R> {
         in_order(self.lock_inner().current.values().cloned())
     }
 
@@ -178,14 +205,14 @@ impl LabelLog {
         self.lock_inner().fail_next_append = Some(bytes);
     }
 
-    fn lock_inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock_inner(&self) -> std::sync::MutexGuard<'_, Inner<R>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Append a line and make it durable; on failure cut a partial line back off, so the next
     /// vote does not land after it (best effort: a failed cut leaves a torn line that the next
     /// open removes).
-    fn append(&self, inner: &mut Inner, bytes: &[u8]) -> Result<(), LabelError> {
+    fn append(&self, inner: &mut Inner<R>, bytes: &[u8]) -> Result<(), LabelError> {
         let io = |source| LabelError::Io {
             path: self.path.clone(),
             source,
@@ -212,10 +239,10 @@ impl LabelLog {
 
     /// Rewrite the log with only the votes in force (see [`compact`]), holding the writer's
     /// mutex: no vote is appended to the old file after its lines were copied.
-    fn compact(&self, inner: &mut Inner) -> Result<(), LabelError> {
+    fn compact(&self, inner: &mut Inner<R>) -> Result<(), LabelError> {
         let labels = {
-            let mut labels: Vec<&Label> = inner.current.values().collect();
-            labels.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then(a.label_id.cmp(&b.label_id)));
+            let mut labels: Vec<&R> = inner.current.values().collect();
+            labels.sort_by_cached_key(|r| (r.time_ms(), r.key()));
             labels
         };
         let file = compact::write_temp(&self.path, &labels)?;
@@ -238,6 +265,33 @@ impl LabelLog {
         );
         Ok(())
     }
+}
+
+/// Apply one record to those in force: replace its key's earlier record, or withdraw it.
+fn apply<R: Record>(current: &mut HashMap<R::Key, R>, record: R) {
+    if record.withdraws() {
+        current.remove(&record.key());
+    } else {
+        current.insert(record.key(), record);
+    }
+}
+
+/// Records oldest first (then by key, for a stable order).
+fn in_order<R: Record>(records: impl Iterator<Item = R>) -> Vec<R> {
+    let mut records: Vec<R> = records.collect();
+    records.sort_by_cached_key(|r| (r.time_ms(), r.key()));
+    records
+}
+
+/// A record as one line of the log at `path`, newline included.
+pub(super) fn line<R: Serialize>(record: &R, path: &Path) -> Result<String, LabelError> {
+    let mut line = serde_json::to_string(record).map_err(|e| LabelError::Corrupt {
+        path: path.to_path_buf(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// Take the log's writer lock (`<log>.lock`), or say who holds it.
@@ -282,10 +336,11 @@ fn remove_stale_temp(log: &Path) -> Result<bool, LabelError> {
 /// Read the log from the start: the votes in force, what was found, and the length of its whole
 /// lines. The last line may be torn (a crash mid-write leaves any bytes, half a UTF-8 character
 /// included): it is left out and reported. Any other bad line is an error naming it.
-fn replay(
+#[allow(clippy::type_complexity)] // (records in force, the report, the whole lines' length)
+fn replay<R: Record>(
     file: &mut File,
     path: &Path,
-) -> Result<(HashMap<Uuid, Label>, OpenReport, u64), LabelError> {
+) -> Result<(HashMap<R::Key, R>, OpenReport, u64), LabelError> {
     let io = |source| LabelError::Io {
         path: path.to_path_buf(),
         source,
@@ -307,7 +362,7 @@ fn replay(
             report.truncated_bytes = n as u64;
             break;
         }
-        let label = serde_json::from_slice::<Label>(&line).map_err(|e| LabelError::Corrupt {
+        let label = serde_json::from_slice::<R>(&line).map_err(|e| LabelError::Corrupt {
             path: path.to_path_buf(),
             line: number,
             message: e.to_string(),

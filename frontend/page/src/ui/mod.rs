@@ -3,12 +3,14 @@
 //! ([`encoder`]), so only its vector goes to the proxy ([`api`]); [`actions`] are what the
 //! buttons do; [`results`] draws the grid and owns its keyboard.
 //!
-//! Page state lives in [`Ctx`], a bundle of signals that every action takes by copy.
+//! Page state lives in [`Ctx`], a bundle of signals that every action takes by copy. `#review`
+//! opens the admin [`review`] page instead.
 
 mod actions;
 pub mod api;
 pub mod encoder;
 mod results;
+pub mod review;
 mod status;
 mod syntax;
 
@@ -142,6 +144,10 @@ fn client_id() -> String {
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
+    review::reload_on_switch();
+    if review::wanted() {
+        return view! { <review::ReviewPage /> }.into_any();
+    }
     let ctx = Ctx::new();
     start(ctx);
     view! {
@@ -156,6 +162,7 @@ pub fn App() -> impl IntoView {
             <Shortcuts />
         </main>
     }
+    .into_any()
 }
 
 /// Reads `settings.json`, then starts the model worker with the stored precision.
