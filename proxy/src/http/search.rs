@@ -1,6 +1,7 @@
 //! http/search: which images match a query vector, a text, or another image?
 //!
-//! `POST /api/search` (a vector from the browser, or text encoded here as the fallback) and
+//! `POST /api/search` (a vector from the browser, or text encoded here as the fallback; with
+//! positive and negative examples, relevance feedback through [`examples`]) and
 //! `POST /api/similar` (the vector of an indexed image). Both answer one page of [`Results`],
 //! built from the stored [`ImagePayload`]s by [`results`].
 
@@ -15,43 +16,62 @@ use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
 
 use super::errors::{ApiError, ApiJson, unknown_image};
+use super::examples::{self, Feedback};
 use super::state::AppState;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<SearchRequest>,
+    ApiJson(mut body): ApiJson<SearchRequest>,
 ) -> Result<Json<Results>, ApiError> {
     let started = Instant::now();
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
+    let feedback = Feedback::take(&mut body)?;
     let vector = match (body.vector, body.text) {
         (Some(vector), None) => {
             store::check_vector(&vector, state.spec.dim)
                 .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
-            vector
+            Some(vector)
         }
-        (None, Some(text)) => encode_text(&state, text).await?,
+        (None, Some(text)) => Some(encode_text(&state, text).await?),
         (Some(_), Some(_)) => {
             return Err(ApiError::bad(
                 "bad_request",
                 "give either `vector` or `text`, not both",
             ));
         }
+        (None, None) => None,
+    };
+    let store = state.store().await?;
+    let hits = match (feedback, vector) {
+        (Some(feedback), vector) => {
+            let page = examples::Page {
+                limit,
+                offset,
+                filter: body.filter,
+            };
+            let dim = state.spec.dim;
+            feedback
+                .recommend(store.as_ref(), dim, vector, page)
+                .await?
+        }
+        (None, Some(vector)) => {
+            let query = SearchQuery {
+                vector,
+                limit,
+                offset,
+                filter: body.filter,
+            };
+            store.search(&query).await?
+        }
         (None, None) => {
             return Err(ApiError::bad(
                 "bad_request",
-                "give `vector` (the query embedding) or `text`",
+                "give `vector` (the query embedding), `text` or `positive` examples",
             ));
         }
     };
-    let query = SearchQuery {
-        vector,
-        limit,
-        offset,
-        filter: body.filter,
-    };
-    let hits = state.store().await?.search(&query).await?;
     Ok(Json(results(hits, limit, offset, started)))
 }
 
