@@ -308,3 +308,102 @@ fn bad_examples_are_refused() {
         200
     );
 }
+
+/// `proxy eval --feedback` on the demo data (the tiny random model): a section per strategy in
+/// report.md and report.json, every judged query counted, and the "before" figures equal to the
+/// residual of the plain eval's own ranking, computed here by hand.
+#[test]
+fn eval_feedback_reports_before_and_after() {
+    use std::collections::HashSet;
+    use testkit::{command, tiny_model_dir, workspace};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = dir.path().join("empty.env");
+    std::fs::write(&env, "").expect("env file");
+    let storage = dir.path().join("storage");
+    let model = tiny_model_dir();
+    let common = |c: &mut std::process::Command| {
+        c.arg("--storage")
+            .arg(&storage)
+            .arg("--model")
+            .arg(&model)
+            .arg("--env-file")
+            .arg(&env);
+    };
+    let mut ingest = command(env!("CARGO_BIN_EXE_ingest"));
+    ingest.arg("--tsv").arg(workspace().join("data/images.tsv"));
+    common(&mut ingest);
+    assert!(ingest.output().expect("ingest").status.success());
+    let out = dir.path().join("eval");
+    let mut eval = command(env!("CARGO_BIN_EXE_proxy"));
+    eval.args(["eval", "--feedback", "--queries"])
+        .arg(workspace().join("data/queries.tsv"))
+        .arg("--out")
+        .arg(&out);
+    common(&mut eval);
+    let run = eval.output().expect("eval");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("## Relevance feedback (one round)"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains("| average_vector |") && md.contains("| best_score |"));
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("json"))
+            .expect("report.json");
+    let judged = report["summary"]["queries"].as_u64().expect("queries");
+    let per_query = report["per_query"].as_array().expect("per_query");
+    let feedback = report["feedback"].as_array().expect("feedback");
+    assert_eq!(feedback.len(), 2);
+    for strategy in feedback {
+        let rounds = strategy["per_query"].as_array().expect("rounds");
+        let counted = rounds.len() as u64 + strategy["all_found_on_first_page"].as_u64().unwrap();
+        assert_eq!(
+            counted, judged,
+            "every judged query is measured or counted out"
+        );
+        for round in rounds {
+            let q = per_query
+                .iter()
+                .find(|p| p["query"] == round["query"])
+                .expect("the query in the plain eval");
+            let ranked: Vec<&str> = q["ranked"]
+                .as_array()
+                .expect("ranked")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            // The relevant ids are those queries.tsv names (no labels here).
+            let tsv = std::fs::read_to_string(workspace().join("data/queries.tsv")).unwrap();
+            let relevant: HashSet<&str> = tsv
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{}\t", round["query"].as_str().unwrap())))
+                .expect("in queries.tsv")
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let left: Vec<&str> = relevant
+                .iter()
+                .copied()
+                .filter(|id| !ranked[..10].contains(id))
+                .collect();
+            assert_eq!(round["relevant_left"], left.len());
+            let found = ranked[10..15].iter().filter(|id| left.contains(id)).count();
+            let recall = found as f64 / left.len() as f64;
+            let got = round["before"]["recall@5"].as_f64().unwrap();
+            assert!((got - recall).abs() < 1e-9, "{round}: recall@5 {recall}");
+            for side in ["before", "after"] {
+                for metric in ["recall@5", "ndcg@10"] {
+                    let v = round[side][metric].as_f64().unwrap();
+                    assert!((0.0..=1.0).contains(&v), "{round}");
+                }
+            }
+        }
+    }
+}

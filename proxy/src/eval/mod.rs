@@ -12,6 +12,7 @@ use crate::payload::external_id;
 use crate::store::{SearchQuery, VectorStore};
 
 pub mod chart;
+pub mod feedback;
 pub mod judgments;
 pub mod metrics;
 pub mod report;
@@ -33,6 +34,8 @@ pub struct EvalReport {
     pub skipped: usize,
     /// The ranked ids per query (for the JSON report).
     pub ranked: BTreeMap<String, Vec<String>>,
+    /// One round of relevance feedback per strategy (`eval --feedback`); empty otherwise.
+    pub feedback: Vec<feedback::FeedbackReport>,
 }
 
 /// Embed, search and score every judged query.
@@ -76,5 +79,6 @@ pub async fn evaluate(
         curve,
         skipped,
         ranked: ranked_all,
+        feedback: Vec::new(),
     })
 }
