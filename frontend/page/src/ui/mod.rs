@@ -28,10 +28,12 @@ const VARIANT_KEY: &str = "text2img.variant";
 /// Where a page of results came from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// A typed query; `vector` is absent when the server encoded it.
+    /// A typed query; `vector` is absent when the server encoded it. `like`: the visitor's
+    /// marks it was searched again with ("More like the ones I marked"), if any.
     Text {
         text: String,
         vector: Option<Vec<f32>>,
+        like: Option<api::Examples>,
     },
     /// "Similar" on one image.
     Similar { id: String, caption: String },
