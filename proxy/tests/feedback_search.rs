@@ -134,7 +134,10 @@ fn examples_rank_as_qdrant_recommends() {
 
     // The query alone: plain nearest neighbours.
     let plain = search(&f, &json!({"vector": query, "limit": all}));
-    assert_eq!(plain, expected(&[query.clone()], &[], false, &[], |_| true));
+    assert_eq!(
+        plain,
+        expected(std::slice::from_ref(&query), &[], false, &[], |_| true)
+    );
 
     for (strategy, best) in [("average_vector", false), ("best_score", true)] {
         // The query plus one liked and one disliked image: the query counts as a positive, the

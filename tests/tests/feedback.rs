@@ -137,8 +137,8 @@ fn more_like_the_ones_i_marked() {
     assert_eq!(labels.len(), 4, "{labels:#?}");
     let vector = labels[0]["query_vector"].clone();
     assert!(vector.is_array(), "{labels:#?}");
-    let mut positive = vec![first[0].clone(), first[2].clone()];
-    let mut negative = vec![first[1].clone(), first[3].clone()];
+    let mut positive = [first[0].clone(), first[2].clone()];
+    let mut negative = [first[1].clone(), first[3].clone()];
     positive.sort();
     negative.sort();
     let body = json!({

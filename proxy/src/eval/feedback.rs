@@ -377,7 +377,7 @@ mod tests {
         assert_eq!((s.helped, s.same, s.hurt, s.all_found), (1, 1, 2, 3));
         assert!((s.before.ndcg10 - 0.5).abs() < 1e-12);
         assert!((s.after.recall5 - 0.375).abs() < 1e-12);
-        let md = markdown(&[s.clone()]);
+        let md = markdown(std::slice::from_ref(&s));
         assert!(
             md.contains("| best_score | 4 | 0.500 | 0.375 | 0.500 | 0.375 | 1 | 1 | 2 | 3 |"),
             "{md}"

@@ -238,7 +238,7 @@ impl VectorStore for EdgeStore {
     }
 
     async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>> {
-        let (positive, negative) = query.unit_examples()?;
+        let super::UnitExamples { positive, negative } = query.unit_examples()?;
         let scoring = match query.strategy {
             // Qdrant's own formula; the server computes the same vector before a plain search.
             Strategy::AverageVector => {

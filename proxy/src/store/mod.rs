@@ -127,9 +127,9 @@ pub struct RecommendQuery {
 }
 
 impl RecommendQuery {
-    /// The examples scaled to unit length, positives then negatives; an empty positive set or a
-    /// zero-length example is [`StoreError::Invalid`].
-    pub fn unit_examples(&self) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    /// The examples scaled to unit length; an empty positive set or a zero-length example is
+    /// [`StoreError::Invalid`].
+    pub fn unit_examples(&self) -> Result<UnitExamples> {
         if self.positive.is_empty() {
             return Err(StoreError::Invalid(
                 "a recommend query needs at least one positive example".into(),
@@ -147,8 +147,15 @@ impl RecommendQuery {
         };
         let positive = self.positive.iter().map(unit).collect::<Result<_>>()?;
         let negative = self.negative.iter().map(unit).collect::<Result<_>>()?;
-        Ok((positive, negative))
+        Ok(UnitExamples { positive, negative })
     }
+}
+
+/// A recommend query's examples, each of unit length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitExamples {
+    pub positive: Vec<Vec<f32>>,
+    pub negative: Vec<Vec<f32>>,
 }
 
 /// Store errors, by class: the HTTP layer maps each class to one status.

@@ -310,7 +310,7 @@ impl VectorStore for RemoteStore {
 
     async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>> {
         super::check_filter(&query.filter)?;
-        let (positive, negative) = query.unit_examples()?;
+        let super::UnitExamples { positive, negative } = query.unit_examples()?;
         let strategy = match query.strategy {
             Strategy::AverageVector => RecommendStrategy::AverageVector,
             Strategy::BestScore => RecommendStrategy::BestScore,
