@@ -18,6 +18,7 @@ use proxy::http::client::TrustedProxies;
 use proxy::http::{AppState, Limits, Rate, RateLimits, ServeConfig, StateParts, router};
 use proxy::labels::{BudgetConfig, LabelLog};
 use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
+use proxy::store::Strategy;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +62,10 @@ enum Command {
         /// <storage>/eval.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also simulate one round of relevance feedback ("more like these": the top 10 marked
+        /// by the judgments) with each strategy, and report R@5 and nDCG@10 before and after.
+        #[arg(long)]
+        feedback: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -206,8 +211,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             queries,
             out,
+            feedback,
             store,
-        } => eval(&queries, out, &store).await,
+        } => eval(&queries, out, feedback, &store).await,
         Command::Report {
             report: args,
             store,
@@ -287,7 +293,12 @@ async fn serve(
 
 /// `proxy eval`: the labelled queries (and the crowd's labels, and the reviewers' verdicts, which
 /// win over the crowd's) against the collection.
-async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow::Result<()> {
+async fn eval(
+    queries: &Path,
+    out: Option<PathBuf>,
+    feedback: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let data = settings.data_dir();
     let judged_tsv = proxy::eval::read_queries(queries)?;
@@ -306,7 +317,12 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     let encoder = NativeTextEncoder::new(&loaded);
     let store = cli::store(&settings)?;
     store.open_collection(&spec).await?;
-    let report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
+    let mut report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
+    if feedback {
+        let strategies = [Strategy::AverageVector, Strategy::BestScore];
+        report.feedback =
+            proxy::eval::feedback::simulate(&judged, &encoder, store.as_ref(), &strategies).await?;
+    }
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
     let written = proxy::eval::report::write(&out, &title, &report)?;

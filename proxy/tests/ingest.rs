@@ -690,6 +690,9 @@ impl VectorStore for FailingStore {
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Hit>> {
         self.inner.search(query).await
     }
+    async fn recommend(&self, query: &proxy::store::RecommendQuery) -> StoreResult<Vec<Hit>> {
+        self.inner.recommend(query).await
+    }
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> StoreResult<Vec<Record>> {
         self.inner.get(ids, with_vector).await
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use proxy::store::edge::EdgeStore;
 use proxy::store::remote::{RemoteConfig, RemoteStore};
 use proxy::store::{
-    CollectionSpec, Payload, Point, SearchQuery, StoreError, VectorStore, all_records, point_id,
+    CollectionSpec, Payload, Point, RecommendQuery, SearchQuery, StoreError, Strategy, VectorStore,
+    all_records, point_id,
 };
 use serde_json::{Value, json};
 
@@ -380,4 +381,266 @@ async fn remote_refuses_other_models() {
     }
     let name = unique("text2img_mismatch");
     refuses_other_models(|| Box::new(remote().expect("QDRANT_URL is set")), &name).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recommend (relevance feedback): both backends rank as a brute-force computation here does.
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// Qdrant's `average_vector`: `avg(pos) + (avg(pos) − avg(neg))`, or `avg(pos)` alone.
+fn average_query(positive: &[Vec<f32>], negative: &[Vec<f32>]) -> Vec<f32> {
+    let avg = |vs: &[Vec<f32>]| -> Vec<f32> {
+        let mut out = vec![0.0; DIM];
+        for v in vs {
+            for (o, x) in out.iter_mut().zip(unit(v)) {
+                *o += x / vs.len() as f32;
+            }
+        }
+        out
+    };
+    let pos = avg(positive);
+    if negative.is_empty() {
+        return pos;
+    }
+    let neg = avg(negative);
+    pos.iter().zip(&neg).map(|(p, n)| 2.0 * p - n).collect()
+}
+
+/// Qdrant's `best_score` as an order: a candidate nearer its best positive than its best
+/// negative ranks above every other, by that positive; the rest follow by their negative,
+/// farthest first. Returned as one comparable number per candidate.
+fn best_score_key(candidate: &[f32], positive: &[Vec<f32>], negative: &[Vec<f32>]) -> f32 {
+    let best = |vs: &[Vec<f32>]| {
+        vs.iter()
+            .map(|v| cosine(candidate, v))
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let (p, n) = (best(positive), best(negative));
+    // Cosines lie in [-1, 1]: shifting by 3 keeps the two groups apart.
+    if p > n { 3.0 + p } else { -3.0 - n }
+}
+
+struct Reco {
+    positive: Vec<usize>,
+    negative: Vec<usize>,
+    strategy: Strategy,
+    exclude: bool,
+    parity: Option<&'static str>,
+    limit: usize,
+    offset: usize,
+}
+
+impl Reco {
+    fn query(&self) -> RecommendQuery {
+        let rows = |is: &[usize]| is.iter().map(|&i| vector(i)).collect::<Vec<_>>();
+        let exclude = if self.exclude {
+            self.positive
+                .iter()
+                .chain(&self.negative)
+                .map(|i| point_id(&format!("row{i}")))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut filter = proxy::store::PayloadFilter::new();
+        if let Some(parity) = self.parity {
+            filter.insert("parity".into(), json!(parity));
+        }
+        RecommendQuery {
+            positive: rows(&self.positive),
+            negative: rows(&self.negative),
+            strategy: self.strategy,
+            exclude,
+            limit: self.limit,
+            offset: self.offset,
+            filter,
+        }
+    }
+
+    /// The expected page by brute force: (row, key) best first.
+    fn truth(&self, points: usize) -> Vec<(String, f32)> {
+        let pos: Vec<Vec<f32>> = self.positive.iter().map(|&i| vector(i)).collect();
+        let neg: Vec<Vec<f32>> = self.negative.iter().map(|&i| vector(i)).collect();
+        let average = average_query(&pos, &neg);
+        let mut scored: Vec<(String, f32)> = (0..points)
+            .filter(|i| !(self.exclude && (self.positive.contains(i) || self.negative.contains(i))))
+            .filter(|i| match self.parity {
+                Some("even") => i % 2 == 0,
+                Some(_) => i % 2 == 1,
+                None => true,
+            })
+            .map(|i| {
+                let key = match self.strategy {
+                    Strategy::AverageVector => cosine(&average, &vector(i)),
+                    Strategy::BestScore => best_score_key(&vector(i), &pos, &neg),
+                };
+                (format!("row{i}"), key)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect()
+    }
+}
+
+/// The page equals the brute-force one, allowing only swaps of keys within 1e-5 of each other.
+fn assert_ranking(hits: &[proxy::store::Hit], truth: &[(String, f32)], what: &str) {
+    let got = ids(hits);
+    assert_eq!(got.len(), truth.len(), "{what}: {got:?} vs {truth:?}");
+    let key = |id: &str| truth.iter().find(|(t, _)| t == id).map(|(_, k)| *k);
+    for (i, id) in got.iter().enumerate() {
+        let same = *id == truth[i].0 || key(id).is_some_and(|k| (k - truth[i].1).abs() < 1e-5);
+        assert!(same, "{what}: position {i}: {got:?}, expected {truth:?}");
+    }
+}
+
+async fn recommend_conformance(store: &dyn VectorStore, name: &str) {
+    store.ensure_collection(&spec(name)).await.expect("create");
+    store.upsert(points(0..30)).await.expect("upsert");
+    let cases = [
+        // One positive, nothing left out: the plain nearest neighbours of it.
+        (vec![3], vec![], Strategy::AverageVector, false, None, 6, 0),
+        (
+            vec![3, 11],
+            vec![5],
+            Strategy::AverageVector,
+            true,
+            None,
+            8,
+            0,
+        ),
+        (vec![3, 11], vec![5], Strategy::BestScore, true, None, 8, 0),
+        (
+            vec![3, 11, 20],
+            vec![5, 6],
+            Strategy::AverageVector,
+            true,
+            Some("odd"),
+            5,
+            2,
+        ),
+        (
+            vec![3, 11, 20],
+            vec![5, 6],
+            Strategy::BestScore,
+            true,
+            Some("even"),
+            5,
+            2,
+        ),
+        // Every remaining point, to reach the ones nearer a negative than any positive.
+        (
+            vec![3],
+            vec![4, 9, 17],
+            Strategy::BestScore,
+            true,
+            None,
+            30,
+            0,
+        ),
+    ];
+    for (positive, negative, strategy, exclude, parity, limit, offset) in cases {
+        let reco = Reco {
+            positive,
+            negative,
+            strategy,
+            exclude,
+            parity,
+            limit,
+            offset,
+        };
+        let what = format!(
+            "{:?} +{:?} -{:?}",
+            reco.strategy, reco.positive, reco.negative
+        );
+        let hits = store.recommend(&reco.query()).await.expect(&what);
+        assert_ranking(&hits, &reco.truth(30), &what);
+        for pair in hits.windows(2) {
+            assert!(pair[0].score >= pair[1].score, "{what}: best first");
+        }
+    }
+
+    // One positive alone is a nearest-neighbour search: same ids, same (cosine) scores.
+    let alone = Reco {
+        positive: vec![3],
+        negative: vec![],
+        strategy: Strategy::AverageVector,
+        exclude: false,
+        parity: None,
+        limit: 5,
+        offset: 0,
+    };
+    let reco = store.recommend(&alone.query()).await.expect("alone");
+    let plain = store.search(&search(vector(3), 5, 0)).await.expect("plain");
+    assert_eq!(ids(&reco), ids(&plain));
+    for (r, p) in reco.iter().zip(&plain) {
+        assert!((r.score - p.score).abs() < 1e-4, "cosine scores");
+    }
+
+    // best_score: a candidate nearer a negative than any positive scores below zero.
+    let mut scaled = alone.query();
+    scaled.strategy = Strategy::BestScore;
+    scaled.negative = vec![vector(4)];
+    scaled.limit = 30;
+    let hits = store.recommend(&scaled).await.expect("best score");
+    let below = hits.iter().filter(|h| h.score < 0.0).count();
+    let truth_below = (0..30)
+        .filter(|&i| cosine(&vector(i), &vector(4)) >= cosine(&vector(i), &vector(3)))
+        .count();
+    assert_eq!(below, truth_below, "negative scores: {hits:?}");
+    assert!(below > 0);
+
+    // Examples count by direction: scaling one changes nothing.
+    let mut longer = Reco {
+        positive: vec![3, 11],
+        negative: vec![5],
+        strategy: Strategy::AverageVector,
+        exclude: false,
+        parity: None,
+        limit: 10,
+        offset: 0,
+    }
+    .query();
+    let before = ids(&store.recommend(&longer).await.expect("before"));
+    longer.positive[0].iter_mut().for_each(|x| *x *= 25.0);
+    longer.negative[0].iter_mut().for_each(|x| *x *= 0.01);
+    assert_eq!(
+        ids(&store.recommend(&longer).await.expect("scaled")),
+        before
+    );
+
+    // Refused: no positive; an example of length zero.
+    let mut none = alone.query();
+    none.positive.clear();
+    none.negative = vec![vector(4)];
+    assert!(matches!(
+        store.recommend(&none).await,
+        Err(StoreError::Invalid(m)) if m.contains("positive")
+    ));
+    let mut zero = alone.query();
+    zero.negative = vec![vec![0.0; DIM]];
+    assert!(matches!(
+        store.recommend(&zero).await,
+        Err(StoreError::Invalid(m)) if m.contains("length is zero")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_recommend_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EdgeStore::new(dir.path());
+    recommend_conformance(&store, "images").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_recommend_conformance() {
+    let Some(store) = remote() else { return };
+    recommend_conformance(&store, &unique("text2img_recommend")).await;
 }

@@ -296,6 +296,7 @@ mod tests {
             curve: vec![(1, 0.0), (2, 1.0)],
             skipped: 2,
             ranked: BTreeMap::new(),
+            feedback: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::payload::external_id;
 use crate::store::{SearchQuery, VectorStore};
 
 pub mod chart;
+pub mod feedback;
 pub mod html;
 pub mod judgments;
 pub mod metrics;
@@ -35,6 +36,8 @@ pub struct EvalReport {
     pub skipped: usize,
     /// The ranked ids per query (for the JSON report).
     pub ranked: BTreeMap<String, Vec<String>>,
+    /// One round of relevance feedback per strategy (`eval --feedback`); empty otherwise.
+    pub feedback: Vec<feedback::FeedbackReport>,
 }
 
 /// Embed, search and score every judged query.
@@ -78,5 +81,6 @@ pub async fn evaluate(
         curve,
         skipped,
         ranked: ranked_all,
+        feedback: Vec::new(),
     })
 }

@@ -59,6 +59,9 @@ impl EvalReport {
                 if self.skipped == 1 { "y" } else { "ies" }
             ));
         }
+        if !self.feedback.is_empty() {
+            md.push_str(&super::feedback::markdown(&self.feedback));
+        }
         md
     }
 
@@ -89,6 +92,7 @@ impl EvalReport {
             },
             "recall_curve": self.curve.iter().map(|(k, v)| json!({"k": k, "recall": v})).collect::<Vec<_>>(),
             "per_query": per_query,
+            "feedback": super::feedback::json(&self.feedback),
         })
     }
 }
@@ -253,6 +257,7 @@ mod tests {
             curve: vec![(1, 1.0), (2, 1.0)],
             skipped: 1,
             ranked: [("sunset".to_owned(), vec!["a".to_owned(), "x".to_owned()])].into(),
+            feedback: Vec::new(),
         }
     }
 

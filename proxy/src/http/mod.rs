@@ -17,6 +17,7 @@ pub mod cache;
 pub mod client;
 pub mod deadline;
 pub mod errors;
+pub mod examples;
 pub mod health;
 pub mod images;
 pub mod labels;

@@ -1,7 +1,8 @@
 //! http/search: which images match a query vector, a text, or another image?
 //!
 //! `POST /api/search` (a vector from the browser, text encoded here as the fallback, or
-//! weighted terms composed by [`compose`]) and
+//! weighted terms composed by [`compose`]; with positive and negative examples, relevance
+//! feedback through [`examples`]) and
 //! `POST /api/similar` (the vector of an indexed image). Both answer one page of [`Results`],
 //! built from the stored [`ImagePayload`]s by [`results`].
 
@@ -17,57 +18,85 @@ use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
 
 use super::errors::{ApiError, ApiJson, unknown_image};
+use super::examples::{self, Feedback};
 use super::state::AppState;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<SearchRequest>,
+    ApiJson(mut body): ApiJson<SearchRequest>,
 ) -> Result<Json<Results>, ApiError> {
     let started = Instant::now();
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
-    let vector = match (body.vector, body.text) {
-        // Weighted terms, composed into one vector (`compose.rs`); alone, never with the others.
-        (vector, text) if !body.terms.is_empty() => {
+    let feedback = Feedback::take(&mut body)?;
+    let vector = query_vector(&state, body.vector, body.text, body.terms).await?;
+    let store = state.store().await?;
+    let hits = match (feedback, vector) {
+        (Some(feedback), vector) => {
+            let page = examples::Page {
+                limit,
+                offset,
+                filter: body.filter,
+            };
+            let dim = state.spec.dim;
+            feedback
+                .recommend(store.as_ref(), dim, vector, page)
+                .await?
+        }
+        (None, Some(vector)) => {
+            let query = SearchQuery {
+                vector,
+                limit,
+                offset,
+                filter: body.filter,
+            };
+            store.search(&query).await?
+        }
+        (None, None) => {
+            return Err(ApiError::bad(
+                "bad_request",
+                "give `vector` (the query embedding), `text`, `terms` or `positive` examples",
+            ));
+        }
+    };
+    Ok(Json(results(hits, limit, offset, started)))
+}
+
+/// The query's own vector: the client's, the proxy's encoding of `text`, or weighted `terms`
+/// composed into one (`compose.rs`; alone, never with the others). `None` when the request has
+/// only examples.
+async fn query_vector(
+    state: &AppState,
+    vector: Option<Vec<f32>>,
+    text: Option<String>,
+    terms: Vec<wire::Term>,
+) -> Result<Option<Vec<f32>>, ApiError> {
+    match (vector, text) {
+        (vector, text) if !terms.is_empty() => {
             if vector.is_some() || text.is_some() {
                 return Err(ApiError::bad(
                     "bad_request",
                     "give `terms` alone, without `vector` or `text`",
                 ));
             }
-            let terms: Vec<_> = body.terms.into_iter().map(compose_term).collect();
+            let terms: Vec<_> = terms.into_iter().map(compose_term).collect();
             compose::check(&terms, state.spec.dim)?;
             let weighted = compose::resolve(state.store().await?.as_ref(), terms).await?;
-            compose::compose(&weighted)?
+            Ok(Some(compose::compose(&weighted)?))
         }
         (Some(vector), None) => {
             store::check_vector(&vector, state.spec.dim)
                 .map_err(|e| ApiError::bad("bad_vector", e.to_string()))?;
-            vector
+            Ok(Some(vector))
         }
-        (None, Some(text)) => encode_text(&state, text).await?,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad(
-                "bad_request",
-                "give either `vector` or `text`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ApiError::bad(
-                "bad_request",
-                "give `vector` (the query embedding), `text` or `terms`",
-            ));
-        }
-    };
-    let query = SearchQuery {
-        vector,
-        limit,
-        offset,
-        filter: body.filter,
-    };
-    let hits = state.store().await?.search(&query).await?;
-    Ok(Json(results(hits, limit, offset, started)))
+        (None, Some(text)) => Ok(Some(encode_text(state, text).await?)),
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            "bad_request",
+            "give either `vector` or `text`, not both",
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
 pub async fn similar(

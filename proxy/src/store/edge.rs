@@ -23,12 +23,13 @@ use qdrant_edge::{
     WithPayloadInterface, WithVector,
 };
 use qdrant_edge::{CreateIndex, FieldIndexOperations, PayloadOps};
+use qdrant_edge::{HasIdCondition, RecommendQuery as EdgeRecommend, VectorRef};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CollectionSpec, Hit, Payload, PayloadFilter, Point, Record, Result, SearchQuery, StoreError,
-    VectorStore,
+    CollectionSpec, Hit, Payload, PayloadFilter, Point, RecommendQuery, Record, Result,
+    SearchQuery, StoreError, Strategy, VectorStore,
 };
 use crate::payload::INDEXED_FIELDS;
 
@@ -109,6 +110,36 @@ impl EdgeStore {
             _lock: Arc::new(lock),
         });
         Ok(())
+    }
+
+    /// One page of a scored query, best first.
+    async fn query(
+        &self,
+        scoring: QueryEnum,
+        filter: Option<Filter>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Hit>> {
+        let mut request = QueryRequestBuilder::new(limit)
+            .query(ScoringQuery::Vector(scoring))
+            .offset(offset)
+            .with_payload(WithPayloadInterface::Bool(true));
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        let request = request.build();
+        let hits = self
+            .with_shard(move |shard| shard.query(request).map_err(internal))
+            .await?;
+        hits.into_iter()
+            .map(|p| {
+                Ok(Hit {
+                    id: uuid_of(p.id)?,
+                    score: p.score,
+                    payload: p.payload.map(|p| p.0).unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     /// Run a blocking Edge call on the blocking pool.
@@ -201,29 +232,36 @@ impl VectorStore for EdgeStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        let nearest = QueryEnum::Nearest(NamedQuery::default_dense(query.vector.clone()));
         let filter = filter(&query.filter)?;
-        let mut request = QueryRequestBuilder::new(query.limit)
-            .query(ScoringQuery::Vector(QueryEnum::Nearest(
-                NamedQuery::default_dense(query.vector.clone()),
-            )))
-            .offset(query.offset)
-            .with_payload(WithPayloadInterface::Bool(true));
-        if let Some(filter) = filter {
-            request = request.filter(filter);
-        }
-        let request = request.build();
-        let hits = self
-            .with_shard(move |shard| shard.query(request).map_err(internal))
-            .await?;
-        hits.into_iter()
-            .map(|p| {
-                Ok(Hit {
-                    id: uuid_of(p.id)?,
-                    score: p.score,
-                    payload: p.payload.map(|p| p.0).unwrap_or_default(),
+        self.query(nearest, filter, query.limit, query.offset).await
+    }
+
+    async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>> {
+        let super::UnitExamples { positive, negative } = query.unit_examples()?;
+        let scoring = match query.strategy {
+            // Qdrant's own formula; the server computes the same vector before a plain search.
+            Strategy::AverageVector => {
+                let vector = qdrant_edge::avg_vector_for_recommendation(
+                    positive.iter().map(|v| VectorRef::Dense(v)),
+                    negative.iter().map(|v| VectorRef::Dense(v)).peekable(),
+                )
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                QueryEnum::Nearest(NamedQuery {
+                    query: vector,
+                    using: None,
                 })
-            })
-            .collect()
+            }
+            Strategy::BestScore => QueryEnum::RecommendBestScore(NamedQuery {
+                query: EdgeRecommend::new(
+                    positive.into_iter().map(VectorInternal::Dense).collect(),
+                    negative.into_iter().map(VectorInternal::Dense).collect(),
+                ),
+                using: None,
+            }),
+        };
+        let filter = excluding(filter(&query.filter)?, &query.exclude);
+        self.query(scoring, filter, query.limit, query.offset).await
     }
 
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>> {
@@ -373,6 +411,17 @@ fn filter(filter: &PayloadFilter) -> Result<Option<Filter>> {
         must: Some(must),
         ..Default::default()
     }))
+}
+
+/// `filter`, with the points `exclude` names left out.
+fn excluding(filter: Option<Filter>, exclude: &[Uuid]) -> Option<Filter> {
+    if exclude.is_empty() {
+        return filter;
+    }
+    let ids: HasIdCondition = exclude.iter().map(|id| PointId::Uuid(*id)).collect();
+    let mut filter = filter.unwrap_or_default();
+    filter.must_not = Some(vec![Condition::HasId(ids)]);
+    Some(filter)
 }
 
 fn json_path(key: &str) -> Result<JsonPath> {

@@ -97,6 +97,67 @@ pub struct SearchQuery {
     pub filter: PayloadFilter,
 }
 
+/// How positive and negative examples become one ranking (Qdrant's recommend strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// One query vector, `avg(pos) + (avg(pos) − avg(neg))` (just `avg(pos)` without negatives),
+    /// searched like any other: scores are cosine similarities.
+    #[default]
+    AverageVector,
+    /// Each candidate scored against every example: its best positive cosine `p` and best
+    /// negative `n`; `sigmoid(p)` when `p > n`, else `−sigmoid(n)`.
+    BestScore,
+}
+
+/// A recommend query: results like the positives and unlike the negatives (relevance feedback).
+/// Examples are compared by direction only: each is scaled to unit length first, as cosine
+/// distance does with stored vectors, so a vector given by a client and one read from the store
+/// weigh the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecommendQuery {
+    /// At least one.
+    pub positive: Vec<Vec<f32>>,
+    pub negative: Vec<Vec<f32>>,
+    pub strategy: Strategy,
+    /// Points left out of the results (the examples that are indexed images).
+    pub exclude: Vec<Uuid>,
+    pub limit: usize,
+    pub offset: usize,
+    pub filter: PayloadFilter,
+}
+
+impl RecommendQuery {
+    /// The examples scaled to unit length; an empty positive set or a zero-length example is
+    /// [`StoreError::Invalid`].
+    pub fn unit_examples(&self) -> Result<UnitExamples> {
+        if self.positive.is_empty() {
+            return Err(StoreError::Invalid(
+                "a recommend query needs at least one positive example".into(),
+            ));
+        }
+        let unit = |v: &Vec<f32>| {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 && norm.is_finite() {
+                Ok(v.iter().map(|x| x / norm).collect())
+            } else {
+                Err(StoreError::Invalid(
+                    "an example vector has no direction (its length is zero)".into(),
+                ))
+            }
+        };
+        let positive = self.positive.iter().map(unit).collect::<Result<_>>()?;
+        let negative = self.negative.iter().map(unit).collect::<Result<_>>()?;
+        Ok(UnitExamples { positive, negative })
+    }
+}
+
+/// A recommend query's examples, each of unit length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitExamples {
+    pub positive: Vec<Vec<f32>>,
+    pub negative: Vec<Vec<f32>>,
+}
+
 /// Store errors, by class: the HTTP layer maps each class to one status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +206,10 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, ids: &[Uuid]) -> Result<()>;
     /// Nearest neighbours by cosine similarity, best first.
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>>;
+    /// Results like `query.positive` and unlike `query.negative` (Qdrant's recommend), best
+    /// first, `query.exclude` left out. Both backends rank alike (the conformance suite checks it
+    /// against a brute-force ranking).
+    async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>>;
     /// Points by id, in the order asked, unknown ids left out.
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>>;
     /// One page of every point (payload only), ordered by id; the next page starts after the

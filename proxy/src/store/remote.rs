@@ -12,15 +12,16 @@ use qdrant_client::QdrantError;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct,
-    PointsIdsList, RetrievedPoint, ScrollPointsBuilder, SearchPointsBuilder,
-    SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
-    vectors_config::Config,
+    PointsIdsList, Query, QueryPointsBuilder, RecommendInputBuilder, RecommendStrategy,
+    RetrievedPoint, ScrollPointsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
+    UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions, vectors_config::Config,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CollectionSpec, Hit, Payload, Point, Record, Result, SearchQuery, StoreError, VectorStore,
+    CollectionSpec, Hit, Payload, Point, RecommendQuery, Record, Result, SearchQuery, StoreError,
+    Strategy, VectorStore,
 };
 use crate::payload::INDEXED_FIELDS;
 
@@ -292,6 +293,50 @@ impl VectorStore for RemoteStore {
         let response = self
             .client
             .search_points(request)
+            .await
+            .map_err(|e| self.error(e))?;
+        response
+            .result
+            .into_iter()
+            .map(|p| {
+                Ok(Hit {
+                    id: uuid_of(p.id)?,
+                    score: p.score,
+                    payload: payload_of(p.payload),
+                })
+            })
+            .collect()
+    }
+
+    async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>> {
+        super::check_filter(&query.filter)?;
+        let super::UnitExamples { positive, negative } = query.unit_examples()?;
+        let strategy = match query.strategy {
+            Strategy::AverageVector => RecommendStrategy::AverageVector,
+            Strategy::BestScore => RecommendStrategy::BestScore,
+        };
+        let mut input = RecommendInputBuilder::default().strategy(strategy);
+        for vector in positive {
+            input = input.add_positive(vector);
+        }
+        for vector in negative {
+            input = input.add_negative(vector);
+        }
+        let mut filter = filter(&query.filter);
+        if !query.exclude.is_empty() {
+            filter.must_not = vec![Condition::has_id(
+                query.exclude.iter().map(|id| PointId::from(id.to_string())),
+            )];
+        }
+        let request = QueryPointsBuilder::new(self.name()?)
+            .query(Query::new_recommend(input))
+            .limit(query.limit as u64)
+            .offset(query.offset as u64)
+            .filter(filter)
+            .with_payload(true);
+        let response = self
+            .client
+            .query(request)
             .await
             .map_err(|e| self.error(e))?;
         response

@@ -1,5 +1,6 @@
-//! What the page does: search (read the box, encode, then ask the proxy), more results, similar images, back,
-//! and votes (the same label again withdraws it). Each action takes the page's [`Ctx`] and
+//! What the page does: search (read the box, encode, then ask the proxy), more results, similar
+//! images, back, "more like the ones I marked", and votes (the same label again withdraws it).
+//! Each action takes the page's [`Ctx`] and
 //! drops answers that a newer action has made stale.
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wire::{Example, FeedbackRequest, Hit, Results, Term, Verdict};
 
-use super::api::Query;
+use super::api::{Examples, Query};
 use super::encoder::{Encoder, ModelState};
 use super::{Ctx, Page, Source, Vote};
 use crate::query::{self, Part};
@@ -57,7 +58,11 @@ pub fn search(ctx: Ctx, text: String) {
                 ctx.votes.set(HashMap::new());
                 ctx.busy.set(None);
                 ctx.page.set(Some(new_page(
-                    Source::Text { text, query },
+                    Source::Text {
+                        text,
+                        query,
+                        like: None,
+                    },
                     results,
                     encode_ms,
                     None,
@@ -198,7 +203,10 @@ pub fn load_more(ctx: Ctx) {
     spawn_local(async move {
         let api = ctx.api.get_value();
         let answer = match &page.source {
-            Source::Text { query, .. } => api.search(query, offset).await,
+            Source::Text { query, like, .. } => {
+                let like = like.clone().unwrap_or_default();
+                api.search_like(query, &like, offset).await
+            }
             Source::Similar { id, .. } => api.similar(id, offset).await,
         };
         ctx.more_busy.set(false);
@@ -220,6 +228,57 @@ pub fn load_more(ctx: Ctx) {
                 }
             }),
             Err(e) => ctx.error.set(Some(e)),
+        }
+    });
+}
+
+/// This query's votes as examples: relevant ones positive, not relevant and flagged negative.
+pub fn marked(votes: &HashMap<String, Vote>) -> Examples {
+    let mut like = Examples::default();
+    for (id, vote) in votes {
+        match vote.label {
+            Verdict::Relevant => like.positive.push(id.clone()),
+            Verdict::Irrelevant | Verdict::Flag => like.negative.push(id.clone()),
+            Verdict::None => {}
+        }
+    }
+    like.positive.sort();
+    like.negative.sort();
+    like
+}
+
+/// "More like the ones I marked": the text query searched again with this query's votes as
+/// examples (at least one relevant). The votes stay, so marking more and pressing again refines
+/// further; the images already marked are left out of the new results.
+pub fn more_like_marked(ctx: Ctx) {
+    let Some(Page {
+        source: Source::Text { text, query, .. },
+        ..
+    }) = ctx.page.get_untracked()
+    else {
+        return;
+    };
+    let like = ctx.votes.with_untracked(marked);
+    if like.positive.is_empty() {
+        return;
+    }
+    let seq = ctx.next_search();
+    ctx.error.set(None);
+    ctx.busy
+        .set(Some("Finding more like the ones you marked…".into()));
+    spawn_local(async move {
+        let answer = ctx.api.get_value().search_like(&query, &like, 0).await;
+        if !ctx.is_current(seq) {
+            return;
+        }
+        match answer {
+            Ok(results) => {
+                ctx.busy.set(None);
+                let like = Some(like);
+                let source = Source::Text { text, query, like };
+                ctx.page.set(Some(new_page(source, results, None, None)));
+            }
+            Err(e) => ctx.show_error(seq, e),
         }
     });
 }
@@ -270,7 +329,7 @@ pub fn go_back(ctx: Ctx) {
 /// A flag's note re-sends the flag with the note.
 pub fn vote(ctx: Ctx, id: String, clicked: Verdict, note: Option<String>) {
     let Some(Page {
-        source: Source::Text { text, query },
+        source: Source::Text { text, query, .. },
         ..
     }) = ctx.page.get_untracked()
     else {
@@ -342,4 +401,34 @@ fn settle_vote(ctx: Ctx, id: &str, seq: u32, previous: Vote, answer: Result<(), 
             vote.error = Some(e);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote(label: Verdict) -> Vote {
+        Vote {
+            label,
+            note: String::new(),
+            saving: false,
+            error: None,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn marks_become_sorted_examples() {
+        let votes = HashMap::from([
+            ("z".to_string(), vote(Verdict::Relevant)),
+            ("a".to_string(), vote(Verdict::Relevant)),
+            ("m".to_string(), vote(Verdict::Irrelevant)),
+            ("f".to_string(), vote(Verdict::Flag)),
+            ("w".to_string(), vote(Verdict::None)),
+        ]);
+        let like = marked(&votes);
+        assert_eq!(like.positive, ["a", "z"]);
+        assert_eq!(like.negative, ["f", "m"]);
+        assert_eq!(marked(&HashMap::new()), Examples::default());
+    }
 }

@@ -6,8 +6,8 @@ use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wire::{
-    ErrorBody, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest, Term,
-    join_url,
+    ErrorBody, Example, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest,
+    Term, join_url,
 };
 
 /// Results per page (the proxy's default).
@@ -69,6 +69,15 @@ pub enum Query {
     Terms(Vec<Term>),
 }
 
+/// Images the visitor marked for this query ("More like the ones I marked"): results should be
+/// like the positives and unlike the negatives. Ids are kept sorted, so the same marks always
+/// make the same request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Examples {
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
@@ -87,9 +96,22 @@ impl Api {
     }
 
     pub async fn search(&self, query: &Query, offset: usize) -> Result<Results, String> {
+        self.search_like(query, &Examples::default(), offset).await
+    }
+
+    /// A search with the visitor's marks as examples (the query counts as one more positive).
+    pub async fn search_like(
+        &self,
+        query: &Query,
+        like: &Examples,
+        offset: usize,
+    ) -> Result<Results, String> {
+        let ids = |ids: &[String]| ids.iter().cloned().map(Example::Id).collect();
         let mut body = SearchRequest {
             limit: Some(PAGE_SIZE),
             offset: Some(offset),
+            positive: ids(&like.positive),
+            negative: ids(&like.negative),
             ..SearchRequest::default()
         };
         match query {

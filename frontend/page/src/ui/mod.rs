@@ -32,8 +32,13 @@ const VARIANT_KEY: &str = "text2img.variant";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// A typed query and what was sent for it (a vector, the text itself when the server
-    /// encoded it, or weighted terms).
-    Text { text: String, query: Query },
+    /// encoded it, or weighted terms). `like`: the visitor's marks it was searched again with
+    /// ("More like the ones I marked"), if any.
+    Text {
+        text: String,
+        query: Query,
+        like: Option<api::Examples>,
+    },
     /// "Similar" on one image.
     Similar { id: String, caption: String },
 }

@@ -8,7 +8,7 @@ use web_sys::{Element, HtmlElement, KeyboardEvent};
 
 use wire::{Hit, Verdict};
 
-use super::actions::{go_back, load_more, show_similar, vote};
+use super::actions::{go_back, load_more, marked, more_like_marked, show_similar, vote};
 use super::api::Query;
 use super::{Ctx, Source, Vote};
 
@@ -117,7 +117,20 @@ fn summary(page: &super::Page) -> String {
     let more = if page.next_offset.is_some() { "+" } else { "" };
     let results = if n == 1 { "result" } else { "results" };
     match &page.source {
-        Source::Text { text, query } => {
+        Source::Text {
+            text,
+            like: Some(like),
+            ..
+        } => format!(
+            "{n}{more} {results} for “{text}”, more like the {} you marked relevant{} · search {:.0} ms",
+            like.positive.len(),
+            match like.negative.len() {
+                0 => String::new(),
+                m => format!(" and unlike the {m} you did not"),
+            },
+            page.took_ms
+        ),
+        Source::Text { text, query, .. } => {
             let how = match (query, page.encode_ms) {
                 (Query::Text(_), _) => "query encoded by the server".to_string(),
                 (Query::Terms(t), Some(ms)) => {
@@ -196,6 +209,9 @@ pub fn Results(ctx: Ctx) -> impl IntoView {
                 <button id="back" type="button" on:click=move |_| go_back(ctx)>"← Back to the results"</button>
             </Show>
             <p id="summary">{move || ctx.page.with(|p| p.as_ref().map(summary))}</p>
+            <Show when=move || labels_on.get()>
+                <MoreLike ctx=ctx />
+            </Show>
             <Show when=empty>
                 <p id="empty">"No images found. If the collection is new, ingest it first (see README)."</p>
             </Show>
@@ -211,6 +227,33 @@ pub fn Results(ctx: Ctx) -> impl IntoView {
                 </button>
             </Show>
         </section>
+    }
+}
+
+/// "More like the ones I marked": searches again with this query's votes (at least one
+/// relevant). Unavailable until then, but still focusable (`aria-disabled`), so the keyboard
+/// reaches it and its hint says what it needs.
+#[component]
+fn MoreLike(ctx: Ctx) -> impl IntoView {
+    let like = Memo::new(move |_| ctx.votes.with(marked));
+    let ready = move || like.with(|l| !l.positive.is_empty());
+    let hint = move || {
+        like.with(|l| match (l.positive.len(), l.negative.len()) {
+            (0, _) => "Mark at least one result Relevant to find more like it.".to_string(),
+            (p, n) => format!(
+                "Uses the {p} you marked relevant and the {n} you marked not relevant or flagged."
+            ),
+        })
+    };
+    view! {
+        <div class="refine">
+            <button id="more-like" type="button" aria-disabled=move || (!ready()).to_string()
+                aria-describedby="more-like-hint"
+                on:click=move |_| if ready() { more_like_marked(ctx) }>
+                "More like the ones I marked"
+            </button>
+            <span id="more-like-hint">{hint}</span>
+        </div>
     }
 }
 
