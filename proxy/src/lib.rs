@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod cutoff;
 pub mod eval;
 pub mod http;
 pub mod image_roots;
