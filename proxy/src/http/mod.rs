@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod cutoff;
 pub mod deadline;
 pub mod errors;
 pub mod health;
@@ -77,6 +78,7 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .route("/api/feedback", rates.feedback(post(labels::feedback)))
         .route("/api/labels", get(labels::labels_export))
         .route("/api/model", get(model::model))
+        .route("/api/cutoff", get(cutoff::cutoff))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .route("/images/{id}", get(images::image))
         .route("/thumbs/{id}", get(images::thumb))

@@ -14,6 +14,7 @@ use wire::{Results, SearchRequest, SimilarRequest};
 use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
 
+use super::cutoff;
 use super::errors::{ApiError, ApiJson, unknown_image};
 use super::state::AppState;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
@@ -25,6 +26,9 @@ pub async fn search(
     let started = Instant::now();
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
+    // The learned line is fitted on plain query vectors' cosines; composed and example-based
+    // rankings score otherwise.
+    let plain = body.terms.is_empty() && body.positive.is_empty() && body.negative.is_empty();
     let vector = match (body.vector, body.text) {
         (Some(vector), None) => {
             store::check_vector(&vector, state.spec.dim)
@@ -51,8 +55,15 @@ pub async fn search(
         offset,
         filter: body.filter,
     };
-    let hits = state.store().await?.search(&query).await?;
-    Ok(Json(results(hits, limit, offset, started)))
+    let store = state.store().await?;
+    let hits = store.search(&query).await?;
+    let top = cutoff::top_of(&hits, offset, !query.filter.is_empty());
+    let mut page = results(hits, limit, offset, started);
+    if plain {
+        cutoff::mark(&state, store.as_ref(), &query.vector, top, &mut page).await?;
+        cutoff::schedule(&state);
+    }
+    Ok(Json(page))
 }
 
 pub async fn similar(
