@@ -251,6 +251,8 @@ async fn serve(
         ),
         Err(e) => tracing::warn!("{}: {e}", settings.describe()),
     }
+    // The "no good match" line from the votes so far (refitted later as votes come in).
+    proxy::http::cutoff::fit_now(&state).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -290,7 +292,10 @@ async fn eval(queries: &Path, out: Option<PathBuf>, args: &StoreArgs) -> anyhow:
     let encoder = NativeTextEncoder::new(&loaded);
     let store = cli::store(&settings)?;
     store.open_collection(&spec).await?;
-    let report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
+    let mut report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
+    report.cutoff = Some(
+        proxy::cutoff::live::fit_labels(&labels, Some(&encoder), store.as_ref(), spec.dim).await?,
+    );
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
     let written = proxy::eval::report::write(&out, &title, &report)?;

@@ -12,6 +12,7 @@ use crate::payload::external_id;
 use crate::store::{SearchQuery, VectorStore};
 
 pub mod chart;
+pub mod cutoff_report;
 pub mod judgments;
 pub mod metrics;
 pub mod report;
@@ -33,6 +34,8 @@ pub struct EvalReport {
     pub skipped: usize,
     /// The ranked ids per query (for the JSON report).
     pub ranked: BTreeMap<String, Vec<String>>,
+    /// The learned "no good match" line and its held-out figures, when it was fitted.
+    pub cutoff: Option<crate::cutoff::Cutoff>,
 }
 
 /// Embed, search and score every judged query.
@@ -76,5 +79,6 @@ pub async fn evaluate(
         curve,
         skipped,
         ranked: ranked_all,
+        cutoff: None,
     })
 }

@@ -27,6 +27,17 @@ pub async fn cutoff(State(state): State<Arc<AppState>>) -> Result<Json<CutoffSta
     Ok(Json(wire_state(&cutoff)))
 }
 
+/// Fit now if due (at start: `proxy serve` fits before it listens); a store that is down is
+/// tried again later.
+pub async fn fit_now(state: &AppState) {
+    match fit_source(state).await {
+        Ok(source) => {
+            state.cutoff.refresh(&source).await;
+        }
+        Err(e) => tracing::warn!("the \"no good match\" line is fitted later: {e}"),
+    }
+}
+
 /// Start a refit in the background when one may be due (at most every few seconds).
 pub fn schedule(state: &Arc<AppState>) {
     if !state.cutoff.should_schedule() {
