@@ -289,7 +289,7 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
     let note_id = format!("note-{}", hit.id);
 
     view! {
-        <li class="card" tabindex="0" data-id=hit.id.clone() aria-label=caption.clone()>
+        <li class=if hit.weak { "card weak" } else { "card" } tabindex="0" data-id=hit.id.clone() aria-label=caption.clone()>
             <a class="open" href=api.url(&hit.url) target="_blank" rel="noopener"
                 title="Open the original (o)">
                 <img src=api.url(&hit.thumbnail_url) alt=caption.clone() loading="lazy" />
