@@ -95,11 +95,13 @@ fn off_line_then_weaker_matches_divider() {
         .wait_text("#cutoff-note", Duration::from_secs(20), |t| !t.is_empty())
         .unwrap_or_else(|last| panic!("no off-state line: {last:?}\n{}", browser.console()));
     assert_eq!(
-        note,
-        "No “no good match” line yet: needs 30 more labels.",
+        note, "No “no good match” line yet: needs 30 more labels.",
         "{note}"
     );
-    assert_eq!(browser.attr("#cutoff-note", "role").as_deref(), Some("note"));
+    assert_eq!(
+        browser.attr("#cutoff-note", "role").as_deref(),
+        Some("note")
+    );
     assert_eq!(browser.count("#weak-divider"), 0);
     assert_eq!(browser.count("#grid > li.card.weak"), 0);
 
@@ -145,9 +147,18 @@ fn off_line_then_weaker_matches_divider() {
     };
     let (before, after) = (flags("before"), flags("after"));
     assert!(!before.is_empty(), "weak from the first result: {layout}");
-    assert!(!after.is_empty(), "a divider with nothing after it: {layout}");
-    assert!(before.iter().all(|weak| !weak), "a weak card above: {layout}");
-    assert!(after.iter().all(|weak| *weak), "a strong card below: {layout}");
+    assert!(
+        !after.is_empty(),
+        "a divider with nothing after it: {layout}"
+    );
+    assert!(
+        before.iter().all(|weak| !weak),
+        "a weak card above: {layout}"
+    );
+    assert!(
+        after.iter().all(|weak| *weak),
+        "a strong card below: {layout}"
+    );
     // On a phone the heading spans the grid and is drawn.
     let (width, grid) = (layout["width"].as_f64(), layout["grid"].as_f64());
     assert!(width.is_some() && width == grid, "{layout}");

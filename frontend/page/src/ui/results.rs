@@ -229,7 +229,8 @@ pub fn Results(ctx: Ctx) -> impl IntoView {
                 <p id="empty">"No images found. If the collection is new, ingest it first (see README)."</p>
             </Show>
             <ul id="grid" on:keydown=grid_keys>
-                <For each=hits key=|(h, divider)| (h.id.clone(), *divider)
+                // A card shows its hit as first drawn: a new score or mark is a new card.
+                <For each=hits key=|(h, divider)| (h.id.clone(), h.score.to_bits(), h.weak, *divider)
                     children=move |(hit, divider)| view! {
                         <Show when=move || divider>
                             <li class="weak-divider"><h2 id="weak-divider">"Weaker matches"</h2></li>
