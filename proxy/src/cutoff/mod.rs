@@ -6,7 +6,8 @@
 //! the query's top score, and whether it was judged relevant. Two [`Rule`]s are fitted — one
 //! score for every query ([`Rule::Flat`]) and a distance below the query's own top score
 //! ([`Rule::BelowTop`]) — and compared on held-out labels ([`fit`]: k-fold by query, so a
-//! query's labels are never both fitted and scored); the rule with the higher held-out F1 is used.
+//! query's labels are never both fitted and scored); the rule with the higher held-out F1 is used,
+//! if it beats no line at all (every result above it).
 //! Until there are enough labels ([`MIN_PAIRS`], [`MIN_PER_CLASS`], [`MIN_QUERIES`]) the line is
 //! off. [`samples`] turns the label log and the store into samples (the only I/O, through the
 //! store trait); [`live`] holds the serving proxy's current line and decides when to refit.
@@ -125,12 +126,36 @@ pub fn fit(samples: &[Sample]) -> Cutoff {
         })
         .cloned()
         .expect("Rule::ALL is not empty");
+    // A line that does no better than none (everything above it) would only mislead.
+    let none = no_line(&samples);
+    if chosen.held_out.f1 <= none.f1 {
+        return Cutoff::Off {
+            labels: samples.len(),
+            queries: queries.len(),
+            reason: format!(
+                "the best line ({}) separates held-out labels no better than none \
+                 (F1 {:.3} against {:.3})",
+                chosen.rule.describe(chosen.value),
+                chosen.held_out.f1,
+                none.f1
+            ),
+        };
+    }
     Cutoff::On {
         chosen,
         compared,
         labels: samples.len(),
         queries: queries.len(),
     }
+}
+
+/// The scores of no line at all: every result above it.
+fn no_line(samples: &[&Sample]) -> Scores {
+    let mut counts = Counts::default();
+    for s in samples {
+        counts.add(true, s.relevant);
+    }
+    counts.scores()
 }
 
 /// What the samples lack before a line may be fitted, in words; `None` when nothing.
@@ -253,6 +278,23 @@ mod tests {
         // The line of a query with top 0.5 is 0.5 − δ.
         let line = fit(&samples).line(0.5).expect("on");
         assert!((line - (0.5 - chosen.value)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_line_no_better_than_none_stays_off() {
+        // Relevance unrelated to the score: every query has the same six scores; even queries
+        // call the 1st, 3rd and 5th relevant, odd ones the others, so each score is relevant
+        // in half the queries.
+        let mut samples = shifted_queries(6, |_| 0.3);
+        for (i, s) in samples.iter_mut().enumerate() {
+            let (query, position) = (i / 6, i % 6);
+            s.relevant = position % 2 == query % 2;
+        }
+        let Cutoff::Off { reason, labels, .. } = fit(&samples) else {
+            panic!("on with random labels: {:?}", fit(&samples))
+        };
+        assert_eq!(labels, 36);
+        assert!(reason.contains("no better than none"), "{reason}");
     }
 
     #[test]
