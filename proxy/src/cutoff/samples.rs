@@ -235,6 +235,18 @@ mod tests {
     }
 
     #[test]
+    fn judgments_keep_the_most_recently_voted_queries() {
+        let labels: Vec<Label> = (0..MAX_QUERIES as u64 + 5)
+            .map(|t| label("a", &format!("q{t}"), "x", Verdict::Relevant, t))
+            .collect();
+        let judged = judgments_from_labels(&labels);
+        assert_eq!(judged.len(), MAX_QUERIES);
+        assert_eq!(judged[0].query, format!("q{}", MAX_QUERIES + 4));
+        assert!(judged.iter().all(|j| j.query != "q4" && j.query != "q0"));
+        assert!(judged.iter().any(|j| j.query == "q5"));
+    }
+
+    #[test]
     fn query_vectors_skip_the_wrong_length_and_fall_back_to_the_encoder() {
         struct Fixed;
         impl TextEncoder for Fixed {

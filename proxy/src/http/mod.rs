@@ -2,6 +2,7 @@
 //!
 //! The routes of the HTTP contract (ARCHITECTURE.md, "HTTP API"), one concern per module:
 //! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
+//! [`cutoff`] (the learned "no good match" line and the weak hits),
 //! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
 //! thumbnails), [`health`], and [`site`] (the static site, CORS, the body limit). [`state`] builds
 //! what they share. [`serve`] is the serving loop, with the connection [`limits`] its
