@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clients;
 pub mod compose;
 pub mod config;
+pub mod cutoff;
 pub mod eval;
 pub mod http;
 pub mod image_roots;

@@ -271,6 +271,8 @@ async fn serve(
         ),
         Err(e) => tracing::warn!("{}: {e}", settings.describe()),
     }
+    // The "no good match" line from the votes so far (refitted later as votes come in).
+    proxy::http::cutoff::fit_now(&state).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -323,6 +325,9 @@ async fn eval(
         report.feedback =
             proxy::eval::feedback::simulate(&judged, &encoder, store.as_ref(), &strategies).await?;
     }
+    report.cutoff = Some(
+        proxy::cutoff::live::fit_labels(&labels, Some(&encoder), store.as_ref(), spec.dim).await?,
+    );
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
     let written = proxy::eval::report::write(&out, &title, &report)?;

@@ -8,6 +8,7 @@
 //! omitted field; `tests/golden.rs` holds the strings), and request bodies refuse unknown fields
 //! as the proxy does.
 
+mod cutoff;
 mod error;
 mod feedback;
 mod health;
@@ -18,6 +19,7 @@ mod url;
 mod variant;
 pub mod worker;
 
+pub use cutoff::{CutoffOff, CutoffOn, CutoffRule, CutoffState, RuleScore};
 pub use error::{ErrorBody, ErrorDetail};
 pub use feedback::{FeedbackRequest, FeedbackResponse, UnknownVerdict, Verdict};
 pub use health::{Health, Readiness};

@@ -414,3 +414,47 @@ fn review_queue_and_verdicts() {
     let unknown = "flag".parse::<ReviewVerdict>().unwrap_err().to_string();
     assert!(unknown.contains("relevant, irrelevant, skip"), "{unknown}");
 }
+
+#[test]
+fn cutoff_state() {
+    golden(
+        &wire::CutoffState::Off(wire::CutoffOff {
+            labels: 12,
+            queries: 3,
+            needed: 30,
+            reason: "needs 18 more judged results".into(),
+        }),
+        r#"{"state":"off","labels":12,"queries":3,"needed":30,"reason":"needs 18 more judged results"}"#,
+    );
+    let flat = wire::RuleScore {
+        rule: wire::CutoffRule::Flat,
+        value: 0.25,
+        precision: 0.5,
+        recall: 1.0,
+        f1: 0.75,
+    };
+    let below_top = wire::RuleScore {
+        rule: wire::CutoffRule::BelowTop,
+        value: 0.125,
+        ..flat.clone()
+    };
+    golden(
+        &wire::CutoffState::On(wire::CutoffOn {
+            rule: wire::CutoffRule::BelowTop,
+            value: 0.125,
+            precision: 0.5,
+            recall: 1.0,
+            f1: 0.75,
+            labels: 40,
+            queries: 6,
+            compared: vec![flat, below_top],
+        }),
+        concat!(
+            r#"{"state":"on","rule":"below_top","value":0.125,"precision":0.5,"recall":1.0,"#,
+            r#""f1":0.75,"labels":40,"queries":6,"compared":["#,
+            r#"{"rule":"flat","value":0.25,"precision":0.5,"recall":1.0,"f1":0.75},"#,
+            r#"{"rule":"below_top","value":0.125,"precision":0.5,"recall":1.0,"f1":0.75}]}"#
+        ),
+    );
+    refused::<wire::CutoffState>(r#"{"state":"maybe"}"#, "unknown variant");
+}

@@ -297,6 +297,7 @@ mod tests {
             skipped: 2,
             ranked: BTreeMap::new(),
             feedback: Vec::new(),
+            cutoff: None,
         }
     }
 

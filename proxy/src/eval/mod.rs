@@ -13,6 +13,7 @@ use crate::payload::external_id;
 use crate::store::{SearchQuery, VectorStore};
 
 pub mod chart;
+pub mod cutoff_report;
 pub mod feedback;
 pub mod html;
 pub mod judgments;
@@ -38,6 +39,8 @@ pub struct EvalReport {
     pub ranked: BTreeMap<String, Vec<String>>,
     /// One round of relevance feedback per strategy (`eval --feedback`); empty otherwise.
     pub feedback: Vec<feedback::FeedbackReport>,
+    /// The learned "no good match" line and its held-out figures, when it was fitted.
+    pub cutoff: Option<crate::cutoff::Cutoff>,
 }
 
 /// Embed, search and score every judged query.
@@ -82,5 +85,6 @@ pub async fn evaluate(
         skipped,
         ranked: ranked_all,
         feedback: Vec::new(),
+        cutoff: None,
     })
 }

@@ -62,6 +62,9 @@ impl EvalReport {
         if !self.feedback.is_empty() {
             md.push_str(&super::feedback::markdown(&self.feedback));
         }
+        if let Some(cutoff) = &self.cutoff {
+            md.push_str(&super::cutoff_report::markdown(cutoff));
+        }
         md
     }
 
@@ -93,6 +96,7 @@ impl EvalReport {
             "recall_curve": self.curve.iter().map(|(k, v)| json!({"k": k, "recall": v})).collect::<Vec<_>>(),
             "per_query": per_query,
             "feedback": super::feedback::json(&self.feedback),
+            "cutoff": self.cutoff.as_ref().map(super::cutoff_report::json),
         })
     }
 }
@@ -258,6 +262,11 @@ mod tests {
             skipped: 1,
             ranked: [("sunset".to_owned(), vec!["a".to_owned(), "x".to_owned()])].into(),
             feedback: Vec::new(),
+            cutoff: Some(crate::cutoff::Cutoff::Off {
+                labels: 3,
+                queries: 1,
+                reason: "needs more".into(),
+            }),
         }
     }
 
@@ -284,10 +293,12 @@ mod tests {
         let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
         assert_eq!(read("report.md"), report.markdown("Eval: a <b>"));
         assert!(read("report.md").contains("1 labelled query left out"));
+        assert!(read("report.md").ends_with("line\n\nOff: needs more.\n"));
         let json: Value = serde_json::from_str(&read("report.json")).expect("json");
         assert_eq!(json, report.json());
         assert_eq!(json["summary"]["skipped_queries"], 1);
         assert_eq!(json["per_query"][0]["ranked"], json!(["a", "x"]));
+        assert_eq!(json["cutoff"]["state"], "off");
         assert!(read("recall.svg").starts_with("<svg"));
         assert!(read("recall.svg").contains("Recall@K, 1 queries"));
     }

@@ -3,6 +3,7 @@
 //! The routes of the HTTP contract (ARCHITECTURE.md, "HTTP API"), one concern per module:
 //! [`search`] (by vector, text, or similar-by-id), [`labels`] (feedback and the export),
 //! [`review`] (the admin review queue),
+//! [`cutoff`] (the learned "no good match" line and the weak hits),
 //! [`model`] (the browser's model manifest and file caching), [`images`] (originals and
 //! thumbnails), [`reports`] (the HTML reports, behind the admin token), [`health`], and [`site`]
 //! (the static site, CORS, the body limit). [`state`] builds what they share. [`serve`] is the
@@ -15,6 +16,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod cutoff;
 pub mod deadline;
 pub mod errors;
 pub mod examples;
@@ -83,6 +85,7 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .route("/api/review", get(review::queue_page).post(review::verdict))
         .route("/api/review/export", get(review::export))
         .route("/api/model", get(model::model))
+        .route("/api/cutoff", get(cutoff::cutoff))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .route("/images/{id}", get(images::image))
         .route("/thumbs/{id}", get(images::thumb))

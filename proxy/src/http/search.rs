@@ -17,6 +17,7 @@ use crate::compose;
 use crate::payload::{self, ImagePayload};
 use crate::store::{self, Hit, PayloadFilter, SearchQuery};
 
+use super::cutoff;
 use super::errors::{ApiError, ApiJson, unknown_image};
 use super::examples::{self, Feedback};
 use super::state::AppState;
@@ -30,19 +31,22 @@ pub async fn search(
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
     let feedback = Feedback::take(&mut body)?;
+    // The learned line is fitted on plain query vectors' cosines; composed and example-based
+    // rankings score otherwise.
+    let plain = body.terms.is_empty() && feedback.is_none();
     let vector = query_vector(&state, body.vector, body.text, body.terms).await?;
     let store = state.store().await?;
-    let hits = match (feedback, vector) {
+    match (feedback, vector) {
         (Some(feedback), vector) => {
             let page = examples::Page {
                 limit,
                 offset,
                 filter: body.filter,
             };
-            let dim = state.spec.dim;
-            feedback
-                .recommend(store.as_ref(), dim, vector, page)
-                .await?
+            let hits = feedback
+                .recommend(store.as_ref(), state.spec.dim, vector, page)
+                .await?;
+            Ok(Json(results(hits, limit, offset, started)))
         }
         (None, Some(vector)) => {
             let query = SearchQuery {
@@ -51,16 +55,20 @@ pub async fn search(
                 offset,
                 filter: body.filter,
             };
-            store.search(&query).await?
+            let hits = store.search(&query).await?;
+            let top = cutoff::top_of(&hits, offset, !query.filter.is_empty());
+            let mut page = results(hits, limit, offset, started);
+            if plain {
+                cutoff::mark(&state, store.as_ref(), &query.vector, top, &mut page).await?;
+                cutoff::schedule(&state);
+            }
+            Ok(Json(page))
         }
-        (None, None) => {
-            return Err(ApiError::bad(
-                "bad_request",
-                "give `vector` (the query embedding), `text`, `terms` or `positive` examples",
-            ));
-        }
-    };
-    Ok(Json(results(hits, limit, offset, started)))
+        (None, None) => Err(ApiError::bad(
+            "bad_request",
+            "give `vector` (the query embedding), `text`, `terms` or `positive` examples",
+        )),
+    }
 }
 
 /// The query's own vector: the client's, the proxy's encoding of `text`, or weighted `terms`

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::bundle::ModelBundle;
 use crate::config::Secret;
+use crate::cutoff::LiveCutoff;
 use crate::labels::{BudgetConfig, LabelError, LabelLog, VoteBudget};
 use crate::layout::DataDir;
 use crate::model::TextEncoder;
@@ -66,6 +67,8 @@ pub struct AppState {
     /// Server-side text encodings at once (CPU-bound); more wait up to `encode_wait`, then 429.
     pub encode_slots: tokio::sync::Semaphore,
     pub encode_wait: Duration,
+    /// The learned "no good match" line in force, refitted as votes come in.
+    pub cutoff: LiveCutoff,
     opened: AtomicBool,
 }
 
@@ -121,6 +124,7 @@ impl AppState {
             bundle: parts.bundle,
             encode_slots: tokio::sync::Semaphore::new(cores),
             encode_wait: Duration::from_secs(2),
+            cutoff: LiveCutoff::default(),
             opened: AtomicBool::new(false),
         })
     }

@@ -6,8 +6,8 @@ use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wire::{
-    ErrorBody, Example, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest,
-    Term, join_url,
+    CutoffState, ErrorBody, Example, FeedbackRequest, FeedbackResponse, Results, SearchRequest,
+    SimilarRequest, Term, join_url,
 };
 
 /// Results per page (the proxy's default).
@@ -130,6 +130,16 @@ impl Api {
             ..SimilarRequest::default()
         };
         self.post("/api/similar", &body).await
+    }
+
+    /// The learned "no good match" line: off (and what it needs) or on.
+    pub async fn cutoff(&self) -> Result<CutoffState, String> {
+        let url = self.url("/api/cutoff");
+        let response = Request::get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the search server at {url}: {e}"))?;
+        read_json(&url, response).await
     }
 
     /// Resolves once the proxy has the vote on disk.

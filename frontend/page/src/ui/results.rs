@@ -3,10 +3,11 @@
 //! between cards, letters label the focused one (the same buttons a click presses).
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement, KeyboardEvent};
 
-use wire::{Hit, Verdict};
+use wire::{CutoffState, Hit, Verdict};
 
 use super::actions::{go_back, load_more, marked, more_like_marked, show_similar, vote};
 use super::api::Query;
@@ -176,12 +177,54 @@ fn vote_status(vote: &Vote) -> String {
     }
 }
 
+/// Each hit, and whether the "Weaker matches" divider goes before it (the first weak hit).
+fn with_divider(hits: &[Hit]) -> Vec<(Hit, bool)> {
+    let first_weak = hits.iter().position(|h| h.weak);
+    hits.iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), Some(i) == first_weak))
+        .collect()
+}
+
+/// The line under the summary while the "no good match" line is off; `None` when it is on.
+pub fn cutoff_note(state: &CutoffState) -> Option<String> {
+    let CutoffState::Off(off) = state else {
+        return None;
+    };
+    let missing = off.needed.saturating_sub(off.labels);
+    Some(if missing > 0 {
+        let labels = if missing == 1 { "label" } else { "labels" };
+        format!("No “no good match” line yet: needs {missing} more {labels}.")
+    } else {
+        format!("No “no good match” line yet: {}.", off.reason)
+    })
+}
+
 #[component]
 pub fn Results(ctx: Ctx) -> impl IntoView {
     let hits = move || {
-        ctx.page
-            .with(|p| p.as_ref().map(|p| p.hits.clone()).unwrap_or_default())
+        ctx.page.with(|p| {
+            p.as_ref()
+                .map(|p| with_divider(&p.hits))
+                .unwrap_or_default()
+        })
     };
+    // The line's state, asked again with each page of text results (votes may have moved it).
+    let note = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let text = ctx
+            .page
+            .with(|p| matches!(p, Some(p) if matches!(p.source, Source::Text { .. })));
+        if !text {
+            note.set(None);
+            return;
+        }
+        let api = ctx.api.get_value();
+        spawn_local(async move {
+            // Unknown (an older server, a failed call): say nothing.
+            note.set(api.cutoff().await.ok().as_ref().and_then(cutoff_note));
+        });
+    });
     let labels_on = Memo::new(move |_| {
         ctx.page
             .with(|p| matches!(p, Some(p) if matches!(p.source, Source::Text { .. })))
@@ -212,13 +255,21 @@ pub fn Results(ctx: Ctx) -> impl IntoView {
             <Show when=move || labels_on.get()>
                 <MoreLike ctx=ctx />
             </Show>
+            <Show when=move || note.with(Option::is_some)>
+                <p id="cutoff-note" role="note">{move || note.get()}</p>
+            </Show>
             <Show when=empty>
                 <p id="empty">"No images found. If the collection is new, ingest it first (see README)."</p>
             </Show>
             <ul id="grid" on:keydown=grid_keys>
-                <For each=hits key=|h| h.id.clone() let:hit>
-                    <Card ctx=ctx hit=hit labels_on=labels_on />
-                </For>
+                // A card shows its hit as first drawn: a new score or mark is a new card.
+                <For each=hits key=|(h, divider)| (h.id.clone(), h.score.to_bits(), h.weak, *divider)
+                    children=move |(hit, divider)| view! {
+                        <Show when=move || divider>
+                            <li class="weak-divider"><h2 id="weak-divider">"Weaker matches"</h2></li>
+                        </Show>
+                        <Card ctx=ctx hit=hit labels_on=labels_on />
+                    } />
             </ul>
             <Show when=has_more>
                 <button id="more" type="button" disabled=move || ctx.more_busy.get()
@@ -299,7 +350,7 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
     let note_id = format!("note-{}", hit.id);
 
     view! {
-        <li class="card" tabindex="0" data-id=hit.id.clone() aria-label=caption.clone()>
+        <li class=if hit.weak { "card weak" } else { "card" } tabindex="0" data-id=hit.id.clone() aria-label=caption.clone()>
             <a class="open" href=api.url(&hit.url) target="_blank" rel="noopener"
                 title="Open the original (o)">
                 <img src=api.url(&hit.thumbnail_url) alt=caption.clone() loading="lazy" />
@@ -324,5 +375,73 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
                 </form>
             </Show>
         </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{CutoffOff, CutoffOn, CutoffRule};
+
+    use super::*;
+
+    fn hit(id: &str, weak: bool) -> Hit {
+        Hit {
+            id: id.into(),
+            score: 0.5,
+            url: String::new(),
+            thumbnail_url: String::new(),
+            caption: None,
+            payload: Default::default(),
+            weak,
+        }
+    }
+
+    #[test]
+    fn the_divider_goes_before_the_first_weak_hit_only() {
+        let marks =
+            |hits: &[Hit]| -> Vec<bool> { with_divider(hits).iter().map(|h| h.1).collect() };
+        let (a, b, c) = (hit("a", false), hit("b", true), hit("c", true));
+        assert_eq!(
+            marks(&[a.clone(), b.clone(), c.clone()]),
+            [false, true, false]
+        );
+        assert_eq!(marks(&[b.clone(), c]), [true, false]);
+        assert_eq!(marks(&[a.clone(), a]), [false, false]);
+        assert!(marks(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_note_counts_the_labels_still_needed() {
+        let off = |labels, reason: &str| {
+            CutoffState::Off(CutoffOff {
+                labels,
+                queries: 1,
+                needed: 30,
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(
+            cutoff_note(&off(12, "x")).as_deref(),
+            Some("No “no good match” line yet: needs 18 more labels.")
+        );
+        assert_eq!(
+            cutoff_note(&off(29, "x")).as_deref(),
+            Some("No “no good match” line yet: needs 1 more label.")
+        );
+        assert_eq!(
+            cutoff_note(&off(40, "needs 2 more judged queries (has 3 of 5)")).as_deref(),
+            Some("No “no good match” line yet: needs 2 more judged queries (has 3 of 5).")
+        );
+        let on = CutoffState::On(CutoffOn {
+            rule: CutoffRule::Flat,
+            value: 0.2,
+            precision: 1.0,
+            recall: 1.0,
+            f1: 1.0,
+            labels: 40,
+            queries: 6,
+            compared: vec![],
+        });
+        assert_eq!(cutoff_note(&on), None);
     }
 }
