@@ -326,7 +326,14 @@ async fn eval(
             proxy::eval::feedback::simulate(&judged, &encoder, store.as_ref(), &strategies).await?;
     }
     report.cutoff = Some(
-        proxy::cutoff::live::fit_labels(&labels, Some(&encoder), store.as_ref(), spec.dim).await?,
+        proxy::cutoff::live::fit_labels(
+            &labels,
+            &reviews,
+            Some(&encoder),
+            store.as_ref(),
+            spec.dim,
+        )
+        .await?,
     );
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::labels::{Label, LabelLog};
 use crate::model::TextEncoder;
+use crate::review::{Review, ReviewLog};
 use crate::store::{StoreError, VectorStore};
 
 use super::samples::{judgments_from_labels, query_vectors, samples};
@@ -50,15 +51,16 @@ pub fn due(last: Option<Mark>, lines: usize, now: Instant) -> bool {
     changed >= REFIT_AFTER_VOTES || (changed > 0 && since >= REFIT_INTERVAL)
 }
 
-/// Fit the line from labels: the judgments, their query vectors (from the votes, else `encoder`;
+/// Fit the line from labels and reviewers' verdicts: the judgments, their query vectors (from the votes, else `encoder`;
 /// blocking work) and the store's scores. For `proxy eval`, which runs nothing else.
 pub async fn fit_labels(
     labels: &[Label],
+    reviews: &[Review],
     encoder: Option<&dyn TextEncoder>,
     store: &dyn VectorStore,
     dim: usize,
 ) -> Result<Cutoff, StoreError> {
-    let judgments = judgments_from_labels(labels);
+    let judgments = judgments_from_labels(labels, reviews);
     let vectors = query_vectors(&judgments, labels, encoder, dim);
     let samples = samples(&judgments, &vectors, store).await?;
     Ok(fit(&samples))
@@ -67,6 +69,7 @@ pub async fn fit_labels(
 /// What a serving fit reads.
 pub struct FitSource {
     pub labels: Arc<LabelLog>,
+    pub reviews: Arc<ReviewLog>,
     pub store: Arc<dyn VectorStore>,
     pub encoder: Option<Arc<dyn TextEncoder>>,
     pub dim: usize,
@@ -131,8 +134,9 @@ impl LiveCutoff {
     /// fit (the store unreachable) keeps the previous line and is retried later.
     pub async fn refresh(&self, source: &FitSource) -> Arc<Cutoff> {
         let mut last = self.last.lock().await;
-        let log = source.labels.clone();
-        let Ok(lines) = tokio::task::spawn_blocking(move || log.lines()).await else {
+        let (log, reviews) = (source.labels.clone(), source.reviews.clone());
+        let lines = move || log.lines() + reviews.lines();
+        let Ok(lines) = tokio::task::spawn_blocking(lines).await else {
             return self.current();
         };
         if !due(*last, lines, Instant::now()) {
@@ -160,12 +164,12 @@ impl LiveCutoff {
 
     /// One fit: the log's votes and the encoder off the async threads, then the store.
     async fn fit(&self, source: &FitSource) -> Result<Cutoff, String> {
-        let log = source.labels.clone();
+        let (log, reviews) = (source.labels.clone(), source.reviews.clone());
         let encoder = source.encoder.clone();
         let dim = source.dim;
         let (judgments, vectors) = tokio::task::spawn_blocking(move || {
             let labels = log.all();
-            let judgments = judgments_from_labels(&labels);
+            let judgments = judgments_from_labels(&labels, &reviews.all());
             let vectors = query_vectors(&judgments, &labels, encoder.as_deref(), dim);
             (judgments, vectors)
         })

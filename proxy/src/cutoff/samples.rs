@@ -1,8 +1,8 @@
 //! cutoff/samples: which results have been judged, and how did each score for its query?
 //!
-//! The judgments are plain `(query, image, relevant)` triples ([`Judgment`]); today they are
-//! the crowd's majority per (query, image) ([`judgments_from_labels`]; a flag counts as not
-//! relevant, a tie is left out). A judged result's score is the cosine of its query's vector and
+//! The judgments are plain `(query, image, relevant)` triples ([`Judgment`]): the crowd's
+//! majority per (query, image), a reviewer's verdict winning over it ([`judgments_from_labels`];
+//! a flag counts as not relevant, a tie is left out, a reviewer's `skip` leaves the majority). A judged result's score is the cosine of its query's vector and
 //! the image's stored vector; its query's top score is the best hit of a search with that
 //! vector. A query's vector is the one its votes carried (the browser sends it), else the server's
 //! text encoder's. The work is bounded: at most [`MAX_QUERIES`] queries (the most recently voted
@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::labels::{Label, majority};
 use crate::model::TextEncoder;
 use crate::payload::external_id;
+use crate::review::{Decision, Review, decisions};
 use crate::store::{self, SearchQuery, StoreError, VectorStore};
 
 use super::Sample;
@@ -34,11 +35,18 @@ pub struct Judgment {
     pub relevant: bool,
 }
 
-/// The judgments the labels give (the crowd's majority per query and image), in order: the
-/// most recently voted-on queries first, each query's images by id; bounded by [`MAX_QUERIES`]
-/// and [`MAX_PAIRS`].
-pub fn judgments_from_labels(labels: &[Label]) -> Vec<Judgment> {
-    let verdicts = majority(labels);
+/// The judgments the labels give (the crowd's majority per query and image, a reviewer's
+/// verdict winning over it; `skip` leaves the majority), in order: the most recently voted-on
+/// queries first, each query's images by id; bounded by [`MAX_QUERIES`] and [`MAX_PAIRS`].
+pub fn judgments_from_labels(labels: &[Label], reviews: &[Review]) -> Vec<Judgment> {
+    let mut verdicts = majority(labels);
+    for (pair, decision) in decisions(reviews) {
+        match decision {
+            Decision::Relevant => verdicts.insert(pair, Some(true)),
+            Decision::Irrelevant => verdicts.insert(pair, Some(false)),
+            Decision::Skip => None,
+        };
+    }
     let order = recent_queries(labels);
     let mut by_query: BTreeMap<usize, Vec<Judgment>> = BTreeMap::new();
     for ((query, image_id), verdict) in verdicts {
@@ -225,7 +233,7 @@ mod tests {
             relevant,
         };
         assert_eq!(
-            judgments_from_labels(&labels),
+            judgments_from_labels(&labels, &[]),
             [
                 j("new", "x", false),
                 j("new", "y", false),
@@ -235,11 +243,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reviewers_verdict_wins_over_the_majority_and_skip_leaves_it() {
+        let labels = [
+            label("a", "q", "x", Verdict::Relevant, 1),
+            label("b", "q", "x", Verdict::Relevant, 2),
+            label("a", "q", "y", Verdict::Flag, 3),
+            label("a", "q", "z", Verdict::Relevant, 4),
+            label("b", "q", "z", Verdict::Irrelevant, 5),
+        ];
+        let review = |image: &str, verdict| Review {
+            query: "q".into(),
+            image_id: image.into(),
+            verdict,
+            note: None,
+            time_ms: 6,
+        };
+        let reviews = [
+            review("x", Decision::Irrelevant),
+            review("y", Decision::Skip),
+            review("z", Decision::Relevant),
+        ];
+        let judged: Vec<(String, bool)> = judgments_from_labels(&labels, &reviews)
+            .into_iter()
+            .map(|j| (j.image_id, j.relevant))
+            .collect();
+        assert_eq!(
+            judged,
+            [("x".into(), false), ("y".into(), false), ("z".into(), true)]
+        );
+    }
+
+    #[test]
     fn judgments_keep_the_most_recently_voted_queries() {
         let labels: Vec<Label> = (0..MAX_QUERIES as u64 + 5)
             .map(|t| label("a", &format!("q{t}"), "x", Verdict::Relevant, t))
             .collect();
-        let judged = judgments_from_labels(&labels);
+        let judged = judgments_from_labels(&labels, &[]);
         assert_eq!(judged.len(), MAX_QUERIES);
         assert_eq!(judged[0].query, format!("q{}", MAX_QUERIES + 4));
         assert!(judged.iter().all(|j| j.query != "q4" && j.query != "q0"));
@@ -266,7 +305,7 @@ mod tests {
             old_model,
             label("a", "broken", "x", Verdict::Relevant, 0),
         ];
-        let judgments = judgments_from_labels(&labels);
+        let judgments = judgments_from_labels(&labels, &[]);
         let with = query_vectors(&judgments, &labels, Some(&Fixed), 2);
         assert_eq!(with["stored"], [1.0, 0.0]);
         assert_eq!(with["old model"], [0.0, 1.0], "re-encoded");

@@ -54,6 +54,7 @@ pub fn schedule(state: &Arc<AppState>) {
 async fn fit_source(state: &AppState) -> Result<FitSource, StoreError> {
     Ok(FitSource {
         labels: state.labels.clone(),
+        reviews: state.reviews.clone(),
         store: state.store().await?.clone(),
         encoder: state.encoder.clone(),
         dim: state.spec.dim,
