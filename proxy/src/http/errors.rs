@@ -4,6 +4,11 @@
 //! blocking task, a request body) convert into it with `?`. [`ApiError::class`] is the one place
 //! where a failure becomes a status and a code; the body is always
 //! `{"error":{"code","message"}}`, and server-side failures are logged.
+//!
+//! The message a client reads is [`ApiError::public_message`]: the error's own words, except for
+//! failures whose words may carry internals (a store's or a cluster peer's address, a storage
+//! path, the label log's path): those get a short fixed message, and the full error goes to the
+//! log once, where the operator reads it.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -126,6 +131,45 @@ impl ApiError {
     }
 }
 
+/// What a client reads when the store cannot answer now.
+pub const STORE_UNAVAILABLE: &str = "the vector store is unavailable; try again shortly";
+/// What a client reads when the store failed.
+pub const STORE_FAILED: &str = "the vector store failed; the server log has the details";
+/// What a client reads when the label log could not be written.
+pub const LABELS_FAILED: &str = "the vote could not be stored; the server log has the details";
+
+impl ApiError {
+    /// The message a client reads: the error's own, or a fixed one where the error's words may
+    /// carry internal addresses, paths or keys (see the module doc).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Store(e) | Self::Compose(ComposeError::Store(e)) => store_message(e),
+            Self::Labels(_) => LABELS_FAILED.to_string(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// Log a server-side failure once, in full (a fault as an error, a wait as a warning).
+    pub fn log(&self, status: StatusCode, code: &str) {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(code, "{self}");
+        } else if status.is_server_error() {
+            tracing::warn!(code, "{self}");
+        }
+    }
+}
+
+fn store_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Unavailable(_) => STORE_UNAVAILABLE.to_string(),
+        StoreError::Internal(_) => STORE_FAILED.to_string(),
+        // The collection's name, the model's id and dimension; the client's own input.
+        StoreError::Mismatch { .. } | StoreError::NoCollection(_) | StoreError::Invalid(_) => {
+            e.to_string()
+        }
+    }
+}
+
 fn store_class(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -169,10 +213,8 @@ fn json_message(rejection: &JsonRejection) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.class();
-        let message = self.to_string();
-        if status.is_server_error() {
-            tracing::warn!(code, "{message}");
-        }
+        self.log(status, code);
+        let message = self.public_message();
         let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
         if let Self::RateLimited { retry_after, .. } = self {
             // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.

@@ -1,30 +1,67 @@
 //! http/health: is the server up, and can it answer searches?
 //!
 //! `GET /healthz` is liveness (the process answers); `GET /readyz` also asks the store and says
-//! what is being served: points, model, dimension, collection and votes.
+//! what is being served: points, model, dimension, collection and votes. When the store cannot
+//! answer, `/readyz` is a 503 that says which part is not ready (`wire::Unready`), with the same
+//! code and short message a search would get; the store's own words go to the log only.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use wire::{Health, Readiness};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use wire::{ErrorDetail, Health, PartState, Readiness, Unready};
 
 use super::errors::ApiError;
 use super::state::AppState;
+use crate::store::StoreError;
 
 pub async fn live() -> Json<Health> {
     Json(Health::ok())
 }
 
-pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Readiness>, ApiError> {
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match readiness(&state).await {
+        Ok(ready) => Json(ready).into_response(),
+        Err(e) => unready(e),
+    }
+}
+
+async fn readiness(state: &AppState) -> Result<Readiness, StoreError> {
     let store = state.store().await?;
     store.ping().await?;
-    Ok(Json(Readiness {
+    Ok(Readiness {
         ready: true,
         points: store.count().await?,
         model: state.spec.model.clone(),
         dim: state.spec.dim,
         collection: state.spec.name.clone(),
         labels: state.labels.len(),
-    }))
+    })
+}
+
+/// The 503 for a store that cannot answer: which part, the code a search would get, a message
+/// without internals. Logged once, in full.
+fn unready(e: StoreError) -> Response {
+    let store = match &e {
+        StoreError::Unavailable(_) => PartState::Unavailable,
+        StoreError::NoCollection(_) => PartState::NotIngested,
+        StoreError::Mismatch { .. } => PartState::ModelMismatch,
+        StoreError::Invalid(_) | StoreError::Internal(_) => PartState::Failed,
+    };
+    let e = ApiError::Store(e);
+    let (status, code) = e.class();
+    e.log(status, code);
+    let body = Unready {
+        ready: false,
+        store,
+        // The label log is opened (and held) at start; nothing here can lose it.
+        labels: PartState::Ok,
+        error: ErrorDetail {
+            code: code.to_string(),
+            message: e.public_message(),
+        },
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }

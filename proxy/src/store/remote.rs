@@ -19,6 +19,7 @@ use qdrant_client::qdrant::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::failure::{self, Class};
 use super::{
     CollectionSpec, Hit, Payload, Point, Record, Result, SearchQuery, StoreError, VectorStore,
 };
@@ -96,26 +97,17 @@ impl RemoteStore {
         }
     }
 
+    /// A client error as a [`StoreError`] of its class (`failure.rs` decides), its message
+    /// (for the log) with the API key scrubbed.
     fn error(&self, e: QdrantError) -> StoreError {
         let (class, message) = match &e {
             QdrantError::ResponseError { status } => {
-                // gRPC codes: 14 Unavailable, 4 DeadlineExceeded, 5 NotFound, 16 Unauthenticated,
-                // 7 PermissionDenied, 3 InvalidArgument. A refused connection comes back from
-                // the client's channel pool as 13 Internal "Failed to connect to …".
                 let code = i32::from(status.code());
-                let transport = code == 13 && status.message().starts_with("Failed to connect");
-                let class = match code {
-                    14 | 4 | 1 => Class::Unavailable,
-                    _ if transport => Class::Unavailable,
-                    5 => Class::NotFound,
-                    3 => Class::Invalid,
-                    _ => Class::Internal,
-                };
                 let text = match code {
                     16 | 7 => "Qdrant refused the API key (QDRANT_API_KEY)".to_string(),
                     _ => status.message().to_string(),
                 };
-                (class, text)
+                (failure::by_code(code, status.message()), text)
             }
             QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
                 (Class::Unavailable, e.to_string())
@@ -126,7 +118,6 @@ impl RemoteStore {
         match class {
             Class::Unavailable => StoreError::Unavailable(message),
             Class::NotFound => StoreError::NoCollection(self.name().unwrap_or_default()),
-            Class::Invalid => StoreError::Invalid(message),
             Class::Internal => StoreError::Internal(message),
         }
     }
@@ -160,13 +151,6 @@ impl RemoteStore {
         };
         spec.accepts(&found)
     }
-}
-
-enum Class {
-    Unavailable,
-    NotFound,
-    Invalid,
-    Internal,
 }
 
 #[async_trait::async_trait]
