@@ -261,3 +261,44 @@ pub fn no_model() -> ApiError {
         "no browser model is installed: run `proxy export-model`",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failures whose words may carry internals reach the client as a fixed message.
+    #[test]
+    fn internals_stay_in_the_log() {
+        let detail = "http://10.0.0.7:6455 /var/lib/qdrant/storage key-3f9e";
+        let cases = [
+            ApiError::Store(StoreError::Unavailable(detail.into())),
+            ApiError::Store(StoreError::Internal(detail.into())),
+            ApiError::Compose(ComposeError::Store(StoreError::Unavailable(detail.into()))),
+            ApiError::Labels(LabelError::Io {
+                path: "/var/lib/qdrant/storage/labels.jsonl".into(),
+                source: std::io::Error::other("No space left on device"),
+            }),
+        ];
+        for e in cases {
+            let message = e.public_message();
+            assert!(!message.contains("10.0.0.7"), "{message}");
+            assert!(!message.contains("/var/lib"), "{message}");
+            assert!(!message.contains("key-3f9e"), "{message}");
+            assert!(e.to_string().contains("/var/lib"), "the log keeps it: {e}");
+        }
+        assert_eq!(
+            ApiError::Store(StoreError::Unavailable(detail.into())).public_message(),
+            STORE_UNAVAILABLE
+        );
+    }
+
+    /// The classes whose words are the client's own input or the collection's name pass through.
+    #[test]
+    fn plain_messages_pass_through() {
+        let e = ApiError::Store(StoreError::NoCollection("images".into()));
+        assert_eq!(e.public_message(), e.to_string());
+        assert!(e.public_message().contains("`images`"));
+        let e = ApiError::Store(StoreError::Invalid("vector has 3 values".into()));
+        assert_eq!(e.public_message(), "vector has 3 values");
+    }
+}
