@@ -15,7 +15,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use wire::ErrorBody;
+use wire::{ErrorBody, ErrorDetail, PartState, Unready};
 
 use crate::compose::ComposeError;
 use crate::labels::LabelError;
@@ -225,6 +225,31 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `/readyz` for a store that cannot answer: 503 (not ready, whatever the class), which part is
+/// not ready, the code and short message a search would get. Logged once, in full.
+pub fn unready(e: StoreError) -> Response {
+    let store = match &e {
+        StoreError::Unavailable(_) => PartState::Unavailable,
+        StoreError::NoCollection(_) => PartState::NotIngested,
+        StoreError::Mismatch { .. } => PartState::ModelMismatch,
+        StoreError::Invalid(_) | StoreError::Internal(_) => PartState::Failed,
+    };
+    let e = ApiError::Store(e);
+    let (status, code) = e.class();
+    e.log(status, code);
+    let body = Unready {
+        ready: false,
+        store,
+        // The label log is opened (and held) at start; nothing here can lose it.
+        labels: PartState::Ok,
+        error: ErrorDetail {
+            code: code.to_string(),
+            message: e.public_message(),
+        },
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// `Json` whose rejections are [`ApiError`]s.

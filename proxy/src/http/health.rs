@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use wire::{ErrorDetail, Health, PartState, Readiness, Unready};
+use wire::{Health, Readiness};
 
-use super::errors::ApiError;
+use super::errors::unready;
 use super::state::AppState;
 use crate::store::StoreError;
 
@@ -39,29 +38,4 @@ async fn readiness(state: &AppState) -> Result<Readiness, StoreError> {
         collection: state.spec.name.clone(),
         labels: state.labels.len(),
     })
-}
-
-/// The 503 for a store that cannot answer: which part, the code a search would get, a message
-/// without internals. Logged once, in full.
-fn unready(e: StoreError) -> Response {
-    let store = match &e {
-        StoreError::Unavailable(_) => PartState::Unavailable,
-        StoreError::NoCollection(_) => PartState::NotIngested,
-        StoreError::Mismatch { .. } => PartState::ModelMismatch,
-        StoreError::Invalid(_) | StoreError::Internal(_) => PartState::Failed,
-    };
-    let e = ApiError::Store(e);
-    let (status, code) = e.class();
-    e.log(status, code);
-    let body = Unready {
-        ready: false,
-        store,
-        // The label log is opened (and held) at start; nothing here can lose it.
-        labels: PartState::Ok,
-        error: ErrorDetail {
-            code: code.to_string(),
-            message: e.public_message(),
-        },
-    };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
