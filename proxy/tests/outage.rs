@@ -242,3 +242,41 @@ fn a_collection_not_ingested_is_503_not_ingested_and_says_so() {
     let message = ready["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("run `ingest`"), "{message}");
 }
+
+/// A filter field name the server would refuse is refused before the server is asked, in the
+/// proxy's own words (a 400), while a good one reaches the (closed) port and is unavailable.
+#[test]
+fn a_bad_filter_field_is_refused_before_the_store_is_asked() {
+    use proxy::store::remote::{RemoteConfig, RemoteStore};
+    let port = testkit::free_port();
+    let store = RemoteStore::new(RemoteConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        api_key: None,
+        timeout: std::time::Duration::from_secs(2),
+    })
+    .expect("client");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let spec = testkit::tiny_spec(&tiny_model());
+    // Down: the name is remembered, the check fails as unavailable.
+    assert!(matches!(
+        runtime.block_on(store.open_collection(&spec)),
+        Err(StoreError::Unavailable(_))
+    ));
+    let query = |key: &str| SearchQuery {
+        vector: vec![0.25; 16],
+        limit: 5,
+        offset: 0,
+        filter: [(key.to_string(), json!("x"))].into_iter().collect(),
+    };
+    match runtime.block_on(store.search(&query("a["))) {
+        Err(StoreError::Invalid(message)) => {
+            assert!(message.contains("`a[`"), "{message}");
+            assert!(!message.contains(&port.to_string()), "{message}");
+        }
+        other => panic!("a bad field name: {other:?}"),
+    }
+    assert!(matches!(
+        runtime.block_on(store.search(&query("license"))),
+        Err(StoreError::Unavailable(_))
+    ));
+}

@@ -375,7 +375,7 @@ fn filter(filter: &PayloadFilter) -> Result<Option<Filter>> {
     }))
 }
 
-fn json_path(key: &str) -> Result<JsonPath> {
+pub(super) fn json_path(key: &str) -> Result<JsonPath> {
     JsonPath::try_from(key)
         .map_err(|()| StoreError::Invalid(format!("`{key}` is not a valid payload field name")))
 }

@@ -266,6 +266,11 @@ impl VectorStore for RemoteStore {
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         super::check_filter(&query.filter)?;
+        // Field names as the server parses them (the same parser as Edge's), refused here in our
+        // own words: the server's refusal would be a store fault (`failure.rs`), not a 400.
+        for key in query.filter.keys() {
+            super::edge::json_path(key)?;
+        }
         let mut request =
             SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
                 .offset(query.offset as u64)
