@@ -44,6 +44,12 @@ impl DataDir {
         self.root.join("ingest-failures.tsv")
     }
 
+    /// The rows share `index` of `count` (`ingest --shard`) could not index, as TSV.
+    pub fn ingest_failures_of(&self, index: u32, count: u32) -> PathBuf {
+        self.root
+            .join(format!("ingest-failures-{index}-of-{count}.tsv"))
+    }
+
     /// The folders ingest indexed local images from, one per line: the proxy serves originals
     /// from them (see `image_roots`).
     pub fn image_roots(&self) -> PathBuf {
@@ -86,6 +92,7 @@ mod tests {
             dir.reviews(),
             dir.thumbs(),
             dir.ingest_failures(),
+            dir.ingest_failures_of(2, 3),
             dir.image_roots(),
             dir.eval_reports(),
             dir.report_dir(),

@@ -645,10 +645,18 @@ fn unreachable_store_is_503_without_the_key() {
             "{path} leaked the key: {}",
             a.text()
         );
+        // Nor the store's address: that is for the log.
+        assert!(
+            !a.text().contains(&format!(":{port}")),
+            "{path} leaked the address: {}",
+            a.text()
+        );
     }
     let a = get(&server.url("/readyz"), &[]);
     assert_eq!(a.status, 503);
     assert!(!a.text().contains(key));
+    assert!(!a.text().contains(&format!(":{port}")), "{}", a.text());
+    assert_eq!(a.json()["store"], "unavailable", "{}", a.text());
     assert!(!format!("{:?}", server.state).contains(key));
 }
 
@@ -680,11 +688,14 @@ fn store_recovers_without_restart() {
     let search = || post_json(&server.url("/api/search"), &json!({"vector": unit(0)}));
     let a = search();
     assert_eq!(a.status, 503, "{}", a.text());
+    assert_eq!(a.error_code(), "store_unavailable", "{}", a.text());
+    // The reason (with the storage path) is for the log only.
     assert!(
-        a.text().contains("in use by another process"),
+        !a.text().contains("in use by another process"),
         "{}",
         a.text()
     );
+    assert!(!a.text().contains("qdrant"), "{}", a.text());
     drop(holder);
     let a = search();
     assert_eq!(a.status, 200, "{}", a.text());

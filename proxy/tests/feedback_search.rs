@@ -288,7 +288,7 @@ fn bad_examples_are_refused() {
             json!({"limit": 5}),
             400,
             "bad_request",
-            "give `vector` (the query embedding), `text` or `positive` examples",
+            "give `vector` (the query embedding), `text`, `terms` or `positive` examples",
         ),
     ];
     for (body, status, code, says) in cases {

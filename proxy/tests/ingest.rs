@@ -219,6 +219,7 @@ fn options() -> IngestOptions {
         fetch_workers: 4,
         decode_workers: 2,
         prune: false,
+        shard: None,
         full_decode: false,
         fetch: FetchConfig {
             timeout: Duration::from_secs(1),

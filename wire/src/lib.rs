@@ -13,6 +13,7 @@ mod error;
 mod feedback;
 mod health;
 mod model;
+mod readiness;
 mod review;
 mod search;
 mod url;
@@ -24,6 +25,7 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use feedback::{FeedbackRequest, FeedbackResponse, UnknownVerdict, Verdict};
 pub use health::{Health, Readiness};
 pub use model::{FileRef, ModelManifest};
+pub use readiness::{PartState, Unready};
 pub use review::{
     ReviewItem, ReviewQueue, ReviewRequest, ReviewResponse, ReviewVerdict, UnknownReviewVerdict,
     VoteCounts,

@@ -458,3 +458,33 @@ fn cutoff_state() {
     );
     refused::<wire::CutoffState>(r#"{"state":"maybe"}"#, "unknown variant");
 }
+
+#[test]
+fn unready() {
+    use wire::{ErrorDetail, PartState, Unready};
+    golden(
+        &Unready {
+            ready: false,
+            store: PartState::Unavailable,
+            labels: PartState::Ok,
+            error: ErrorDetail {
+                code: "store_unavailable".into(),
+                message: "the vector store is unavailable; try again shortly".into(),
+            },
+        },
+        r#"{"ready":false,"store":"unavailable","labels":"ok","error":{"code":"store_unavailable","message":"the vector store is unavailable; try again shortly"}}"#,
+    );
+    for (state, name) in [
+        (PartState::NotIngested, "not_ingested"),
+        (PartState::ModelMismatch, "model_mismatch"),
+        (PartState::Failed, "failed"),
+    ] {
+        golden(&state, &format!("\"{name}\""));
+    }
+    // A client that reads every error answer as an ErrorBody still reads this one.
+    let body: ErrorBody = serde_json::from_str(
+        r#"{"ready":false,"store":"not_ingested","labels":"ok","error":{"code":"not_ingested","message":"m"}}"#,
+    )
+    .unwrap();
+    assert_eq!(body.error.code, "not_ingested");
+}

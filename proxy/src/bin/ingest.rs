@@ -13,7 +13,7 @@ use clip::DType;
 use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
 use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::policy::AddressPolicy;
-use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Report};
+use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Report, Shard};
 use proxy::model::{collection_spec, load_model_as};
 
 #[derive(Parser, Debug)]
@@ -29,9 +29,14 @@ struct Args {
     tsv: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
-    /// Delete points whose rows are no longer in the TSV.
+    /// Delete points whose rows are no longer in the TSV. With `--shard`, only that share's
+    /// points: the N shares' prunes together are one whole prune.
     #[arg(long)]
     prune: bool,
+    /// Take share K of N of the TSV's rows (by a hash of the row id): N machines running 1/N …
+    /// N/N ingest one TSV into one Qdrant cluster at once, each resumable on its own.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
     /// cpu, or cuda / cuda:N (built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -113,7 +118,11 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         settings.describe(),
         args.device,
     );
-    let paths = IngestPaths::new(&args.tsv, &settings.data_dir());
+    let data = settings.data_dir();
+    let paths = match args.shard {
+        Some(shard) => IngestPaths::new(&args.tsv, &data).for_shard(&data, shard),
+        None => IngestPaths::new(&args.tsv, &data),
+    };
     let started = Instant::now();
     let report = proxy::ingest::run(
         &paths,
@@ -136,6 +145,7 @@ fn options(args: &Args) -> IngestOptions {
             .decode_workers
             .unwrap_or(IngestOptions::default().decode_workers),
         prune: args.prune,
+        shard: args.shard,
         full_decode: args.full_decode,
         fetch: FetchConfig {
             timeout: Duration::from_secs(args.timeout.max(1)),
@@ -152,6 +162,14 @@ fn options(args: &Args) -> IngestOptions {
 
 /// What the run did, and every failed row with its line and reason.
 fn summarize(report: &Report, collection: &str, secs: f64, paths: &IngestPaths) {
+    if let Some(shard) = report.shard {
+        tracing::info!(
+            "shard {shard}: {} of {} rows (the counts below are this share's; pruning, if asked, \
+             pruned this share only)",
+            report.rows,
+            report.tsv_rows,
+        );
+    }
     tracing::info!(
         "{} indexed, {} updated, {} unchanged, {} failed, {} pruned; {} points in `{}` ({:.1} s, {:.1} images/s)",
         report.indexed,

@@ -4,13 +4,18 @@
 //! blocking task, a request body) convert into it with `?`. [`ApiError::class`] is the one place
 //! where a failure becomes a status and a code; the body is always
 //! `{"error":{"code","message"}}`, and server-side failures are logged.
+//!
+//! The message a client reads is [`ApiError::public_message`]: the error's own words, except for
+//! failures whose words may carry internals (a store's or a cluster peer's address, a storage
+//! path, the label log's path): those get a short fixed message, and the full error goes to the
+//! log once, where the operator reads it.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use wire::ErrorBody;
+use wire::{ErrorBody, ErrorDetail, PartState, Unready};
 
 use crate::compose::ComposeError;
 use crate::labels::LabelError;
@@ -135,6 +140,45 @@ impl ApiError {
     }
 }
 
+/// What a client reads when the store cannot answer now.
+pub const STORE_UNAVAILABLE: &str = "the vector store is unavailable; try again shortly";
+/// What a client reads when the store failed.
+pub const STORE_FAILED: &str = "the vector store failed; the server log has the details";
+/// What a client reads when the label log could not be written.
+pub const LABELS_FAILED: &str = "the vote could not be stored; the server log has the details";
+
+impl ApiError {
+    /// The message a client reads: the error's own, or a fixed one where the error's words may
+    /// carry internal addresses, paths or keys (see the module doc).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Store(e) | Self::Compose(ComposeError::Store(e)) => store_message(e),
+            Self::Labels(_) => LABELS_FAILED.to_string(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// Log a server-side failure once, in full (a fault as an error, a wait as a warning).
+    pub fn log(&self, status: StatusCode, code: &str) {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(code, "{self}");
+        } else if status.is_server_error() {
+            tracing::warn!(code, "{self}");
+        }
+    }
+}
+
+fn store_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Unavailable(_) => STORE_UNAVAILABLE.to_string(),
+        StoreError::Internal(_) => STORE_FAILED.to_string(),
+        // The collection's name, the model's id and dimension; the client's own input.
+        StoreError::Mismatch { .. } | StoreError::NoCollection(_) | StoreError::Invalid(_) => {
+            e.to_string()
+        }
+    }
+}
+
 fn store_class(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -178,10 +222,8 @@ fn json_message(rejection: &JsonRejection) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.class();
-        let message = self.to_string();
-        if status.is_server_error() {
-            tracing::warn!(code, "{message}");
-        }
+        self.log(status, code);
+        let message = self.public_message();
         let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
         if let Self::AdminLogin = self {
             response.headers_mut().insert(
@@ -198,6 +240,31 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `/readyz` for a store that cannot answer: 503 (not ready, whatever the class), which part is
+/// not ready, the code and short message a search would get. Logged once, in full.
+pub fn unready(e: StoreError) -> Response {
+    let store = match &e {
+        StoreError::Unavailable(_) => PartState::Unavailable,
+        StoreError::NoCollection(_) => PartState::NotIngested,
+        StoreError::Mismatch { .. } => PartState::ModelMismatch,
+        StoreError::Invalid(_) | StoreError::Internal(_) => PartState::Failed,
+    };
+    let e = ApiError::Store(e);
+    let (status, code) = e.class();
+    e.log(status, code);
+    let body = Unready {
+        ready: false,
+        store,
+        // The label log is opened (and held) at start; nothing here can lose it.
+        labels: PartState::Ok,
+        error: ErrorDetail {
+            code: code.to_string(),
+            message: e.public_message(),
+        },
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// `Json` whose rejections are [`ApiError`]s.
@@ -233,4 +300,45 @@ pub fn no_model() -> ApiError {
         "no_model",
         "no browser model is installed: run `proxy export-model`",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failures whose words may carry internals reach the client as a fixed message.
+    #[test]
+    fn internals_stay_in_the_log() {
+        let detail = "http://10.0.0.7:6455 /var/lib/qdrant/storage key-3f9e";
+        let cases = [
+            ApiError::Store(StoreError::Unavailable(detail.into())),
+            ApiError::Store(StoreError::Internal(detail.into())),
+            ApiError::Compose(ComposeError::Store(StoreError::Unavailable(detail.into()))),
+            ApiError::Labels(LabelError::Io {
+                path: "/var/lib/qdrant/storage/labels.jsonl".into(),
+                source: std::io::Error::other("No space left on device"),
+            }),
+        ];
+        for e in cases {
+            let message = e.public_message();
+            assert!(!message.contains("10.0.0.7"), "{message}");
+            assert!(!message.contains("/var/lib"), "{message}");
+            assert!(!message.contains("key-3f9e"), "{message}");
+            assert!(e.to_string().contains("/var/lib"), "the log keeps it: {e}");
+        }
+        assert_eq!(
+            ApiError::Store(StoreError::Unavailable(detail.into())).public_message(),
+            STORE_UNAVAILABLE
+        );
+    }
+
+    /// The classes whose words are the client's own input or the collection's name pass through.
+    #[test]
+    fn plain_messages_pass_through() {
+        let e = ApiError::Store(StoreError::NoCollection("images".into()));
+        assert_eq!(e.public_message(), e.to_string());
+        assert!(e.public_message().contains("`images`"));
+        let e = ApiError::Store(StoreError::Invalid("vector has 3 values".into()));
+        assert_eq!(e.public_message(), "vector has 3 values");
+    }
 }

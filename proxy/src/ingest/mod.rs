@@ -14,11 +14,16 @@
 //! are UUIDv5 of the row id, so a run killed halfway is finished by the next with no duplicate and
 //! no gap.
 //!
+//! Sharded: with `shard` K/N a run takes only the rows whose id hashes to share K ([`shard`]),
+//! so N machines can ingest one TSV into one cluster at once; everything above (skips, resumes,
+//! `prune`) then holds per share.
+//!
 //! Architecture Invariant: ingest never prints; it reports through [`Progress`] and returns a
 //! [`Report`]. Only the store trait is used, never a Qdrant type.
 
 pub mod fetch;
 pub mod policy;
+pub mod shard;
 pub mod thumbnail;
 pub mod tsv;
 
@@ -38,6 +43,7 @@ use crate::layout::DataDir;
 use crate::payload::ImagePayload;
 use crate::store::{self, Payload, Point, VectorStore};
 use fetch::{FetchConfig, Fetcher};
+pub use shard::Shard;
 pub use thumbnail::{THUMB_SIDE, thumb_size};
 use tsv::{Row, RowError, Source};
 
@@ -50,8 +56,10 @@ pub struct IngestOptions {
     pub fetch_workers: usize,
     /// Decode + preprocess threads.
     pub decode_workers: usize,
-    /// Delete points whose rows are no longer in the TSV.
+    /// Delete points whose rows are no longer in the TSV (with `shard`, only that share's).
     pub prune: bool,
+    /// Take only this share of the TSV's rows (`None`: all of them).
+    pub shard: Option<Shard>,
     /// Decode JPEGs at full size. By default a JPEG is decoded at the smallest DCT scale (1/2,
     /// 1/4, 1/8) that keeps both sides at least the model's input size — Pillow's draft mode:
     /// several times less work for camera photos, and a slightly different crop (see
@@ -68,6 +76,7 @@ impl Default for IngestOptions {
             fetch_workers: 16,
             decode_workers: cores,
             prune: false,
+            shard: None,
             full_decode: false,
             fetch: FetchConfig::default(),
         }
@@ -97,6 +106,13 @@ impl IngestPaths {
             image_roots: data.image_roots(),
         }
     }
+
+    /// The same, with the failures list named for `shard`, so that shares run one after another
+    /// with one storage directory keep a list each (`ingest-failures-K-of-N.tsv`).
+    pub fn for_shard(mut self, data: &DataDir, shard: Shard) -> Self {
+        self.failures = data.ingest_failures_of(shard.index(), shard.count());
+        self
+    }
 }
 
 /// Progress of a run (a terminal bar in the binary, nothing in tests).
@@ -119,7 +135,11 @@ impl Progress for Quiet {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
-    /// Good rows in the TSV.
+    /// The share this run took, if any.
+    pub shard: Option<Shard>,
+    /// Good rows in the TSV, all shares.
+    pub tsv_rows: usize,
+    /// Good rows this run took (its share's, or all).
     pub rows: usize,
     /// Rows embedded and written (new or changed image).
     pub indexed: usize,
@@ -127,7 +147,7 @@ pub struct Report {
     pub updated: usize,
     /// Rows skipped: image and row unchanged.
     pub unchanged: usize,
-    /// Points deleted by `prune`.
+    /// Points deleted by `prune` (with a share, of that share only).
     pub pruned: usize,
     /// Rows that failed, with the reason, in line order.
     pub failures: Vec<RowError>,
@@ -233,8 +253,12 @@ pub fn run(
     for column in &parsed.meta_columns {
         runtime.block_on(store.index_field(column))?;
     }
-    let existing = stored(store, runtime)?;
+    let tsv_rows = parsed.rows.len();
+    let parsed = take_share(parsed, options.shard);
+    let existing = stored(store, runtime, options.shard)?;
     let mut report = Report {
+        shard: options.shard,
+        tsv_rows,
         rows: parsed.rows.len(),
         failures: parsed.errors.clone(),
         ..Report::default()
@@ -293,16 +317,32 @@ fn read_rows(paths: &IngestPaths) -> Result<tsv::Parsed, IngestError> {
     Ok(parsed)
 }
 
-/// Every stored point's hashes and size.
+/// Only `shard`'s rows, failed rows and listed ids (all of them without a shard). A failed row
+/// with no id is reported by share 1, so that each failure is reported once across the shares.
+fn take_share(mut parsed: tsv::Parsed, shard: Option<Shard>) -> tsv::Parsed {
+    let Some(shard) = shard else { return parsed };
+    parsed.rows.retain(|row| shard.contains(&row.id));
+    parsed.errors.retain(|e| match &e.id {
+        Some(id) => shard.contains(id),
+        None => shard.index() == 1,
+    });
+    parsed.listed_ids.retain(|id| shard.contains(id));
+    parsed
+}
+
+/// Every stored point's hashes and size (with a shard, of that share's points: a point belongs
+/// to the share of its payload's `id`).
 fn stored(
     store: &dyn VectorStore,
     runtime: &tokio::runtime::Handle,
+    shard: Option<Shard>,
 ) -> Result<HashMap<Uuid, Stored>, IngestError> {
     Ok(runtime
         .block_on(store::all_records(store))?
         .into_iter()
-        .map(|r| {
-            let p = ImagePayload::read(r.id, r.payload);
+        .map(|r| (r.id, ImagePayload::read(r.id, r.payload)))
+        .filter(|(_, p)| shard.is_none_or(|s| s.contains(&p.id)))
+        .map(|(id, p)| {
             let size = p.width.zip(p.height);
             let stored = Stored {
                 content_hash: p.content_hash,
@@ -310,7 +350,7 @@ fn stored(
                 size,
                 has_original: p.image_bytes.is_some(),
             };
-            (r.id, stored)
+            (id, stored)
         })
         .collect())
 }

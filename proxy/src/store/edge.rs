@@ -424,7 +424,7 @@ fn excluding(filter: Option<Filter>, exclude: &[Uuid]) -> Option<Filter> {
     Some(filter)
 }
 
-fn json_path(key: &str) -> Result<JsonPath> {
+pub(super) fn json_path(key: &str) -> Result<JsonPath> {
     JsonPath::try_from(key)
         .map_err(|()| StoreError::Invalid(format!("`{key}` is not a valid payload field name")))
 }

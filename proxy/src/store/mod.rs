@@ -10,6 +10,7 @@
 //! a JSON object payload.
 
 pub mod edge;
+mod failure;
 pub mod remote;
 
 use std::collections::BTreeMap;
@@ -161,7 +162,9 @@ pub struct UnitExamples {
 /// Store errors, by class: the HTTP layer maps each class to one status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached (server down, network): retry later (503).
+    /// The store cannot answer now: a server or cluster node down or unreachable, a shard
+    /// without a live replica, a timeout, the embedded store held by another process. Retry
+    /// later (503). The message is for the log: it may name internal addresses and paths.
     #[error("the vector store is unavailable: {0}")]
     Unavailable(String),
     /// The collection was made by another model or with another dimension.
@@ -174,13 +177,14 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
-    /// The request is wrong (bad filter, wrong vector length).
+    /// The request is wrong (bad filter, wrong vector length). The message is this crate's own
+    /// words about the client's input, never a store's message: clients see it.
     #[error("{0}")]
     Invalid(String),
     /// The collection does not exist yet (nothing ingested).
     #[error("collection `{0}` does not exist yet: run `ingest` first")]
     NoCollection(String),
-    /// Anything else the store reported.
+    /// Anything else the store reported. The message is for the log (internal details).
     #[error("vector store error: {0}")]
     Internal(String),
 }

@@ -19,6 +19,7 @@ use qdrant_client::qdrant::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::failure::{self, Class};
 use super::{
     CollectionSpec, Hit, Payload, Point, RecommendQuery, Record, Result, SearchQuery, StoreError,
     Strategy, VectorStore,
@@ -97,26 +98,17 @@ impl RemoteStore {
         }
     }
 
+    /// A client error as a [`StoreError`] of its class (`failure.rs` decides), its message
+    /// (for the log) with the API key scrubbed.
     fn error(&self, e: QdrantError) -> StoreError {
         let (class, message) = match &e {
             QdrantError::ResponseError { status } => {
-                // gRPC codes: 14 Unavailable, 4 DeadlineExceeded, 5 NotFound, 16 Unauthenticated,
-                // 7 PermissionDenied, 3 InvalidArgument. A refused connection comes back from
-                // the client's channel pool as 13 Internal "Failed to connect to …".
                 let code = i32::from(status.code());
-                let transport = code == 13 && status.message().starts_with("Failed to connect");
-                let class = match code {
-                    14 | 4 | 1 => Class::Unavailable,
-                    _ if transport => Class::Unavailable,
-                    5 => Class::NotFound,
-                    3 => Class::Invalid,
-                    _ => Class::Internal,
-                };
                 let text = match code {
                     16 | 7 => "Qdrant refused the API key (QDRANT_API_KEY)".to_string(),
                     _ => status.message().to_string(),
                 };
-                (class, text)
+                (failure::by_code(code, status.message()), text)
             }
             QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
                 (Class::Unavailable, e.to_string())
@@ -127,7 +119,6 @@ impl RemoteStore {
         match class {
             Class::Unavailable => StoreError::Unavailable(message),
             Class::NotFound => StoreError::NoCollection(self.name().unwrap_or_default()),
-            Class::Invalid => StoreError::Invalid(message),
             Class::Internal => StoreError::Internal(message),
         }
     }
@@ -161,13 +152,6 @@ impl RemoteStore {
         };
         spec.accepts(&found)
     }
-}
-
-enum Class {
-    Unavailable,
-    NotFound,
-    Invalid,
-    Internal,
 }
 
 #[async_trait::async_trait]
@@ -283,6 +267,11 @@ impl VectorStore for RemoteStore {
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         super::check_filter(&query.filter)?;
+        // Field names as the server parses them (the same parser as Edge's), refused here in our
+        // own words: the server's refusal would be a store fault (`failure.rs`), not a 400.
+        for key in query.filter.keys() {
+            super::edge::json_path(key)?;
+        }
         let mut request =
             SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
                 .offset(query.offset as u64)
