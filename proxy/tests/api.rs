@@ -9,6 +9,7 @@ use proxy::store::edge::EdgeStore;
 use proxy::store::remote::{RemoteConfig, RemoteStore};
 use proxy::store::{Point, SharedStore, VectorStore, point_id};
 use serde_json::{Value, json};
+use testkit::points::{edge_store, point, spread};
 use testkit::{
     TestServer, app_state, get, post, post_json, public_stub, tiny_model, tiny_spec,
     write_tiny_bundle,
@@ -17,12 +18,7 @@ use testkit::{
 const DIM: usize = 16;
 
 fn unit(i: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|d| ((i * 31 + d * 7) % 11) as f32 - 5.0)
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
+    spread(i, DIM)
 }
 
 struct Fixture {
@@ -34,39 +30,26 @@ struct Fixture {
 fn fixture(admin: Option<&str>, cors: Vec<String>) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
-    let store = EdgeStore::new(dir.path().join("qdrant"));
     let original = dir.path().join("img0.png");
     image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
         .save(&original)
         .expect("original");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store
-            .ensure_collection(&tiny_spec(&loaded))
-            .await
-            .expect("collection");
-        let points = (0..5)
-            .map(|i| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(format!("img{i}")));
-                payload.insert("caption".into(), json!(format!("picture {i}")));
-                payload.insert("license".into(), json!("CC0-1.0"));
-                payload.insert("content_hash".into(), json!(format!("hash{i}")));
-                if i == 0 {
-                    payload.insert("file".into(), json!(original.display().to_string()));
-                } else {
-                    payload.insert("url".into(), json!(format!("https://example.com/{i}.jpg")));
-                }
-                Point {
-                    id: point_id(&format!("img{i}")),
-                    vector: unit(i),
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = (0..5)
+        .map(|i| {
+            let mut payload = json!({
+                "caption": format!("picture {i}"),
+                "license": "CC0-1.0",
+                "content_hash": format!("hash{i}"),
+            });
+            if i == 0 {
+                payload["file"] = json!(original.display().to_string());
+            } else {
+                payload["url"] = json!(format!("https://example.com/{i}.jpg"));
+            }
+            point(&format!("img{i}"), unit(i), payload)
+        })
+        .collect();
+    let store = edge_store(dir.path(), &loaded, points);
     let thumbs = DataDir::new(dir.path()).thumbs();
     std::fs::create_dir_all(&thumbs).expect("thumbs");
     std::fs::write(

@@ -6,21 +6,16 @@
 use std::sync::Arc;
 
 use proxy::labels::{Label, Verdict, label_id};
-use proxy::store::edge::EdgeStore;
-use proxy::store::{Point, SharedStore, VectorStore, point_id};
+use proxy::store::SharedStore;
 use serde_json::{Value, json};
-use testkit::{TestServer, app_state, get, post_json, public_stub, tiny_model, tiny_spec};
+use testkit::points::{edge_store, point};
+use testkit::{TestServer, app_state, get, post_json, public_stub, tiny_model};
 
 const DIM: usize = 16;
 const POINTS: usize = 12;
 
 fn unit(i: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|d| ((i * 31 + d * 7) % 11) as f32 - 5.0)
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
+    testkit::points::spread(i, DIM)
 }
 
 struct Fixture {
@@ -32,29 +27,13 @@ struct Fixture {
 fn fixture(labels: &[Label]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
-    let store = EdgeStore::new(dir.path().join("qdrant"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store
-            .ensure_collection(&tiny_spec(&loaded))
-            .await
-            .expect("collection");
-        let points = (0..POINTS)
-            .map(|i| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(format!("img{i}")));
-                let parity = if i % 2 == 0 { "even" } else { "odd" };
-                payload.insert("caption".into(), json!(parity));
-                Point {
-                    id: point_id(&format!("img{i}")),
-                    vector: unit(i),
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = (0..POINTS)
+        .map(|i| {
+            let parity = if i % 2 == 0 { "even" } else { "odd" };
+            point(&format!("img{i}"), unit(i), json!({ "caption": parity }))
+        })
+        .collect();
+    let store = edge_store(dir.path(), &loaded, points);
     let lines: String = labels
         .iter()
         .map(|l| serde_json::to_string(l).expect("label") + "\n")

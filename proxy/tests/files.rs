@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use proxy::store::edge::EdgeStore;
-use proxy::store::{Point, SharedStore, VectorStore, point_id};
+use proxy::store::SharedStore;
 use serde_json::json;
+use testkit::points::{axis, edge_store, point};
 use testkit::{
     Server, ServerOptions, TestServer, app_state, get, public_stub, tiny_model, tiny_spec,
     workspace,
@@ -31,29 +31,12 @@ fn png_like(len: usize) -> Vec<u8> {
 fn serve(data: &Path, files: &[(&str, String)], roots: Vec<std::path::PathBuf>) -> TestServer {
     let loaded = tiny_model();
     let spec = tiny_spec(&loaded);
-    let store = EdgeStore::new(data.join("qdrant"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store.ensure_collection(&spec).await.expect("collection");
-        let points = files
-            .iter()
-            .enumerate()
-            .map(|(i, (id, file))| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(id));
-                payload.insert("file".into(), json!(file));
-                let mut vector = vec![0.0; spec.dim];
-                vector[i % spec.dim] = 1.0;
-                Point {
-                    id: point_id(id),
-                    vector,
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = files
+        .iter()
+        .enumerate()
+        .map(|(i, (id, file))| point(id, axis(i, spec.dim), json!({ "file": file })))
+        .collect();
+    let store = edge_store(data, &loaded, points);
     let store: SharedStore = Arc::new(store);
     let state = app_state(store, &loaded, data, None, None).with_image_roots(roots);
     TestServer::start(state, &public_stub(data), vec![])

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use proxy::labels::{BudgetConfig, LabelLog};
 use proxy::layout::DataDir;
-use proxy::store::edge::EdgeStore;
-use proxy::store::{Point, SharedStore, VectorStore, point_id};
+use proxy::store::SharedStore;
 use serde_json::{Value, json};
+use testkit::points::{axis, edge_store, point};
 use testkit::{Answer, TestServer, app_state, get, post_json, public_stub, tiny_model, tiny_spec};
 
 struct Fixture {
@@ -25,26 +25,10 @@ fn fixture(budget: BudgetConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
     let spec = tiny_spec(&loaded);
-    let store = EdgeStore::new(dir.path().join("qdrant"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store.ensure_collection(&spec).await.expect("collection");
-        let points = (0..3)
-            .map(|i| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(format!("img{i}")));
-                let mut vector = vec![0.0; spec.dim];
-                vector[i] = 1.0;
-                Point {
-                    id: point_id(&format!("img{i}")),
-                    vector,
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = (0..3)
+        .map(|i| point(&format!("img{i}"), axis(i, spec.dim), json!({})))
+        .collect();
+    let store = edge_store(dir.path(), &loaded, points);
     let store: SharedStore = Arc::new(store);
     let state = app_state(store, &loaded, dir.path(), Some("admin"), None).with_vote_budget(budget);
     let server = TestServer::start(state, &public_stub(dir.path()), vec![]);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use proxy::layout::DataDir;
 use proxy::review::{Decision, ReviewLog};
-use proxy::store::edge::EdgeStore;
-use proxy::store::{Point, SharedStore, VectorStore, point_id};
+use proxy::store::SharedStore;
 use serde_json::{Value, json};
+use testkit::points::{axis, edge_store, point};
 use testkit::{
     Answer, TestServer, app_state, get, post_json, post_with, public_stub, tiny_model, tiny_spec,
 };
@@ -40,27 +40,17 @@ fn fixture(admin: Option<&str>) -> Fixture {
 fn serve(dir: &Path, admin: Option<&str>) -> TestServer {
     let loaded = tiny_model();
     let spec = tiny_spec(&loaded);
-    let store = EdgeStore::new(dir.join("qdrant"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store.ensure_collection(&spec).await.expect("collection");
-        let points = (0..5)
-            .map(|i| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(format!("img{i}")));
-                payload.insert("caption".into(), json!(format!("picture {i}")));
-                let mut vector = vec![0.0; spec.dim];
-                vector[i] = 1.0;
-                Point {
-                    id: point_id(&format!("img{i}")),
-                    vector,
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = (0..5)
+        .map(|i| {
+            let caption = format!("picture {i}");
+            point(
+                &format!("img{i}"),
+                axis(i, spec.dim),
+                json!({ "caption": caption }),
+            )
+        })
+        .collect();
+    let store = edge_store(dir, &loaded, points);
     let store: SharedStore = Arc::new(store);
     let state = app_state(store, &loaded, dir, admin, None);
     TestServer::start(state, &public_stub(dir), vec![])

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use proxy::store::edge::EdgeStore;
-use proxy::store::{Point, SharedStore, VectorStore, point_id};
+use proxy::store::SharedStore;
 use serde_json::{Value, json};
+use testkit::points::{edge_store, point};
 use testkit::{TestServer, app_state, post_json, public_stub, tiny_model, tiny_spec};
 
 const DIM: usize = 16;
@@ -45,27 +45,10 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
     assert_eq!(tiny_spec(&loaded).dim, DIM, "the tiny model's dimension");
-    let store = EdgeStore::new(dir.path().join("qdrant"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        store
-            .ensure_collection(&tiny_spec(&loaded))
-            .await
-            .expect("collection");
-        let points = (0..POINTS)
-            .map(|i| {
-                let mut payload = serde_json::Map::new();
-                payload.insert("id".into(), json!(format!("img{i}")));
-                Point {
-                    id: point_id(&format!("img{i}")),
-                    vector: raw(i),
-                    payload,
-                }
-            })
-            .collect();
-        store.upsert(points).await.expect("upsert");
-    });
-    drop(rt);
+    let points = (0..POINTS)
+        .map(|i| point(&format!("img{i}"), raw(i), json!({})))
+        .collect();
+    let store = edge_store(dir.path(), &loaded, points);
     let public = public_stub(dir.path());
     let store: SharedStore = Arc::new(store);
     let server = TestServer::start(

@@ -5,6 +5,7 @@
 //! - [`paths`]: where is the workspace, the fixture model, the built site?
 //! - [`model`]: which model do the tests run, and what does its browser bundle look like?
 //! - [`server`]: how does a test get a proxy serving on a local port (and its app state)?
+//! - [`points`]: how does a test fill a store with points it names?
 //! - [`http`]: how does a test send a request and look at the answer?
 //! - [`process`]: how does a test start a child process that sees none of the developer's
 //!   settings?
@@ -18,6 +19,7 @@ pub mod http;
 pub mod model;
 pub mod page_checks;
 pub mod paths;
+pub mod points;
 pub mod process;
 pub mod server;
 pub mod skip;
