@@ -26,7 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower::ServiceExt;
-use wire::{ErrorBody, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest};
+use wire::{
+    ErrorBody, Example, FeedbackRequest, FeedbackResponse, Results, SearchRequest, SimilarRequest,
+};
 
 use crate::{Outcome, shape};
 
@@ -141,7 +143,7 @@ pub fn json_body(data: &[u8]) -> Outcome {
     let route = Route::pick(first);
     let empty = first.is_ascii_uppercase() || first >= 0x80;
     match route {
-        Route::Search => round_trip::<SearchRequest>(body, |r| finite(&r.vector)),
+        Route::Search => round_trip::<SearchRequest>(body, all_vectors_finite),
         Route::Similar => round_trip::<SimilarRequest>(body, |_| true),
         Route::Feedback => {
             round_trip::<FeedbackRequest>(body, |r| finite(&r.query_vector));
@@ -170,6 +172,21 @@ fn round_trip<T: Serialize + DeserializeOwned>(body: &[u8], all_finite: fn(&T) -
 
 fn finite(vector: &Option<Vec<f32>>) -> bool {
     vector.iter().flatten().all(|v| v.is_finite())
+}
+
+/// Every vector a search body holds: the query's, the weighted terms' and the examples'.
+fn all_vectors_finite(request: &SearchRequest) -> bool {
+    let example = |e: &Example| match e {
+        Example::Vector(v) => v.iter().all(|x| x.is_finite()),
+        Example::Id(_) => true,
+    };
+    finite(&request.vector)
+        && request.terms.iter().all(|t| example(&t.example))
+        && request
+            .positive
+            .iter()
+            .chain(&request.negative)
+            .all(example)
 }
 
 async fn send(app: Router, route: Route, body: &[u8]) -> (StatusCode, Vec<u8>) {

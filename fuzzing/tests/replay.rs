@@ -62,6 +62,8 @@ fn seeds_reach_the_code_under_test() {
     for (file, expected) in [
         ("search-text.json", "Search empty:false 200 ok"),
         ("search-vector.json", "Search empty:false 200 ok"),
+        ("search-terms.json", "Search empty:false 200 ok"),
+        ("search-examples.json", "Search empty:false 200 ok"),
         ("similar.json", "Similar empty:false 200 ok"),
         ("feedback.json", "Feedback empty:false 200 ok"),
         ("similar-unknown.json", "Similar empty:false 404 unknown_id"),
@@ -89,4 +91,9 @@ fn regressions_get_their_answer() {
         run("json_body", "vector-f32-overflow-minimal"),
         "Search empty:false 400 bad_vector vector value is not a finite number"
     );
+    // The same number in a weighted term's vector, or in an example's.
+    let got = run("json_body", "terms-f32-overflow");
+    assert!(got.starts_with("Search empty:false 400 bad_terms"), "{got}");
+    let got = run("json_body", "example-f32-overflow");
+    assert!(got.starts_with("Search empty:false 400 bad_vector"), "{got}");
 }
