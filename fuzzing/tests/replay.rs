@@ -95,5 +95,8 @@ fn regressions_get_their_answer() {
     let got = run("json_body", "terms-f32-overflow");
     assert!(got.starts_with("Search empty:false 400 bad_terms"), "{got}");
     let got = run("json_body", "example-f32-overflow");
-    assert!(got.starts_with("Search empty:false 400 bad_vector"), "{got}");
+    assert!(
+        got.starts_with("Search empty:false 400 bad_vector"),
+        "{got}"
+    );
 }
