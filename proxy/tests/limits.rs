@@ -395,6 +395,8 @@ fn a_burst_over_a_rate_is_refused_and_health_still_answers() {
         assert_ne!(similar(addr).status, 429);
     }
     similar(addr).assert_rate_limited();
+    // `/api/cutoff` (which may start a refit) shares the similar-image bucket.
+    request(addr, "GET", "/api/cutoff", "", "").assert_rate_limited();
 
     // Never limited: health, readiness, the site.
     for path in ["/healthz", "/readyz", "/", "/index.html"] {

@@ -85,7 +85,8 @@ pub fn router(config: &ServeConfig, state: Arc<AppState>) -> Router {
         .route("/api/review", get(review::queue_page).post(review::verdict))
         .route("/api/review/export", get(review::export))
         .route("/api/model", get(model::model))
-        .route("/api/cutoff", get(cutoff::cutoff))
+        // A refit may be due on a call: the similar-image bucket bounds how often one client asks.
+        .route("/api/cutoff", rates.similar(get(cutoff::cutoff)))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .route("/images/{id}", get(images::image))
         .route("/thumbs/{id}", get(images::thumb))

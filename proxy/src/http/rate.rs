@@ -270,7 +270,7 @@ impl RateGuards {
         guard(route, self.feedback.clone())
     }
 
-    /// `/api/similar`'s route, limited.
+    /// `/api/similar`'s route (and `/api/cutoff`'s, which shares its bucket), limited.
     pub fn similar(&self, route: Route) -> Route {
         guard(route, self.similar.clone())
     }
