@@ -383,6 +383,27 @@ async fn remote_refuses_other_models() {
     refuses_other_models(|| Box::new(remote().expect("QDRANT_URL is set")), &name).await;
 }
 
+/// Two ingests starting at once on one cluster (`ingest --shard 1/2` and `2/2` on two machines)
+/// both find the collection missing and both create it: neither fails, and both can write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_creation_by_two_at_once() {
+    if remote_url().is_none() {
+        return;
+    }
+    let name = unique("text2img_race");
+    for round in 0..4 {
+        let name = format!("{name}_{round}");
+        let (a, b) = (remote().expect("client"), remote().expect("client"));
+        let spec = spec(&name);
+        let (ra, rb) = tokio::join!(a.ensure_collection(&spec), b.ensure_collection(&spec));
+        ra.expect("the first creator");
+        rb.expect("the second creator");
+        a.upsert(points(0..1)).await.expect("upsert");
+        b.upsert(points(1..2)).await.expect("upsert");
+        assert_eq!(a.count().await.expect("count"), 2);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Recommend (relevance feedback): both backends rank as a brute-force computation here does.
 

@@ -167,14 +167,26 @@ impl VectorStore for RemoteStore {
                 (META_MODEL.to_string(), Value::from(spec.model.clone())),
                 (META_DIM.to_string(), Value::from(spec.dim)),
             ]);
-            self.client
+            let created = self
+                .client
                 .create_collection(
                     CreateCollectionBuilder::new(&spec.name)
                         .vectors_config(VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine))
                         .metadata(metadata),
                 )
-                .await
-                .map_err(|e| self.error(e))?;
+                .await;
+            // Another ingest (`--shard` on another machine) may have made it meanwhile: then
+            // its spec is checked below like any existing collection's.
+            if let Err(e) = created {
+                let made_meanwhile = self
+                    .client
+                    .collection_exists(&spec.name)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                if !made_meanwhile {
+                    return Err(self.error(e));
+                }
+            }
             for field in INDEXED_FIELDS {
                 self.client
                     .create_field_index(
