@@ -11,9 +11,11 @@
 //!   settings?
 //! - [`skip`]: how does a test that cannot run say so, where CI will find it?
 //! - [`browser`]: how does a test drive a headless Chromium?
+//! - [`app_page`]: what does a browser test read from the search page, served how?
 //! - [`page_checks`]: what must every page a browser opens pass (drawn, images loaded,
 //!   accessible)?
 
+pub mod app_page;
 pub mod browser;
 pub mod http;
 pub mod model;

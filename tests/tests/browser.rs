@@ -13,9 +13,10 @@ use clip::Device;
 use clip::export::{Variant, file_name};
 use clip::load::load;
 use serde_json::{Value, json};
+use testkit::app_page::{card_ids, exported_labels, tiny_model_server, wait_vote};
 use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
 use testkit::page_checks::{assert_accessible, assert_not_blank};
-use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, write_tiny_bundle};
+use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files};
 
 const ADMIN_TOKEN: &str = "browser-test-admin";
 const QUERY: &str = "a photo of a cat";
@@ -82,41 +83,6 @@ fn search(browser: &Browser, query: &str) -> String {
         })
 }
 
-/// The ids of the cards on screen, in order.
-fn card_ids(browser: &Browser) -> Vec<String> {
-    let ids = browser.eval(
-        "return [...document.querySelectorAll('#grid > li.card')].map(c => c.dataset.id);",
-        json!([]),
-    );
-    serde_json::from_value(ids).expect("card ids")
-}
-
-/// Waits until card `n` (1-based) says `words` under its buttons.
-fn wait_vote(browser: &Browser, n: usize, words: &str) {
-    let css = format!("#grid > li:nth-child({n}) .vote");
-    browser
-        .wait_text(&css, Duration::from_secs(20), |t| t == words)
-        .unwrap_or_else(|last| {
-            panic!(
-                "card {n} should say {words:?}, says {last:?}\nbrowser console:\n{}",
-                browser.console()
-            )
-        });
-}
-
-/// The votes in force, from the proxy's labels export.
-fn exported_labels(server: &Server) -> Vec<Value> {
-    let body = ureq::get(&server.url("/api/labels?format=jsonl"))
-        .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .call()
-        .expect("the labels export")
-        .into_string()
-        .expect("a text body");
-    body.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
 fn label_of<'a>(labels: &'a [Value], image: &str) -> &'a Value {
     labels
         .iter()
@@ -132,20 +98,6 @@ fn assert_native_vector(label: &Value, query: &str) {
     assert_eq!(vector.len(), native.len(), "vector length");
     let cos = cosine(&vector, &native);
     assert!(cos >= 0.9999, "browser vs native cosine {cos}");
-}
-
-/// A server over the tiny model's browser bundle (written to the directory returned with it).
-fn tiny_model_server(options: ServerOptions<'_>) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(dir.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(dir.path()),
-            ..options
-        },
-    );
-    (server, dir)
 }
 
 #[test]
@@ -235,7 +187,7 @@ fn search_label_and_reload_from_cache() {
         "the right arrow moves to the next result"
     );
 
-    let labels = exported_labels(&server);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
     assert_eq!(labels.len(), 3, "{labels:#?}");
     let first = label_of(&labels, &ids[0]);
     assert_eq!(first["label"], "relevant");
@@ -252,7 +204,7 @@ fn search_label_and_reload_from_cache() {
     // Clicking the same label again withdraws it.
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Vote withdrawn");
-    let labels = exported_labels(&server);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
     assert_eq!(labels.len(), 2, "{labels:#?}");
     assert!(labels.iter().all(|l| l["image_id"] != ids[0].as_str()));
 
@@ -303,7 +255,7 @@ fn search_label_and_reload_from_cache() {
     search(&browser, f32_query);
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Saved: relevant");
-    let labels = exported_labels(&server);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
     let f32_label = labels
         .iter()
         .find(|l| l["query"] == f32_query)
@@ -434,7 +386,7 @@ fn without_webassembly_a_plain_page_searches_on_the_server() {
     let first = card_ids(&browser).remove(0);
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Saved: relevant");
-    let labels = exported_labels(&server);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
     assert_eq!(labels.len(), 1, "{labels:#?}");
     assert_eq!(labels[0]["image_id"], first.as_str());
     assert_eq!(labels[0]["query"], QUERY);
@@ -484,5 +436,5 @@ fn the_site_hosted_elsewhere_reaches_the_proxy_named_in_settings() {
     assert!(thumb.starts_with(&api.url("/thumbs/")), "thumbnail {thumb}");
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Saved: relevant");
-    assert_eq!(exported_labels(&api).len(), 1);
+    assert_eq!(exported_labels(&api, ADMIN_TOKEN).len(), 1);
 }

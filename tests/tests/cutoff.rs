@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use testkit::app_page::tiny_model_server;
 use testkit::browser::{Browser, ENTER};
-use testkit::{Server, ServerOptions, public_dir, write_tiny_bundle};
+use testkit::{Server, ServerOptions};
 
 /// The queries voted on over HTTP: each one's best three results relevant, the next five not.
 const VOTED: [&str; 6] = [
@@ -74,16 +75,10 @@ fn cast_votes(server: &Server) {
 
 #[test]
 fn off_line_then_weaker_matches_divider() {
-    let model = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model.path()),
-            demo_data: true,
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     browser.set_window(390, 844);
     browser.goto(&server.url("/"));

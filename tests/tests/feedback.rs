@@ -9,31 +9,12 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use testkit::app_page::{card_ids, exported_labels, tiny_model_server, wait_vote};
 use testkit::browser::{Browser, ENTER};
-use testkit::{Server, ServerOptions, post_json, public_dir, write_tiny_bundle};
+use testkit::{ServerOptions, post_json};
 
 const ADMIN_TOKEN: &str = "feedback-test-admin";
 const QUERY: &str = "a photo of a cat";
-
-fn card_ids(browser: &Browser) -> Vec<String> {
-    let ids = browser.eval(
-        "return [...document.querySelectorAll('#grid > li.card')].map(c => c.dataset.id);",
-        json!([]),
-    );
-    serde_json::from_value(ids).expect("card ids")
-}
-
-fn wait_vote(browser: &Browser, n: usize, words: &str) {
-    let css = format!("#grid > li:nth-child({n}) .vote");
-    browser
-        .wait_text(&css, Duration::from_secs(20), |t| t == words)
-        .unwrap_or_else(|last| {
-            panic!(
-                "card {n} should say {words:?}, says {last:?}\nbrowser console:\n{}",
-                browser.console()
-            )
-        });
-}
 
 fn summary_with(browser: &Browser, needle: &str) -> String {
     browser
@@ -47,19 +28,6 @@ fn summary_with(browser: &Browser, needle: &str) -> String {
         })
 }
 
-/// The votes in force, from the proxy's labels export.
-fn exported_labels(server: &Server) -> Vec<Value> {
-    let body = ureq::get(&server.url("/api/labels?format=jsonl"))
-        .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .call()
-        .expect("the labels export")
-        .into_string()
-        .expect("a text body");
-    body.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
 fn ids_of(answer: &Value) -> Vec<String> {
     answer["results"]
         .as_array()
@@ -71,17 +39,11 @@ fn ids_of(answer: &Value) -> Vec<String> {
 
 #[test]
 fn more_like_the_ones_i_marked() {
-    let model = tempfile::tempdir().expect("a model directory");
-    write_tiny_bundle(model.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model.path()),
-            demo_data: true,
-            admin_token: Some(ADMIN_TOKEN),
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        admin_token: Some(ADMIN_TOKEN),
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     browser.goto(&server.url("/"));
     browser.type_into("#query", &format!("{QUERY}{ENTER}"));
@@ -133,7 +95,7 @@ fn more_like_the_ones_i_marked() {
     let second = card_ids(&browser);
 
     // The same request to the API, with the vector the browser searched with.
-    let labels = exported_labels(&server);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
     assert_eq!(labels.len(), 4, "{labels:#?}");
     let vector = labels[0]["query_vector"].clone();
     assert!(vector.is_array(), "{labels:#?}");

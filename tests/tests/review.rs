@@ -15,30 +15,14 @@ use proxy::eval::{Judged, judgments, judgments_reviewed};
 use proxy::labels::LabelLog;
 use proxy::review::ReviewLog;
 use serde_json::json;
+use testkit::app_page::tiny_model_server;
 use testkit::browser::{Browser, ENTER};
-use testkit::{Server, ServerOptions, artifacts, public_dir, write_tiny_bundle};
+use testkit::page_checks::assert_accessible;
+use testkit::{Server, ServerOptions, artifacts};
 
 const ADMIN_TOKEN: &str = "review-test-admin";
 const QUERY: &str = "a photo of a cat";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Every control has a name a screen reader can say, every image a text alternative (as in
-/// `browser.rs`).
-fn assert_accessible(browser: &Browser) {
-    let problems = browser.eval(
-        "const bad = [];
-         for (const b of document.querySelectorAll('button'))
-           if (!(b.textContent.trim() || b.getAttribute('aria-label'))) bad.push('a button without a name');
-         for (const i of document.querySelectorAll('img'))
-           if (!i.hasAttribute('alt')) bad.push('an image without alt: ' + i.src);
-         for (const f of document.querySelectorAll('input, select'))
-           if (!(f.labels && f.labels.length) && !f.getAttribute('aria-label')) bad.push('an unlabelled field: ' + (f.id || f.name));
-         if (document.documentElement.lang !== 'en') bad.push('no page language');
-         return bad;",
-        json!([]),
-    );
-    assert_eq!(problems, json!([]), "accessibility problems");
-}
 
 fn wait_text(browser: &Browser, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     browser.wait_text(css, WAIT, done).unwrap_or_else(|last| {
@@ -124,17 +108,11 @@ fn wait_gone(browser: &Browser, image: &str) {
 
 #[test]
 fn flag_review_eval_and_export() {
-    let model = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(model.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            model_dir: Some(model.path()),
-            demo_data: true,
-            admin_token: Some(ADMIN_TOKEN),
-            ..ServerOptions::default()
-        },
-    );
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        admin_token: Some(ADMIN_TOKEN),
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
 
     // The crowd: the visitor flags `flagged` on the page; through the API, `disputed` gets two

@@ -12,8 +12,9 @@ use std::time::Duration;
 use clip::Device;
 use clip::load::load;
 use serde_json::{Value, json};
+use testkit::app_page::{card_ids, tiny_model_server};
 use testkit::browser::{Browser, ENTER};
-use testkit::{Server, ServerOptions, public_dir, tiny_model_files, write_tiny_bundle};
+use testkit::{Server, ServerOptions, tiny_model_files};
 
 /// The tiny model's vector of `text`, computed natively (f32), scaled to unit length.
 fn native_unit(text: &str) -> Vec<f32> {
@@ -42,29 +43,6 @@ fn api_ids(server: &Server, body: Value) -> Vec<String> {
         .iter()
         .map(|h| h["id"].as_str().expect("an id").to_string())
         .collect()
-}
-
-fn card_ids(browser: &Browser) -> Vec<String> {
-    let ids = browser.eval(
-        "return [...document.querySelectorAll('#grid > li.card')].map(c => c.dataset.id);",
-        json!([]),
-    );
-    serde_json::from_value(ids).expect("card ids")
-}
-
-/// A server over the demo collection and the tiny model's browser bundle.
-fn demo_server() -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary model directory");
-    write_tiny_bundle(dir.path());
-    let server = Server::with(
-        public_dir(),
-        &ServerOptions {
-            demo_data: true,
-            model_dir: Some(dir.path()),
-            ..ServerOptions::default()
-        },
-    );
-    (server, dir)
 }
 
 /// Waits until the model's status line has settled and says `starts`.
@@ -114,7 +92,10 @@ fn query_error(browser: &Browser, query: &str) -> String {
 
 #[test]
 fn typed_terms_rank_as_the_natively_composed_vector() {
-    let (server, _model) = demo_server();
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     // The f32 text tower, as native code computes it, so rankings can be compared exactly.
     browser.goto(&server.url("/"));
@@ -151,7 +132,10 @@ fn typed_terms_rank_as_the_natively_composed_vector() {
 
 #[test]
 fn bad_queries_are_refused_beside_the_box_and_workerless_pages_say_what_they_can() {
-    let (server, _model) = demo_server();
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        ..ServerOptions::default()
+    });
     let browser = Browser::start();
     browser.cdp(
         "Page.addScriptToEvaluateOnNewDocument",
