@@ -325,27 +325,54 @@ async fn eval(
         report.feedback =
             proxy::eval::feedback::simulate(&judged, &encoder, store.as_ref(), &strategies).await?;
     }
-    report.cutoff = Some(
-        proxy::cutoff::live::fit_labels(
-            &labels,
-            &reviews,
-            Some(&encoder),
-            store.as_ref(),
-            spec.dim,
-        )
-        .await?,
+    let cutoff = proxy::cutoff::live::fit_labels(
+        &labels,
+        &reviews,
+        Some(&encoder),
+        store.as_ref(),
+        spec.dim,
     );
+    report.cutoff = Some(cutoff.await?);
     let out = out.unwrap_or_else(|| data.eval_reports());
     let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
-    let written = proxy::eval::report::write(&out, &title, &report)?;
-    let (worst, best) =
-        proxy::eval::html::gather(&report, &judged, &encoder, store.as_ref(), &data.thumbs())
-            .await?;
-    proxy::eval::html::write(
-        &out,
-        &proxy::eval::html::render(&title, &report, &worst, &best)?,
-    )?;
+    let sources = EvalSources {
+        judged: &judged,
+        encoder: &encoder,
+        store: store.as_ref(),
+        thumbs: &data.thumbs(),
+    };
+    write_eval(&out, &title, &report, sources).await
+}
+
+/// What `report.html` shows the queries with: their judgments, vectors, results and thumbnails.
+struct EvalSources<'a> {
+    judged: &'a [proxy::eval::Judged],
+    encoder: &'a dyn TextEncoder,
+    store: &'a dyn proxy::store::VectorStore,
+    thumbs: &'a Path,
+}
+
+/// `report.md`, `report.json`, `recall.svg` and `report.html` in `out`; the Markdown on stdout.
+async fn write_eval(
+    out: &Path,
+    title: &str,
+    report: &proxy::eval::EvalReport,
+    sources: EvalSources<'_>,
+) -> anyhow::Result<()> {
     use std::io::Write;
+    let written = proxy::eval::report::write(out, title, report)?;
+    let (worst, best) = proxy::eval::html::gather(
+        report,
+        sources.judged,
+        sources.encoder,
+        sources.store,
+        sources.thumbs,
+    )
+    .await?;
+    proxy::eval::html::write(
+        out,
+        &proxy::eval::html::render(title, report, &worst, &best)?,
+    )?;
     std::io::stdout().write_all(written.markdown.as_bytes())?;
     tracing::info!(
         "wrote report.md, report.json, recall.svg and report.html in {}",
