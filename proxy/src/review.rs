@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{Log, Record};
+use crate::labels::{Label, Log, Record, majority};
 
 /// What a reviewer decided about one (query, image).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +77,21 @@ pub fn decisions(reviews: &[Review]) -> HashMap<(String, String), Decision> {
         .iter()
         .map(|r| ((r.query.clone(), r.image_id.clone()), r.verdict))
         .collect()
+}
+
+/// Whether each judged (query, image) is relevant: the crowd's majority ([`majority`]; `None`
+/// for a tie), a reviewer's verdict winning over it, `skip` leaving it. The one rule `eval` and
+/// the "no good match" line both judge by.
+pub fn verdicts(labels: &[Label], reviews: &[Review]) -> HashMap<(String, String), Option<bool>> {
+    let mut verdicts = majority(labels);
+    for (pair, decision) in decisions(reviews) {
+        match decision {
+            Decision::Relevant => verdicts.insert(pair, Some(true)),
+            Decision::Irrelevant => verdicts.insert(pair, Some(false)),
+            Decision::Skip => None,
+        };
+    }
+    verdicts
 }
 
 /// The reviewed judgments as a `queries.tsv` (`query`, `relevant_ids` comma-joined), queries and

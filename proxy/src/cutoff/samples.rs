@@ -12,10 +12,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::labels::{Label, majority};
+use crate::labels::Label;
 use crate::model::TextEncoder;
 use crate::payload::external_id;
-use crate::review::{Decision, Review, decisions};
+use crate::review::{Review, verdicts};
 use crate::store::{self, SearchQuery, StoreError, VectorStore};
 
 use super::Sample;
@@ -39,14 +39,7 @@ pub struct Judgment {
 /// verdict winning over it; `skip` leaves the majority), in order: the most recently voted-on
 /// queries first, each query's images by id; bounded by [`MAX_QUERIES`] and [`MAX_PAIRS`].
 pub fn judgments_from_labels(labels: &[Label], reviews: &[Review]) -> Vec<Judgment> {
-    let mut verdicts = majority(labels);
-    for (pair, decision) in decisions(reviews) {
-        match decision {
-            Decision::Relevant => verdicts.insert(pair, Some(true)),
-            Decision::Irrelevant => verdicts.insert(pair, Some(false)),
-            Decision::Skip => None,
-        };
-    }
+    let verdicts = verdicts(labels, reviews);
     let order = recent_queries(labels);
     let mut by_query: BTreeMap<usize, Vec<Judgment>> = BTreeMap::new();
     for ((query, image_id), verdict) in verdicts {
@@ -202,6 +195,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
 mod tests {
     use super::*;
     use crate::labels::{Verdict, label_id};
+    use crate::review::Decision;
 
     fn label(client: &str, query: &str, image: &str, verdict: Verdict, time_ms: u64) -> Label {
         Label {

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
-use crate::labels::{Label, majority};
-use crate::review::{Decision, Review, decisions};
+use crate::labels::Label;
+use crate::review::{Review, verdicts};
 
 /// One query and the ids that are relevant to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub fn judgments_reviewed(
         .iter()
         .map(|j| (j.query.clone(), j.relevant.clone()))
         .collect();
-    for ((query, image), verdict) in majority(labels) {
+    for ((query, image), verdict) in verdicts(labels, reviews) {
         let set = by_query.entry(query).or_default();
         match verdict {
             Some(true) => {
@@ -106,17 +106,6 @@ pub fn judgments_reviewed(
                 set.remove(&image);
             }
             None => {}
-        }
-    }
-    for ((query, image), verdict) in decisions(reviews) {
-        match verdict {
-            Decision::Relevant => {
-                by_query.entry(query).or_default().insert(image);
-            }
-            Decision::Irrelevant => {
-                by_query.entry(query).or_default().remove(&image);
-            }
-            Decision::Skip => {}
         }
     }
     let total = by_query.len();
@@ -133,6 +122,7 @@ pub fn judgments_reviewed(
 mod tests {
     use super::*;
     use crate::labels::{Verdict, label_id};
+    use crate::review::Decision;
 
     fn vote(client: &str, image: &str, verdict: Verdict) -> Label {
         Label {

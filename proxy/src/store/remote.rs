@@ -13,7 +13,7 @@ use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct,
     PointsIdsList, Query, QueryPointsBuilder, RecommendInputBuilder, RecommendStrategy,
-    RetrievedPoint, ScrollPointsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
+    RetrievedPoint, ScoredPoint, ScrollPointsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
     UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions, vectors_config::Config,
 };
 use serde_json::Value;
@@ -296,17 +296,7 @@ impl VectorStore for RemoteStore {
             .search_points(request)
             .await
             .map_err(|e| self.error(e))?;
-        response
-            .result
-            .into_iter()
-            .map(|p| {
-                Ok(Hit {
-                    id: uuid_of(p.id)?,
-                    score: p.score,
-                    payload: payload_of(p.payload),
-                })
-            })
-            .collect()
+        hits(response.result)
     }
 
     async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>> {
@@ -340,17 +330,7 @@ impl VectorStore for RemoteStore {
             .query(request)
             .await
             .map_err(|e| self.error(e))?;
-        response
-            .result
-            .into_iter()
-            .map(|p| {
-                Ok(Hit {
-                    id: uuid_of(p.id)?,
-                    score: p.score,
-                    payload: payload_of(p.payload),
-                })
-            })
-            .collect()
+        hits(response.result)
     }
 
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>> {
@@ -435,6 +415,20 @@ fn filter(filter: &super::PayloadFilter) -> Filter {
         Value::Number(n) => Condition::matches(key.clone(), n.as_i64().unwrap_or_default()),
         _ => unreachable!("check_filter admits strings, integers and booleans"),
     }))
+}
+
+/// Scored points as hits, in the server's order (best first).
+fn hits(points: Vec<ScoredPoint>) -> Result<Vec<Hit>> {
+    points
+        .into_iter()
+        .map(|p| {
+            Ok(Hit {
+                id: uuid_of(p.id)?,
+                score: p.score,
+                payload: payload_of(p.payload),
+            })
+        })
+        .collect()
 }
 
 fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
