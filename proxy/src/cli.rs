@@ -149,15 +149,56 @@ impl StoreArgs {
     /// The settings these flags give, layered over the environment and `qdrant.env`; warnings
     /// are logged.
     pub fn settings(&self) -> anyhow::Result<Settings> {
+        self.settings_with(&ClusterArgs::default())
+    }
+
+    /// [`Self::settings`] with the layout flags of `ingest`, which creates collections.
+    pub fn settings_with(&self, cluster: &ClusterArgs) -> anyhow::Result<Settings> {
         let settings = Settings::resolve(&crate::config::Flags {
             storage: self.storage.clone(),
             qdrant_url: self.qdrant_url.clone(),
             collection: self.collection.clone(),
             env_file: self.env_file.clone(),
+            cluster: cluster.flags(),
         })?;
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
         Ok(settings)
+    }
+}
+
+/// How `ingest` lays out a collection it creates on a Qdrant server or cluster (each flag
+/// overrides its `QDRANT_*` setting; an existing collection keeps its own layout).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Shards of a new collection (QDRANT_SHARDS; default: the server's, one per node).
+    #[arg(long, value_name = "N")]
+    pub qdrant_shards: Option<String>,
+    /// Copies of each shard on different nodes (QDRANT_REPLICATION_FACTOR; default 1). With 2,
+    /// searches and votes go on while one node is down.
+    #[arg(long, value_name = "N")]
+    pub qdrant_replication_factor: Option<String>,
+    /// Replicas that must confirm a write (QDRANT_WRITE_CONSISTENCY; default 1).
+    #[arg(long, value_name = "N")]
+    pub qdrant_write_consistency: Option<String>,
+    /// Keep vectors and payloads on disk, memory-mapped (QDRANT_ON_DISK: true or false).
+    #[arg(long, value_name = "BOOL")]
+    pub qdrant_on_disk: Option<String>,
+    /// Compress vectors for search: none, int8 or binary (QDRANT_QUANTIZATION); candidates are
+    /// rescored with the originals.
+    #[arg(long, value_name = "KIND")]
+    pub qdrant_quantization: Option<String>,
+}
+
+impl ClusterArgs {
+    fn flags(&self) -> crate::config::ClusterFlags {
+        crate::config::ClusterFlags {
+            shards: self.qdrant_shards.clone(),
+            replication_factor: self.qdrant_replication_factor.clone(),
+            write_consistency: self.qdrant_write_consistency.clone(),
+            on_disk: self.qdrant_on_disk.clone(),
+            quantization: self.qdrant_quantization.clone(),
+        }
     }
 }

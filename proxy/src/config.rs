@@ -10,14 +10,20 @@ use std::time::Duration;
 
 use crate::http::TrustedProxies;
 use crate::layout::DataDir;
+use crate::store::cluster::{ClusterSettings, MAX_REPLICAS, MAX_SHARDS};
 use crate::store::remote::RemoteConfig;
 
 /// The keys `qdrant.env` (and the environment) may set.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 13] = [
     "QDRANT_URL",
     "QDRANT_API_KEY",
     "QDRANT_COLLECTION",
     "QDRANT_TIMEOUT_SECS",
+    "QDRANT_SHARDS",
+    "QDRANT_REPLICATION_FACTOR",
+    "QDRANT_WRITE_CONSISTENCY",
+    "QDRANT_ON_DISK",
+    "QDRANT_QUANTIZATION",
     "TEXT2IMG_ADMIN_TOKEN",
     "TEXT2IMG_CORS_ORIGINS",
     "TEXT2IMG_TRUSTED_PROXIES",
@@ -56,6 +62,18 @@ pub struct Flags {
     pub qdrant_url: Option<String>,
     pub collection: Option<String>,
     pub env_file: Option<PathBuf>,
+    pub cluster: ClusterFlags,
+}
+
+/// How a new collection on a server is laid out, given on the command line (`ingest` only; each
+/// overrides its `QDRANT_*` variable). Kept as text: checked here, with the other sources.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFlags {
+    pub shards: Option<String>,
+    pub replication_factor: Option<String>,
+    pub write_consistency: Option<String>,
+    pub on_disk: Option<String>,
+    pub quantization: Option<String>,
 }
 
 /// Where vectors live.
@@ -68,6 +86,8 @@ pub enum Backend {
         url: String,
         api_key: Option<Secret>,
         timeout: Duration,
+        /// How a collection ingest creates there is laid out.
+        cluster: ClusterSettings,
     },
 }
 
@@ -156,10 +176,12 @@ impl Settings {
                 url,
                 api_key,
                 timeout,
+                cluster,
             } => Some(RemoteConfig {
                 url: url.clone(),
                 api_key: api_key.as_ref().map(|k| k.expose().to_string()),
                 timeout: *timeout,
+                cluster: *cluster,
             }),
         }
     }
@@ -201,7 +223,10 @@ impl Sources<'_> {
     /// as unset (qdrant.env ships `QDRANT_URL=` for "embedded").
     fn lookup(&self, key: &str, flag: Option<&str>) -> Option<(String, String)> {
         if let Some(v) = flag.filter(|v| !v.is_empty()) {
-            return Some((v.to_string(), format!("--{}", key.to_lowercase())));
+            return Some((
+                v.to_string(),
+                format!("--{}", key.to_lowercase().replace('_', "-")),
+            ));
         }
         if let Some(v) = (self.env)(key).filter(|v| !v.is_empty()) {
             return Some((v, format!("environment variable {key}")));
@@ -252,7 +277,16 @@ fn backend(
             }
         },
     };
+    let cluster = cluster(sources, &flags.cluster)?;
     let Some((url, source)) = url else {
+        if !cluster.is_default() {
+            warnings.push(
+                "QDRANT_SHARDS, QDRANT_REPLICATION_FACTOR, QDRANT_WRITE_CONSISTENCY, \
+                 QDRANT_ON_DISK and QDRANT_QUANTIZATION lay out a collection on a Qdrant server; \
+                 QDRANT_URL is empty, so they are not used"
+                    .to_string(),
+            );
+        }
         if api_key.is_some() {
             warnings.push(
                 "QDRANT_API_KEY is set but QDRANT_URL is empty: using embedded Qdrant, \
@@ -272,7 +306,60 @@ fn backend(
         url,
         api_key: api_key.map(|(k, _)| Secret(k)),
         timeout,
+        cluster,
     })
+}
+
+/// The layout asked for new collections on a server: `QDRANT_SHARDS`,
+/// `QDRANT_REPLICATION_FACTOR`, `QDRANT_WRITE_CONSISTENCY`, `QDRANT_ON_DISK`,
+/// `QDRANT_QUANTIZATION`.
+fn cluster(sources: &Sources<'_>, flags: &ClusterFlags) -> Result<ClusterSettings, ConfigError> {
+    let count = |key: &str, flag: &Option<String>, max: u32| {
+        sources
+            .lookup(key, flag.as_deref())
+            .map(|(v, source)| match v.trim().parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError(format!(
+                    "{source}: `{v}` is not a whole number between 1 and {max}"
+                ))),
+            })
+            .transpose()
+    };
+    let on_disk = sources
+        .lookup("QDRANT_ON_DISK", flags.on_disk.as_deref())
+        .map(|(v, source)| match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError(format!("{source}: `{v}` is not true or false"))),
+        })
+        .transpose()?;
+    let quantization = sources
+        .lookup("QDRANT_QUANTIZATION", flags.quantization.as_deref())
+        .map(|(v, source)| {
+            v.trim()
+                .parse()
+                .map_err(|why| ConfigError(format!("{source}: {why}")))
+        })
+        .transpose()?;
+    let settings = ClusterSettings {
+        shards: count("QDRANT_SHARDS", &flags.shards, MAX_SHARDS)?,
+        replication_factor: count(
+            "QDRANT_REPLICATION_FACTOR",
+            &flags.replication_factor,
+            MAX_REPLICAS,
+        )?,
+        write_consistency: count(
+            "QDRANT_WRITE_CONSISTENCY",
+            &flags.write_consistency,
+            MAX_REPLICAS,
+        )?,
+        on_disk,
+        quantization,
+    };
+    settings
+        .validate()
+        .map_err(|why| ConfigError(format!("QDRANT_WRITE_CONSISTENCY: {why}")))?;
+    Ok(settings)
 }
 
 /// `TEXT2IMG_CORS_ORIGINS`: a comma-separated list of origins, or `*`.
@@ -524,6 +611,71 @@ mod tests {
             &[("TEXT2IMG_TRUSTED_PROXIES", "10.0.0.1, proxy.local")],
             None,
             "environment variable TEXT2IMG_TRUSTED_PROXIES: `proxy.local` is not an IP",
+        );
+        let remote = Some("QDRANT_URL=http://h:1\n");
+        check(
+            &[("QDRANT_SHARDS", "0")],
+            remote,
+            "QDRANT_SHARDS: `0` is not a whole number between 1 and 1024",
+        );
+        check(
+            &[("QDRANT_REPLICATION_FACTOR", "two")],
+            remote,
+            "QDRANT_REPLICATION_FACTOR: `two` is not a whole number",
+        );
+        check(&[("QDRANT_ON_DISK", "maybe")], remote, "not true or false");
+        check(
+            &[("QDRANT_QUANTIZATION", "pq")],
+            remote,
+            "environment variable QDRANT_QUANTIZATION: `pq` is not a quantization",
+        );
+        check(
+            &[
+                ("QDRANT_REPLICATION_FACTOR", "2"),
+                ("QDRANT_WRITE_CONSISTENCY", "3"),
+            ],
+            remote,
+            "more than the replication factor 2",
+        );
+    }
+
+    #[test]
+    fn cluster_settings_are_layered() {
+        use crate::store::cluster::Quantization;
+        let flags = Flags {
+            cluster: ClusterFlags {
+                replication_factor: Some("3".into()),
+                ..Default::default()
+            },
+            ..Flags::default()
+        };
+        let s = resolve(
+            flags,
+            &[("QDRANT_SHARDS", "6"), ("QDRANT_QUANTIZATION", "int8")],
+            Some(
+                "QDRANT_URL=http://h:1\nQDRANT_SHARDS=2\nQDRANT_REPLICATION_FACTOR=2\n\
+                 QDRANT_WRITE_CONSISTENCY=2\nQDRANT_ON_DISK=yes\n",
+            ),
+        )
+        .unwrap();
+        let cluster = s.remote().map(|r| r.cluster).unwrap();
+        assert_eq!(
+            cluster,
+            ClusterSettings {
+                shards: Some(6),
+                replication_factor: Some(3),
+                write_consistency: Some(2),
+                on_disk: Some(true),
+                quantization: Some(Quantization::Int8),
+            }
+        );
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let embedded = resolve(Flags::default(), &[("QDRANT_SHARDS", "2")], None).unwrap();
+        assert!(embedded.remote().is_none());
+        assert!(
+            embedded.warnings.iter().any(|w| w.contains("not used")),
+            "{:?}",
+            embedded.warnings
         );
     }
 

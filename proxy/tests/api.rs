@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use proxy::layout::DataDir;
 use proxy::store::edge::EdgeStore;
-use proxy::store::remote::{RemoteConfig, RemoteStore};
 use proxy::store::{Point, SharedStore, VectorStore, point_id};
 use serde_json::{Value, json};
 use testkit::points::{edge_store, point, spread};
@@ -592,19 +591,9 @@ fn cors_allowlist() {
 fn unreachable_store_is_503_without_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let loaded = tiny_model();
-    // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let key = "qdrant-key-must-never-leak-7f3a";
-    let store = RemoteStore::new(RemoteConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        api_key: Some(key.into()),
-        timeout: Duration::from_secs(2),
-    })
-    .expect("client");
-    let store: SharedStore = Arc::new(store);
+    let port = testkit::free_port();
+    let store: SharedStore = Arc::new(testkit::qdrant::unreachable_store(port, Some(key)));
     let public = public_stub(dir.path());
     let server = TestServer::start(
         app_state(store, &loaded, dir.path(), None, None),

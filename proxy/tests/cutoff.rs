@@ -275,18 +275,8 @@ fn labels_that_cannot_be_scored_are_left_out() {
 /// A store that cannot be reached: `/api/cutoff` answers 503 like every route that needs it.
 #[test]
 fn unreachable_store_is_503() {
-    use proxy::store::remote::{RemoteConfig, RemoteStore};
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let store = RemoteStore::new(RemoteConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        api_key: None,
-        timeout: std::time::Duration::from_secs(2),
-    })
-    .expect("client");
+    let store = testkit::qdrant::unreachable_store(testkit::free_port(), None);
     let server = TestServer::start(
         app_state(Arc::new(store), &tiny_model(), dir.path(), None, None),
         &public_stub(dir.path()),

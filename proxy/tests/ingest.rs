@@ -673,6 +673,12 @@ impl VectorStore for FailingStore {
     async fn open_collection(&self, spec: &CollectionSpec) -> StoreResult<()> {
         self.inner.open_collection(spec).await
     }
+    async fn adopt(&self, spec: &CollectionSpec) -> StoreResult<()> {
+        self.inner.adopt(spec).await
+    }
+    async fn layout(&self) -> StoreResult<Option<proxy::store::cluster::Layout>> {
+        self.inner.layout().await
+    }
     async fn index_field(&self, field: &str) -> StoreResult<()> {
         self.inner.index_field(field).await
     }

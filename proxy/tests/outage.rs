@@ -66,6 +66,12 @@ impl VectorStore for Broken {
             Fail::Unavailable | Fail::Internal => Ok(()),
         }
     }
+    async fn adopt(&self, _: &CollectionSpec) -> Result<()> {
+        self.error()
+    }
+    async fn layout(&self) -> Result<Option<proxy::store::cluster::Layout>> {
+        self.error()
+    }
     async fn index_field(&self, _: &str) -> Result<()> {
         self.error()
     }
@@ -254,14 +260,8 @@ fn a_collection_not_ingested_is_503_not_ingested_and_says_so() {
 /// proxy's own words (a 400), while a good one reaches the (closed) port and is unavailable.
 #[test]
 fn a_bad_filter_field_is_refused_before_the_store_is_asked() {
-    use proxy::store::remote::{RemoteConfig, RemoteStore};
     let port = testkit::free_port();
-    let store = RemoteStore::new(RemoteConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        api_key: None,
-        timeout: std::time::Duration::from_secs(2),
-    })
-    .expect("client");
+    let store = testkit::qdrant::unreachable_store(port, None);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let spec = testkit::tiny_spec(&tiny_model());
     // Down: the name is remembered, the check fails as unavailable.

@@ -1,15 +1,14 @@
 //! The store conformance suite: the same checks against embedded Qdrant Edge (always) and a
 //! Qdrant server (when `QDRANT_URL` is set; otherwise it reports the skip through `testkit::skip`).
 
-use std::time::Duration;
-
 use proxy::store::edge::EdgeStore;
-use proxy::store::remote::{RemoteConfig, RemoteStore};
+use proxy::store::remote::RemoteStore;
 use proxy::store::{
     CollectionSpec, Payload, Point, RecommendQuery, SearchQuery, StoreError, Strategy, VectorStore,
     all_records, point_id,
 };
 use serde_json::{Value, json};
+use testkit::qdrant::unique;
 
 const DIM: usize = 8;
 
@@ -336,36 +335,12 @@ async fn edge_persists_and_locks() {
 }
 
 fn remote_url() -> Option<String> {
-    match std::env::var("QDRANT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            testkit::skip(
-                "the Qdrant server conformance suite needs QDRANT_URL (e.g. http://localhost:6334); it did not run",
-            );
-            None
-        }
-    }
+    testkit::qdrant::url("the Qdrant server conformance suite")
 }
 
 fn remote() -> Option<RemoteStore> {
     let url = remote_url()?;
-    let store = RemoteStore::new(RemoteConfig {
-        url,
-        api_key: std::env::var("QDRANT_API_KEY")
-            .ok()
-            .filter(|k| !k.is_empty()),
-        timeout: Duration::from_secs(10),
-    })
-    .expect("client");
-    Some(store)
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
+    Some(testkit::qdrant::store(&url, Default::default()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

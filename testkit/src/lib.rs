@@ -9,6 +9,7 @@
 //! - [`http`]: how does a test send a request and look at the answer?
 //! - [`process`]: how does a test start a child process that sees none of the developer's
 //!   settings?
+//! - [`qdrant`]: how does a test reach a Qdrant server, or a port where none listens?
 //! - [`skip`]: how does a test that cannot run say so, where CI will find it?
 //! - [`browser`]: how does a test drive a headless Chromium?
 //! - [`app_page`]: what does a browser test read from the search page, served how?
@@ -23,6 +24,7 @@ pub mod page_checks;
 pub mod paths;
 pub mod points;
 pub mod process;
+pub mod qdrant;
 pub mod server;
 pub mod skip;
 

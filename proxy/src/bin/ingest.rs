@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clip::DType;
-use proxy::cli::{self, DownloadBar, RowsBar, StoreArgs};
+use proxy::cli::{self, ClusterArgs, DownloadBar, RowsBar, StoreArgs};
+use proxy::config::Settings;
 use proxy::ingest::fetch::FetchConfig;
 use proxy::ingest::policy::AddressPolicy;
 use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Report, Shard};
 use proxy::model::{collection_spec, load_model_as};
+use proxy::store::{CollectionSpec, VectorStore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +31,12 @@ struct Args {
     tsv: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Take over a collection made by hand on a Qdrant server: check that its vectors fit the
+    /// model (one unnamed cosine vector of its dimension), record the model in it, then ingest.
+    #[arg(long)]
+    adopt: bool,
     /// Delete points whose rows are no longer in the TSV. With `--shard`, only that share's
     /// points: the N shares' prunes together are one whole prune.
     #[arg(long)]
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
 
 /// Ok(false) when nothing could be indexed.
 fn run(args: &Args) -> anyhow::Result<bool> {
-    let settings = args.store.settings()?;
+    let settings = args.store.settings_with(&args.cluster)?;
     if !args.tsv.is_file() {
         anyhow::bail!("--tsv {}: no such file", args.tsv.display());
     }
@@ -111,7 +119,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     )?;
     let spec = collection_spec(&settings.collection, &loaded);
     let store = cli::store(&settings)?;
-    runtime.block_on(store.ensure_collection(&spec))?;
+    runtime.block_on(open_store(store.as_ref(), &spec, &settings, args.adopt))?;
     tracing::info!(
         "ingesting {} into {} (model on {}, {dtype:?})",
         args.tsv.display(),
@@ -134,6 +142,35 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     )?;
     summarize(&report, &spec.name, started.elapsed().as_secs_f64(), &paths);
     Ok(report.any_indexed())
+}
+
+/// Create or check the collection (adopting it first when asked), and say how it is laid out
+/// on a server, warning where that differs from the layout asked.
+async fn open_store(
+    store: &dyn VectorStore,
+    spec: &CollectionSpec,
+    settings: &Settings,
+    adopt: bool,
+) -> anyhow::Result<()> {
+    if adopt {
+        store.adopt(spec).await?;
+        tracing::info!("adopted collection `{}` for `{}`", spec.name, spec.model);
+    }
+    store.ensure_collection(spec).await?;
+    if let Some(layout) = store.layout().await? {
+        tracing::info!("collection `{}`: {layout}", spec.name);
+        let asked = settings.remote().map(|r| r.cluster).unwrap_or_default();
+        let differences = layout.differences(&asked);
+        if !differences.is_empty() {
+            tracing::warn!(
+                "collection `{}` exists with {}; the settings asked apply to new collections \
+                 only (DEPLOY.md: changing a collection's layout)",
+                spec.name,
+                differences.join("; ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The run's settings from the flags.

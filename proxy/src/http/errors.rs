@@ -173,9 +173,10 @@ fn store_message(e: &StoreError) -> String {
         StoreError::Unavailable(_) => STORE_UNAVAILABLE.to_string(),
         StoreError::Internal(_) => STORE_FAILED.to_string(),
         // The collection's name, the model's id and dimension; the client's own input.
-        StoreError::Mismatch { .. } | StoreError::NoCollection(_) | StoreError::Invalid(_) => {
-            e.to_string()
-        }
+        StoreError::Mismatch { .. }
+        | StoreError::NotOurs { .. }
+        | StoreError::NoCollection(_)
+        | StoreError::Invalid(_) => e.to_string(),
     }
 }
 
@@ -183,7 +184,9 @@ fn store_class(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         StoreError::NoCollection(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ingested"),
-        StoreError::Mismatch { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_mismatch"),
+        StoreError::Mismatch { .. } | StoreError::NotOurs { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "model_mismatch")
+        }
         StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         StoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
     }
@@ -248,7 +251,7 @@ pub fn unready(e: StoreError) -> Response {
     let store = match &e {
         StoreError::Unavailable(_) => PartState::Unavailable,
         StoreError::NoCollection(_) => PartState::NotIngested,
-        StoreError::Mismatch { .. } => PartState::ModelMismatch,
+        StoreError::Mismatch { .. } | StoreError::NotOurs { .. } => PartState::ModelMismatch,
         StoreError::Invalid(_) | StoreError::Internal(_) => PartState::Failed,
     };
     let e = ApiError::Store(e);

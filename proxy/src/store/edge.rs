@@ -164,6 +164,18 @@ impl VectorStore for EdgeStore {
         self.open(spec, false)
     }
 
+    async fn adopt(&self, _spec: &CollectionSpec) -> Result<()> {
+        Err(StoreError::Invalid(
+            "--adopt takes over a collection made by hand on a Qdrant server (QDRANT_URL); \
+             the embedded store only holds collections that ingest made"
+                .into(),
+        ))
+    }
+
+    async fn layout(&self) -> Result<Option<super::cluster::Layout>> {
+        Ok(None)
+    }
+
     async fn index_field(&self, field: &str) -> Result<()> {
         let field = field.to_string();
         self.with_shard(move |shard| keyword_index(shard, &field))

@@ -9,6 +9,7 @@
 //! type. Points are identified by [`Uuid`]s (UUIDv5 of the TSV row id, see [`point_id`]) and carry
 //! a JSON object payload.
 
+pub mod cluster;
 pub mod edge;
 mod failure;
 pub mod remote;
@@ -177,6 +178,14 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    /// The collection exists on the server but text2img did not make it: no model is recorded in
+    /// it. `ingest --adopt` records one after checking that its vectors fit.
+    #[error(
+        "collection `{collection}` was not made by text2img: it records no model (it holds \
+         {holds}); if they are this model's vectors, adopt it once with `ingest --adopt`, \
+         else use another collection (QDRANT_COLLECTION)"
+    )]
+    NotOurs { collection: String, holds: String },
     /// The request is wrong (bad filter, wrong vector length). The message is this crate's own
     /// words about the client's input, never a store's message: clients see it.
     #[error("{0}")]
@@ -199,6 +208,14 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()>;
     /// Open an existing collection for reading and check it against `spec`.
     async fn open_collection(&self, spec: &CollectionSpec) -> Result<()>;
+    /// Take over a collection made by hand on a server (`ingest --adopt`): check that its vectors
+    /// fit `spec` (one unnamed cosine vector of the dimension, no other model recorded), then
+    /// record `spec` in it and index the payload fields. The embedded store refuses: it only
+    /// holds collections that ingest made.
+    async fn adopt(&self, spec: &CollectionSpec) -> Result<()>;
+    /// How the open collection is laid out on a server (shards, replicas, storage); `None` for
+    /// the embedded store.
+    async fn layout(&self) -> Result<Option<cluster::Layout>>;
     /// Index a payload field for exact-match filtering (keyword); indexing an indexed field again
     /// is a no-op.
     async fn index_field(&self, field: &str) -> Result<()>;

@@ -10,15 +10,18 @@ use std::time::Duration;
 use qdrant_client::Qdrant;
 use qdrant_client::QdrantError;
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct,
-    PointsIdsList, Query, QueryPointsBuilder, RecommendInputBuilder, RecommendStrategy,
-    RetrievedPoint, ScoredPoint, ScrollPointsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
-    UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions, vectors_config::Config,
+    Condition, CountPointsBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
+    FieldType, Filter, GetPointsBuilder, PointId, PointStruct, PointsIdsList, Query,
+    QueryPointsBuilder, RecommendInputBuilder, RecommendStrategy, RetrievedPoint, ScoredPoint,
+    ScrollPointsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder, UpdateCollectionBuilder,
+    UpsertPointsBuilder, point_id::PointIdOptions,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+mod collection;
+
+use super::cluster::{ClusterSettings, Layout};
 use super::failure::{self, Class};
 use super::{
     CollectionSpec, Hit, Payload, Point, RecommendQuery, Record, Result, SearchQuery, StoreError,
@@ -32,6 +35,8 @@ pub struct RemoteConfig {
     pub url: String,
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// How a collection ingest creates is laid out (ignored for an existing one).
+    pub cluster: ClusterSettings,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -40,6 +45,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -58,10 +64,6 @@ impl std::fmt::Debug for RemoteStore {
             .finish_non_exhaustive()
     }
 }
-
-/// Keys of the collection metadata that record the [`CollectionSpec`].
-const META_MODEL: &str = "text2img_model";
-const META_DIM: &str = "text2img_dim";
 
 impl RemoteStore {
     /// A client for `config.url`. Connects lazily: a server that is down now is an `Unavailable`
@@ -123,34 +125,34 @@ impl RemoteStore {
         }
     }
 
-    async fn check(&self, spec: &CollectionSpec) -> Result<()> {
+    /// The collection `name` as the server describes it.
+    async fn found(&self, name: &str) -> Result<collection::Found> {
         let info = self
             .client
-            .collection_info(&spec.name)
+            .collection_info(name)
             .await
             .map_err(|e| self.error(e))?
             .result
             .ok_or_else(|| StoreError::Internal("collection info is empty".into()))?;
-        let config = info.config.unwrap_or_default();
-        let dim = config
-            .params
-            .and_then(|p| p.vectors_config)
-            .and_then(|v| v.config)
-            .and_then(|c| match c {
-                Config::Params(p) => Some(p.size as usize),
-                Config::ParamsMap(_) => None,
-            });
-        let model = config
-            .metadata
-            .get(META_MODEL)
-            .map(|v| v.clone().into_json())
-            .and_then(|v| v.as_str().map(str::to_string));
-        let found = CollectionSpec {
-            name: spec.name.clone(),
-            dim: dim.unwrap_or(0),
-            model: model.unwrap_or_else(|| "an unknown model".into()),
-        };
-        spec.accepts(&found)
+        Ok(collection::Found::read(info.config.unwrap_or_default()))
+    }
+
+    async fn check(&self, spec: &CollectionSpec) -> Result<()> {
+        self.found(&spec.name).await?.check(spec)
+    }
+
+    /// Index the payload fields searches filter on (indexing again is a no-op).
+    async fn index_fields(&self, name: &str) -> Result<()> {
+        for field in INDEXED_FIELDS {
+            self.client
+                .create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(name, field, FieldType::Keyword)
+                        .wait(true),
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 }
 
@@ -163,18 +165,8 @@ impl VectorStore for RemoteStore {
             .await
             .map_err(|e| self.error(e))?;
         if !exists {
-            let metadata: HashMap<String, Value> = HashMap::from([
-                (META_MODEL.to_string(), Value::from(spec.model.clone())),
-                (META_DIM.to_string(), Value::from(spec.dim)),
-            ]);
-            let created = self
-                .client
-                .create_collection(
-                    CreateCollectionBuilder::new(&spec.name)
-                        .vectors_config(VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine))
-                        .metadata(metadata),
-                )
-                .await;
+            let request = collection::create_request(spec, &self.config.cluster);
+            let created = self.client.create_collection(request).await;
             // Another ingest (`--shard` on another machine) may have made it meanwhile: then
             // its spec is checked below like any existing collection's.
             if let Err(e) = created {
@@ -187,19 +179,7 @@ impl VectorStore for RemoteStore {
                     return Err(self.error(e));
                 }
             }
-            for field in INDEXED_FIELDS {
-                self.client
-                    .create_field_index(
-                        CreateFieldIndexCollectionBuilder::new(
-                            &spec.name,
-                            field,
-                            FieldType::Keyword,
-                        )
-                        .wait(true),
-                    )
-                    .await
-                    .map_err(|e| self.error(e))?;
-            }
+            self.index_fields(&spec.name).await?;
         }
         self.check(spec).await?;
         *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
@@ -218,6 +198,29 @@ impl VectorStore for RemoteStore {
             return Err(StoreError::NoCollection(spec.name.clone()));
         }
         self.check(spec).await
+    }
+
+    async fn adopt(&self, spec: &CollectionSpec) -> Result<()> {
+        let exists = self
+            .client
+            .collection_exists(&spec.name)
+            .await
+            .map_err(|e| self.error(e))?;
+        if !exists {
+            return Err(StoreError::NoCollection(spec.name.clone()));
+        }
+        self.found(&spec.name).await?.check_adoptable(spec)?;
+        self.client
+            .update_collection(
+                UpdateCollectionBuilder::new(&spec.name).metadata(collection::metadata(spec, None)),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        self.index_fields(&spec.name).await
+    }
+
+    async fn layout(&self) -> Result<Option<Layout>> {
+        Ok(Some(self.found(&self.name()?).await?.layout))
     }
 
     async fn index_field(&self, field: &str) -> Result<()> {
