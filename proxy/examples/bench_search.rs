@@ -1,9 +1,14 @@
 //! Search latency through the proxy (HTTP + JSON) against the store called directly, in the same
-//! run, on embedded Qdrant Edge holding random unit vectors.
+//! run, on embedded Qdrant Edge (or a Qdrant server or cluster) holding random unit vectors.
 //!
 //! ```text
 //! cargo run --release -p proxy --example bench_search -- --points 100000 --dim 512 --seconds 10
 //! ```
+//!
+//! `--qdrant-url URL` measures a server or cluster instead (collection `bench`, made with
+//! `--shards N` and `--replication-factor N` when missing; `QDRANT_API_KEY` from the
+//! environment). `--load-only` writes the points and stops, so that a caller can wait for the
+//! server to finish indexing before the timed run (which reuses the collection).
 //!
 //! For 1 and 64 concurrent clients: p50, p99 and QPS of `VectorStore::search` (tokio tasks) and
 //! of `POST /api/search` (one blocking HTTP client with keep-alive per thread), limit 20. The
@@ -22,8 +27,10 @@ use std::time::{Duration, Instant};
 use clip::random::Rng;
 use proxy::http::{AppState, Limits, RateLimits, ServeConfig, StateParts, router};
 use proxy::layout::DataDir;
+use proxy::store::cluster::ClusterSettings;
 use proxy::store::edge::EdgeStore;
-use proxy::store::{CollectionSpec, Point, SearchQuery, SharedStore, VectorStore, point_id};
+use proxy::store::remote::{RemoteConfig, RemoteStore};
+use proxy::store::{CollectionSpec, Point, SearchQuery, SharedStore, point_id};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -33,6 +40,9 @@ struct Options {
     seconds: f64,
     clients: Vec<usize>,
     storage: Option<PathBuf>,
+    qdrant_url: Option<String>,
+    cluster: ClusterSettings,
+    load_only: bool,
 }
 
 fn options() -> Res<Options> {
@@ -42,6 +52,9 @@ fn options() -> Res<Options> {
         seconds: 10.0,
         clients: vec![1, 64],
         storage: None,
+        qdrant_url: None,
+        cluster: ClusterSettings::default(),
+        load_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -57,6 +70,10 @@ fn options() -> Res<Options> {
                     .collect::<Result<_, _>>()?
             }
             "--storage" => o.storage = Some(PathBuf::from(value()?)),
+            "--qdrant-url" => o.qdrant_url = Some(value()?),
+            "--shards" => o.cluster.shards = Some(value()?.parse()?),
+            "--replication-factor" => o.cluster.replication_factor = Some(value()?.parse()?),
+            "--load-only" => o.load_only = true,
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -162,8 +179,24 @@ fn main() -> Res<()> {
         dim: o.dim,
         model: format!("random-{}", o.dim),
     };
-    let store = Arc::new(EdgeStore::new(&dir));
+    let store: SharedStore = match &o.qdrant_url {
+        None => Arc::new(EdgeStore::new(&dir)),
+        Some(url) => Arc::new(RemoteStore::new(RemoteConfig {
+            url: url.clone(),
+            api_key: std::env::var("QDRANT_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            timeout: Duration::from_secs(60),
+            cluster: o.cluster,
+        })?),
+    };
     runtime.block_on(store.ensure_collection(&spec))?;
+    if let Some(layout) = runtime.block_on(store.layout())? {
+        println!(
+            "collection `bench` on {}: {layout}",
+            o.qdrant_url.as_deref().unwrap_or("")
+        );
+    }
     let have = runtime.block_on(store.count())?;
     if have != o.points {
         let started = Instant::now();
@@ -193,7 +226,10 @@ fn main() -> Res<()> {
             started.elapsed().as_secs_f64()
         );
     } else {
-        println!("reusing {} points in {}", have, dir.display());
+        println!("reusing {have} points");
+    }
+    if o.load_only {
+        return Ok(());
     }
     let shared: SharedStore = store.clone();
 
