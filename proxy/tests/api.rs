@@ -507,7 +507,7 @@ fn bad_requests_get_clear_json_errors() {
             String::new(),
             404,
             "thumbnail_missing",
-            "re-run ingest",
+            "copy the thumbs/ folder",
         ),
         (
             "GET",

@@ -82,7 +82,10 @@ pub async fn thumb(
     let missing = || {
         ApiError::not_found(
             "thumbnail_missing",
-            format!("no thumbnail for `{id}`: re-run ingest"),
+            format!(
+                "no thumbnail for `{id}` on this server: run ingest with this storage directory, \
+                 or copy the thumbs/ folder of the machine that ingested it (DEPLOY.md)"
+            ),
         )
     };
     match tokio::fs::metadata(&path).await {
