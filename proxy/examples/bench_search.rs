@@ -219,12 +219,15 @@ fn main() -> Res<()> {
             o.dim,
             started.elapsed().as_secs_f64()
         );
-        let started = Instant::now();
-        runtime.block_on(store.optimize())?;
-        println!(
-            "optimize (HNSW index) took {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        // A server indexes in the background by itself (the caller waits for it); Edge here.
+        if o.qdrant_url.is_none() {
+            let started = Instant::now();
+            runtime.block_on(store.optimize())?;
+            println!(
+                "optimize (HNSW index) took {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     } else {
         println!("reusing {have} points");
     }
