@@ -6,8 +6,15 @@
 //!
 //! ```text
 //! (cd frontend && trunk build --release --offline)
-//! cargo run --release -p e2e --example bench_browser -- [--queries 50]
+//! cargo run --release -p e2e --example bench_browser -- [--queries 50] [--variants q8,f16,f32]
+//!     [--peer tests/peer [--python python3]]
 //! ```
+//!
+//! `--peer` adds the peer in the same Chromium: the same random weights exported to ONNX and
+//! quantized as transformers.js ships them (`tests/peer/export_onnx.py`, run with `--python`),
+//! encoded by ONNX Runtime Web (`tests/peer/package.json`; `npm ci` there first) on one thread:
+//! its cold time to the first vector, its warm 7- and 77-token latencies, and every byte its
+//! page downloaded.
 #![allow(
     clippy::print_stdout,
     reason = "the report on standard output is what a benchmark produces"
@@ -27,6 +34,13 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Seven tokens with the start and end tokens: a typical short query.
 const QUERY: &str = "red car parked on street";
+
+/// A query that fills the context: 77 tokens after truncation.
+const LONG_QUERY: &str = "a long and very detailed description of a red car parked on a quiet \
+    street at night under orange lamps, with wet cobblestones reflecting the light, a small \
+    bakery with its shutters half down behind it, two bicycles leaning on a lamp post, a cat on \
+    the bonnet, fog rolling in from the river, a tram passing in the distance, and three people \
+    with umbrellas waiting at the corner for the last bus home";
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -100,8 +114,14 @@ fn time_to_first_result(browser: &Browser, server: &Server) -> Res<f64> {
     Ok(seconds)
 }
 
-/// Encode latencies measured by a second model worker in the page: (in the worker, round trip).
-fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>, Vec<f64>)> {
+/// Encode latencies of `query` measured by a second model worker in the page: (in the worker,
+/// round trip).
+fn browser_latency(
+    browser: &Browser,
+    variant: &str,
+    query: &str,
+    n: usize,
+) -> Res<(Vec<f64>, Vec<f64>)> {
     let script = r#"
         const [variant, query, n, done] = arguments;
         const worker = new Worker('./worker_loader.js');
@@ -119,7 +139,7 @@ fn browser_latency(browser: &Browser, variant: &str, n: usize) -> Res<(Vec<f64>,
             } else if (m.type === 'load_failed' || m.type === 'embed_failed') { worker.terminate(); done({error: m.message}); }
         };
     "#;
-    let answer = browser.eval_async(script, json!([variant, QUERY, n]));
+    let answer = browser.eval_async(script, json!([variant, query, n]));
     if let Some(e) = answer["error"].as_str() {
         return Err(format!("the worker failed: {e}").into());
     }
@@ -146,12 +166,124 @@ fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
+/// The files a first visit to the site downloads besides the model bundle (bytes): the page,
+/// its wasm and JavaScript, the style sheet, the settings and the worker.
+fn site_bytes(public: &Path) -> Res<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(public)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let loaded = matches!(
+            name,
+            "index.html" | "settings.json" | "worker_loader.js" | "worker.js" | "worker_bg.wasm"
+        ) || name.starts_with("frontend-")
+            || name.starts_with("style-");
+        if loaded && path.is_file() {
+            total += path.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// The peer: the same weights in ONNX, 8-bit as transformers.js ships them, run by ONNX Runtime
+/// Web in a fresh browser profile. Cold time to the first vector, warm latencies of `ids` and
+/// `long`, and the bytes the page downloaded.
+fn peer(
+    dir: &Path,
+    python: &str,
+    model_dir: &Path,
+    temp: &Path,
+    (ids, long): (&[u32], &[u32]),
+    n: usize,
+) -> Res<serde_json::Value> {
+    let site = temp.join("peer");
+    std::fs::create_dir_all(&site)?;
+    let exported = command(python)
+        .arg(dir.join("export_onnx.py"))
+        .arg(model_dir)
+        .arg(&site)
+        .status()?;
+    if !exported.success() {
+        return Err(format!("{} failed", dir.join("export_onnx.py").display()).into());
+    }
+    std::fs::remove_file(site.join("text_model.onnx"))?;
+    let dist = dir.join("node_modules/onnxruntime-web/dist");
+    for file in [
+        "ort.wasm.min.js",
+        "ort-wasm-simd-threaded.mjs",
+        "ort-wasm-simd-threaded.wasm",
+    ] {
+        std::fs::copy(dist.join(file), site.join(file)).map_err(|e| {
+            format!(
+                "{}: {e} (run `npm ci` in {})",
+                dist.join(file).display(),
+                dir.display()
+            )
+        })?;
+    }
+    std::fs::copy(dir.join("peer.html"), site.join("index.html"))?;
+    let server = Server::start(site.clone(), None);
+    let browser = Browser::start();
+    browser.set_script_timeout(Duration::from_secs(600));
+    let list = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    browser.goto(&server.url(&format!(
+        "/index.html?model=text_model_quantized.onnx&ids={}",
+        list(ids)
+    )));
+    let done = browser.wait_for(
+        "return window.peerCold !== undefined || window.peerError !== undefined;",
+        json!([]),
+        Duration::from_secs(600),
+    );
+    let error = browser.eval("return window.peerError || null;", json!([]));
+    if !done || !error.is_null() {
+        return Err(format!("the peer failed: {error}\n{}", browser.console()).into());
+    }
+    let cold_ms = browser.eval("return window.peerCold;", json!([]));
+    let bytes = browser.eval(
+        "return performance.getEntries().filter((e) => 'encodedBodySize' in e)
+            .reduce((sum, e) => sum + e.encodedBodySize, 0);",
+        json!([]),
+    );
+    let warm = |ids: &[u32]| -> Res<Vec<f64>> {
+        let times = browser.eval_async(
+            "const [ids, n, done] = arguments;
+             window.peerWarm(ids, n).then(done, (e) => done({error: String(e)}));",
+            json!([ids, n]),
+        );
+        Ok(serde_json::from_value(times)?)
+    };
+    let (mut short, mut long) = (warm(ids)?, warm(long)?);
+    Ok(json!({
+        "cold_s": cold_ms.as_f64().unwrap_or(f64::NAN) / 1e3,
+        "download_mb": bytes.as_f64().unwrap_or(f64::NAN) / 1e6,
+        "model_mb": site.join("text_model_quantized.onnx").metadata()?.len() as f64 / 1e6,
+        "encode_ms_median": median(&mut short),
+        "encode_ms_p90": p90(&mut short),
+        "encode77_ms_median": median(&mut long),
+        "encode77_ms_p90": p90(&mut long),
+    }))
+}
+
 fn main() -> Res<()> {
     let mut queries = 50;
+    let mut variants = Variant::ALL.to_vec();
+    let mut peer_dir: Option<std::path::PathBuf> = None;
+    let mut python = "python3".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--queries" => queries = args.next().ok_or("--queries needs a value")?.parse()?,
+            "--variants" => {
+                variants = args
+                    .next()
+                    .ok_or("--variants needs a value")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--peer" => peer_dir = Some(args.next().ok_or("--peer needs a directory")?.into()),
+            "--python" => python = args.next().ok_or("--python needs a value")?,
             "--native-one-thread" => {
                 let mut value = || args.next().ok_or("--native-one-thread BUNDLE FILE N");
                 let bundle = std::path::PathBuf::from(value()?);
@@ -182,6 +314,11 @@ fn main() -> Res<()> {
     if ids.len() != 7 {
         return Err(format!("{QUERY:?} has {} tokens, not 7", ids.len()).into());
     }
+    let long_ids = tokenizer.encode(LONG_QUERY)?;
+    if long_ids.len() != 77 {
+        return Err(format!("the long query has {} tokens, not 77", long_ids.len()).into());
+    }
+    let site = site_bytes(&public)?;
     let chromium = command("chromium")
         .arg("--version")
         .output()
@@ -194,7 +331,7 @@ fn main() -> Res<()> {
     );
 
     let mut rows = Vec::new();
-    for variant in Variant::ALL {
+    for &variant in &variants {
         let key = variant.as_str();
         // A fresh server per variant: its request counts are this variant's alone.
         let server = Server::with(
@@ -225,7 +362,8 @@ fn main() -> Res<()> {
             .into());
         }
         let status = browser.text("#status").unwrap_or_default();
-        let (mut in_worker, mut round_trip) = browser_latency(&browser, key, queries)?;
+        let (mut in_worker, mut round_trip) = browser_latency(&browser, key, QUERY, queries)?;
+        let (mut long_in_worker, _) = browser_latency(&browser, key, LONG_QUERY, queries)?;
         let native = native_latency(&bundle, variant, &ids, queries)?;
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[&variant];
@@ -238,6 +376,9 @@ fn main() -> Res<()> {
             "encode_ms_median": median(&mut in_worker),
             "encode_ms_p90": p90(&mut in_worker),
             "round_trip_ms_median": median(&mut round_trip),
+            "encode77_ms_median": median(&mut long_in_worker),
+            "encode77_ms_p90": p90(&mut long_in_worker),
+            "first_visit_mb": (download + site) as f64 / 1e6,
             "native_ms_median": native,
             "native_one_thread_ms_median": native_one,
         });
@@ -266,5 +407,48 @@ fn main() -> Res<()> {
             f("encode_ms_median") / f("native_one_thread_ms_median"),
         );
     }
+    if let Some(dir) = peer_dir {
+        let peer = peer(
+            &dir,
+            &python,
+            &model_dir,
+            temp.path(),
+            (&ids, &long_ids),
+            queries,
+        )?;
+        println!("peer (ONNX Runtime Web, 8-bit): {peer}");
+        side_by_side(&rows, &peer);
+    }
     Ok(())
+}
+
+/// text2img's variants beside the peer: latencies, cold start and bytes, with the ratios.
+fn side_by_side(rows: &[serde_json::Value], peer: &serde_json::Value) {
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "| engine | warm 7 tokens, median (p90) | warm 77 tokens, median (p90) | cold to first vector / result | first visit |"
+    );
+    println!("|---|---|---|---|---|");
+    let line = |name: &str, v: &serde_json::Value, first_visit: f64| {
+        println!(
+            "| {name} | {:.1} ms ({:.1}) | {:.1} ms ({:.1}) | {:.2} s | {:.1} MB |",
+            f(v, "encode_ms_median"),
+            f(v, "encode_ms_p90"),
+            f(v, "encode77_ms_median"),
+            f(v, "encode77_ms_p90"),
+            f(v, "cold_s"),
+            first_visit,
+        );
+    };
+    line("ONNX Runtime Web 8-bit", peer, f(peer, "download_mb"));
+    for r in rows {
+        let name = format!("text2img {}", r["variant"].as_str().unwrap_or("?"));
+        line(&name, r, f(r, "first_visit_mb"));
+        println!(
+            "| speed vs the peer (peer ÷ text2img) | {:.2}× | {:.2}× | | |",
+            f(peer, "encode_ms_median") / f(r, "encode_ms_median"),
+            f(peer, "encode77_ms_median") / f(r, "encode77_ms_median"),
+        );
+    }
 }
