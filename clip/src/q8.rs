@@ -75,26 +75,57 @@ impl Q8Matrix {
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
-        let blocks = k / BLOCK;
         let (xq, xs) = quantize_rows(x, m, k);
         let mut out = vec![0f32; m * n];
         let mut acc = vec![0f32; m];
-        let mut lanes = Vec::new();
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         for j in 0..n {
-            let wq = &self.quants[j * k..(j + 1) * k];
-            let ws = &self.scales[j * blocks..(j + 1) * blocks];
-            row_dots(wq, ws, &xq, &xs, &mut acc, &mut lanes);
+            let (wq, ws) = self.row(j);
+            row_dots(wq, ws, &xq, &xs, &mut acc);
             for (i, a) in acc.iter().enumerate() {
                 out[i * n + j] = *a;
             }
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            // Whole groups of `ROWS` weight rows, then the rest one by one.
+            let grouped = n - n % simd::ROWS;
+            let mut lanes = Vec::new();
+            for j in (0..grouped).step_by(simd::ROWS) {
+                let rows = std::array::from_fn(|r| self.row(j + r));
+                simd::row_dots::<{ simd::ROWS }>(rows, &xq, &xs, &mut acc, &mut lanes);
+                self.scatter(&acc, j, simd::ROWS, &mut out);
+            }
+            for j in grouped..n {
+                simd::row_dots::<1>([self.row(j)], &xq, &xs, &mut acc, &mut lanes);
+                self.scatter(&acc, j, 1, &mut out);
+            }
+        }
         out
+    }
+
+    /// Weight row `j`: its `cols` values and its block scales.
+    fn row(&self, j: usize) -> (&[i8], &[f32]) {
+        let (k, blocks) = (self.cols, self.cols / BLOCK);
+        (
+            &self.quants[j * k..(j + 1) * k],
+            &self.scales[j * blocks..(j + 1) * blocks],
+        )
+    }
+
+    /// Writes `acc` (for each input row, `group` outputs from weight row `j` on) into `out`.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn scatter(&self, acc: &[f32], j: usize, group: usize, out: &mut [f32]) {
+        let n = self.rows;
+        for (i, outputs) in acc.chunks_exact(group).enumerate() {
+            out[i * n + j..i * n + j + group].copy_from_slice(outputs);
+        }
     }
 }
 
 /// `acc[i]` = the dot product of one weight row (`wq`, `ws`) with input row `i` (`xq`, `xs`).
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn row_dots(wq: &[i8], ws: &[f32], xq: &[i16], xs: &[f32], acc: &mut [f32], _: &mut Vec<()>) {
+fn row_dots(wq: &[i8], ws: &[f32], xq: &[i16], xs: &[f32], acc: &mut [f32]) {
     let blocks = ws.len();
     acc.fill(0.0);
     for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
@@ -107,52 +138,85 @@ fn row_dots(wq: &[i8], ws: &[f32], xq: &[i16], xs: &[f32], acc: &mut [f32], _: &
     }
 }
 
-/// [`row_dots`] in wasm's SIMD128: the compiler does not turn the portable loops into
-/// `i32x4.dot_i16x8_s`, which does 8 multiply-adds at once, so they are written out. The
-/// arithmetic is the same (exact `i32` block sums, then one `f32` multiply-add per block).
+/// The product in wasm's SIMD128: the compiler does not turn the portable loops into
+/// `i32x4.dot_i16x8_s`, which does 8 multiply-adds at once, so they are written out; and each
+/// token row's block, once loaded, is dotted with `R` weight rows, so that 77 token rows (79 to
+/// 315 KB of activations, beyond the L1 cache) are streamed once per `R` weight rows instead of
+/// once per row. The arithmetic is the portable version's: exact `i32` block sums, then one
+/// `f32` multiply-add per block, in block order, for every output.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn row_dots(
-    wq: &[i8],
-    ws: &[f32],
-    xq: &[i16],
-    xs: &[f32],
-    acc: &mut [f32],
-    lanes: &mut Vec<core::arch::wasm32::v128>,
-) {
+mod simd {
     use core::arch::wasm32::*;
-    let i8x16_of = |a: &[i8]| {
+
+    use super::BLOCK;
+
+    /// Weight rows per pass.
+    pub const ROWS: usize = 8;
+
+    fn i8x16_of(a: &[i8]) -> v128 {
         i8x16(
             a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
             a[14], a[15],
         )
-    };
-    let i16x8_of = |a: &[i16]| i16x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-    let blocks = ws.len();
-    lanes.clear();
-    lanes.resize(acc.len(), f32x4_splat(0.0));
-    for (b, (w, &w_scale)) in wq.as_chunks::<BLOCK>().0.iter().zip(ws).enumerate() {
-        let (lo, hi) = (i8x16_of(&w[..16]), i8x16_of(&w[16..]));
-        let w = [
+    }
+
+    fn i16x8_of(a: &[i16]) -> v128 {
+        i16x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    }
+
+    /// One weight block widened to four `i16x8`.
+    fn widen(w: &[i8]) -> [v128; 4] {
+        let (lo, hi) = (i8x16_of(&w[..16]), i8x16_of(&w[16..BLOCK]));
+        [
             i16x8_extend_low_i8x16(lo),
             i16x8_extend_high_i8x16(lo),
             i16x8_extend_low_i8x16(hi),
             i16x8_extend_high_i8x16(hi),
-        ];
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            let x = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
-            let mut sum = i32x4_dot_i16x8(w[0], i16x8_of(&x[..8]));
-            sum = i32x4_add(sum, i32x4_dot_i16x8(w[1], i16x8_of(&x[8..16])));
-            sum = i32x4_add(sum, i32x4_dot_i16x8(w[2], i16x8_of(&x[16..24])));
-            sum = i32x4_add(sum, i32x4_dot_i16x8(w[3], i16x8_of(&x[24..])));
-            let scale = f32x4_splat(w_scale * xs[i * blocks + b]);
-            *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
-        }
+        ]
     }
-    for (a, lane) in acc.iter_mut().zip(lanes.iter()) {
-        *a = f32x4_extract_lane::<0>(*lane)
-            + f32x4_extract_lane::<1>(*lane)
-            + f32x4_extract_lane::<2>(*lane)
-            + f32x4_extract_lane::<3>(*lane);
+
+    /// `acc[i * R + r]` = the dot product of weight row `rows[r]` (values, block scales) with
+    /// input row `i` (`xq`, `xs`).
+    pub fn row_dots<const R: usize>(
+        rows: [(&[i8], &[f32]); R],
+        xq: &[i16],
+        xs: &[f32],
+        acc: &mut Vec<f32>,
+        lanes: &mut Vec<v128>,
+    ) {
+        let blocks = rows[0].1.len();
+        let m = xs.len() / blocks;
+        lanes.clear();
+        lanes.resize(m * R, f32x4_splat(0.0));
+        for b in 0..blocks {
+            let w: [[v128; 4]; R] =
+                std::array::from_fn(|r| widen(&rows[r].0[b * BLOCK..(b + 1) * BLOCK]));
+            for (i, lanes) in lanes.chunks_exact_mut(R).enumerate() {
+                let x = &xq[(i * blocks + b) * BLOCK..][..BLOCK];
+                let x = [
+                    i16x8_of(&x[..8]),
+                    i16x8_of(&x[8..16]),
+                    i16x8_of(&x[16..24]),
+                    i16x8_of(&x[24..]),
+                ];
+                let x_scale = xs[i * blocks + b];
+                for (r, lane) in lanes.iter_mut().enumerate() {
+                    let mut sum = i32x4_dot_i16x8(w[r][0], x[0]);
+                    sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][1], x[1]));
+                    sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][2], x[2]));
+                    sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][3], x[3]));
+                    let scale = f32x4_splat(rows[r].1[b] * x_scale);
+                    *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
+                }
+            }
+        }
+        acc.clear();
+        acc.extend(lanes.iter().map(|lane| {
+            f32x4_extract_lane::<0>(*lane)
+                + f32x4_extract_lane::<1>(*lane)
+                + f32x4_extract_lane::<2>(*lane)
+                + f32x4_extract_lane::<3>(*lane)
+        }));
     }
 }
 
