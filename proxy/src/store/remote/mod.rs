@@ -125,6 +125,14 @@ impl RemoteStore {
         }
     }
 
+    /// Whether the collection `name` exists.
+    async fn exists(&self, name: &str) -> Result<bool> {
+        self.client
+            .collection_exists(name)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// The collection `name` as the server describes it.
     async fn found(&self, name: &str) -> Result<collection::Found> {
         let info = self
@@ -159,25 +167,15 @@ impl RemoteStore {
 #[async_trait::async_trait]
 impl VectorStore for RemoteStore {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
-        let exists = self
-            .client
-            .collection_exists(&spec.name)
-            .await
-            .map_err(|e| self.error(e))?;
-        if !exists {
+        if !self.exists(&spec.name).await? {
             let request = collection::create_request(spec, &self.config.cluster);
             let created = self.client.create_collection(request).await;
             // Another ingest (`--shard` on another machine) may have made it meanwhile: then
             // its spec is checked below like any existing collection's.
-            if let Err(e) = created {
-                let made_meanwhile = self
-                    .client
-                    .collection_exists(&spec.name)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                if !made_meanwhile {
-                    return Err(self.error(e));
-                }
+            if let Err(e) = created
+                && !self.exists(&spec.name).await?
+            {
+                return Err(self.error(e));
             }
             self.index_fields(&spec.name).await?;
         }
@@ -189,24 +187,14 @@ impl VectorStore for RemoteStore {
     async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
         // Remember the name first: a server that is down now is retried on every call.
         *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
-        let exists = self
-            .client
-            .collection_exists(&spec.name)
-            .await
-            .map_err(|e| self.error(e))?;
-        if !exists {
+        if !self.exists(&spec.name).await? {
             return Err(StoreError::NoCollection(spec.name.clone()));
         }
         self.check(spec).await
     }
 
     async fn adopt(&self, spec: &CollectionSpec) -> Result<()> {
-        let exists = self
-            .client
-            .collection_exists(&spec.name)
-            .await
-            .map_err(|e| self.error(e))?;
-        if !exists {
+        if !self.exists(&spec.name).await? {
             return Err(StoreError::NoCollection(spec.name.clone()));
         }
         self.found(&spec.name).await?.check_adoptable(spec)?;
