@@ -744,4 +744,93 @@ fn model_manifest_and_cached_files() {
         .to_string();
     assert_eq!(get(&server.url(&tok), &[]).status, 200);
     assert_eq!(get(&server.url("/model/nothing.bin"), &[]).status, 404);
+    // Model files go out as they are, whatever the browser accepts.
+    let addr = server.url("").trim_start_matches("http://").to_string();
+    let (headers, body) = raw_get(&addr, &url, "gzip, br");
+    assert!(
+        !headers.iter().any(|(k, _)| k == "content-encoding"),
+        "{headers:?}"
+    );
+    assert_eq!(clip::export::sha256_hex(&body), sha);
+}
+
+/// `GET path` over HTTP/1.0 by hand with `Accept-Encoding: accepts`: the headers (lower-case
+/// names) and the body exactly as sent (the test client would decompress it on the way in).
+fn raw_get(addr: &str, path: &str, accepts: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept-Encoding: {accepts}\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("answer");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the end of the headers");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (headers, answer[split + 4..].to_vec())
+}
+
+/// The site goes out compressed to a browser that accepts it, and as it is to one that does not.
+#[test]
+fn the_site_is_compressed_for_browsers_that_accept_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public = public_stub(dir.path());
+    // Like a wasm module: repetitive enough to compress.
+    let wasm: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 / 4).collect();
+    std::fs::write(public.join("worker_bg.wasm"), &wasm).expect("wasm");
+    let store: SharedStore = Arc::new(EdgeStore::new(dir.path().join("qdrant")));
+    let state = app_state(store, &tiny_model(), dir.path(), None, None);
+    let server = TestServer::start(state, &public, vec![]);
+    let addr = server.url("").trim_start_matches("http://").to_string();
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+
+    let (headers, body) = raw_get(&addr, "/worker_bg.wasm", "identity");
+    assert_eq!(header(&headers, "content-encoding"), None);
+    assert_eq!(body, wasm);
+    for (accepts, encoding) in [("gzip", "gzip"), ("br;q=1.0, gzip;q=0.5", "br")] {
+        let (headers, body) = raw_get(&addr, "/worker_bg.wasm", accepts);
+        assert_eq!(
+            header(&headers, "content-encoding").as_deref(),
+            Some(encoding),
+            "{accepts}: {headers:?}"
+        );
+        assert_eq!(
+            header(&headers, "content-type").as_deref(),
+            Some("application/wasm")
+        );
+        assert_eq!(
+            header(&headers, "cache-control").as_deref(),
+            Some("no-cache")
+        );
+        assert!(
+            body.len() * 4 < wasm.len(),
+            "{accepts}: {} bytes for {}",
+            body.len(),
+            wasm.len()
+        );
+        if encoding == "gzip" {
+            let mut unpacked = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(body.as_slice()),
+                &mut unpacked,
+            )
+            .expect("gunzip");
+            assert_eq!(unpacked, wasm);
+        }
+    }
 }
