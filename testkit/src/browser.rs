@@ -220,17 +220,27 @@ impl Browser {
             .map(str::to_string)
     }
 
-    /// The WebDriver reference of the first element matching `css`.
+    /// The WebDriver reference of the first element matching `css`, waiting up to 10 s for it: a
+    /// page's app renders its elements after the document's load event (once its wasm is
+    /// compiled), and a test that types or clicks at once must not race it.
     fn find(&self, css: &str) -> String {
-        let found = self.session_call(
-            "POST",
-            "/element",
-            Some(json!({"using": "css selector", "value": css})),
-        );
-        found[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}"))
-            .to_string()
+        let query = json!({"using": "css selector", "value": css});
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = format!("/session/{}/element", self.session);
+            match self.call("POST", &path, Some(query.clone())) {
+                Ok(found) => {
+                    return found[ELEMENT_KEY]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("no element {css}"))
+                        .to_string();
+                }
+                Err(e) if Instant::now() >= deadline || !e.contains("no such element") => {
+                    panic!("{e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     /// Clicks the first element matching `css`, as a user would (scrolled into view).

@@ -222,6 +222,9 @@ fn peer(
         })?;
     }
     std::fs::copy(dir.join("peer.html"), site.join("index.html"))?;
+    for file in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir.join(file), site.join(file))?;
+    }
     let server = Server::start(site.clone(), None);
     let browser = Browser::start();
     browser.set_script_timeout(Duration::from_secs(600));
