@@ -746,38 +746,12 @@ fn model_manifest_and_cached_files() {
     assert_eq!(get(&server.url("/model/nothing.bin"), &[]).status, 404);
     // Model files go out as they are, whatever the browser accepts.
     let addr = server.url("").trim_start_matches("http://").to_string();
-    let (headers, body) = raw_get(&addr, &url, "gzip, br");
+    let (headers, body) = testkit::http::raw_get(&addr, &url, "gzip, br");
     assert!(
         !headers.iter().any(|(k, _)| k == "content-encoding"),
         "{headers:?}"
     );
     assert_eq!(clip::export::sha256_hex(&body), sha);
-}
-
-/// `GET path` over HTTP/1.0 by hand with `Accept-Encoding: accepts`: the headers (lower-case
-/// names) and the body exactly as sent (the test client would decompress it on the way in).
-fn raw_get(addr: &str, path: &str, accepts: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept-Encoding: {accepts}\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("answer");
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("the end of the headers");
-    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (headers, answer[split + 4..].to_vec())
 }
 
 /// The site goes out compressed to a browser that accepts it, and as it is to one that does not.
@@ -799,11 +773,11 @@ fn the_site_is_compressed_for_browsers_that_accept_it() {
             .map(|(_, v)| v.clone())
     };
 
-    let (headers, body) = raw_get(&addr, "/worker_bg.wasm", "identity");
+    let (headers, body) = testkit::http::raw_get(&addr, "/worker_bg.wasm", "identity");
     assert_eq!(header(&headers, "content-encoding"), None);
     assert_eq!(body, wasm);
     for (accepts, encoding) in [("gzip", "gzip"), ("br;q=1.0, gzip;q=0.5", "br")] {
-        let (headers, body) = raw_get(&addr, "/worker_bg.wasm", accepts);
+        let (headers, body) = testkit::http::raw_get(&addr, "/worker_bg.wasm", accepts);
         assert_eq!(
             header(&headers, "content-encoding").as_deref(),
             Some(encoding),
@@ -832,5 +806,13 @@ fn the_site_is_compressed_for_browsers_that_accept_it() {
             .expect("gunzip");
             assert_eq!(unpacked, wasm);
         }
+    }
+    // Other files (weights, images) and small ones go out as they are.
+    std::fs::write(public.join("weights.onnx"), &wasm).expect("weights");
+    std::fs::write(public.join("settings.json"), "{}").expect("settings");
+    for path in ["/weights.onnx", "/settings.json"] {
+        let (headers, body) = testkit::http::raw_get(&addr, path, "gzip, br");
+        assert_eq!(header(&headers, "content-encoding"), None, "{path}");
+        assert!(!body.is_empty(), "{path}");
     }
 }

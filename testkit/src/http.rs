@@ -103,3 +103,30 @@ pub fn post_with(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
     }
     answer(request.send_string(body))
 }
+
+/// `GET path` from `addr` (`host:port`) over HTTP/1.0 written by hand, with `Accept-Encoding:
+/// accepts`: the headers (names in lower case) and the body exactly as sent. The other helpers'
+/// client decompresses bodies and drops `Content-Encoding`; this one shows the wire.
+pub fn raw_get(addr: &str, path: &str, accepts: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept-Encoding: {accepts}\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("answer");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the end of the headers");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (headers, answer[split + 4..].to_vec())
+}

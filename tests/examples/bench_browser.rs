@@ -14,7 +14,8 @@
 //! quantized as transformers.js ships them (`tests/peer/export_onnx.py`, run with `--python`),
 //! encoded by ONNX Runtime Web (`tests/peer/package.json`; `npm ci` there first) on one thread:
 //! its cold time to the first vector, its warm 7- and 77-token latencies, and every byte its
-//! page downloaded.
+//! page transferred; text2img's first visit likewise (the model bundle, and the site as sent to a
+//! browser that accepts brotli).
 #![allow(
     clippy::print_stdout,
     reason = "the report on standard output is what a benchmark produces"
@@ -166,9 +167,11 @@ fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// The files a first visit to the site downloads besides the model bundle (bytes): the page,
-/// its wasm and JavaScript, the style sheet, the settings and the worker.
-fn site_bytes(public: &Path) -> Res<u64> {
+/// The bytes a first visit to the site transfers besides the model bundle: the page, its wasm
+/// and JavaScript, the style sheet, the settings and the worker, each as `server` sends it to a
+/// browser that accepts brotli.
+fn site_bytes(public: &Path, server: &Server) -> Res<u64> {
+    let addr = server.url("").trim_start_matches("http://").to_string();
     let mut total = 0;
     for entry in std::fs::read_dir(public)? {
         let path = entry?.path();
@@ -179,7 +182,8 @@ fn site_bytes(public: &Path) -> Res<u64> {
         ) || name.starts_with("frontend-")
             || name.starts_with("style-");
         if loaded && path.is_file() {
-            total += path.metadata()?.len();
+            let (_, body) = testkit::http::raw_get(&addr, &format!("/{name}"), "gzip, br");
+            total += body.len() as u64;
         }
     }
     Ok(total)
@@ -321,7 +325,6 @@ fn main() -> Res<()> {
     if long_ids.len() != 77 {
         return Err(format!("the long query has {} tokens, not 77", long_ids.len()).into());
     }
-    let site = site_bytes(&public)?;
     let chromium = command("chromium")
         .arg("--version")
         .output()
@@ -371,6 +374,7 @@ fn main() -> Res<()> {
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[&variant];
         let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
+        let site = site_bytes(&public, &server)?;
         let row = json!({
             "variant": key,
             "download_mb": download as f64 / 1e6,

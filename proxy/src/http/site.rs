@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::HttpBody as Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::Compression;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeader;
@@ -26,19 +28,46 @@ use super::{MAX_BODY, ServeConfig};
 
 /// The site's files keep their names across builds (index.html, the worker's files), so the
 /// browser must revalidate them (a 304 when unchanged) or it mixes an old worker with a new page.
-/// The model files are content-addressed and cached for good ([`model_cache`]). The site is
-/// compressed on the way out (gzip or brotli, as the browser accepts): the two wasm files shrink
-/// to about a third. The model files are not: 8-bit and 16-bit weights hardly compress, and
-/// compressing 70–250 MB per first visit would cost the server a core for seconds.
+/// The model files are content-addressed and cached for good ([`model_cache`]). The site's text
+/// and wasm are compressed on the way out (gzip or brotli, as the browser accepts): the two wasm
+/// files shrink to about a third. Anything else a site folder may hold (images, archives, model
+/// weights) goes out as it is: it hardly compresses, and compressing it on every request would
+/// cost the server a core for seconds.
 pub fn static_site(
     config: &ServeConfig,
-) -> Compression<SetResponseHeader<ServeDir<ServeFile>, HeaderValue>> {
+) -> Compression<SetResponseHeader<ServeDir<ServeFile>, HeaderValue>, SiteText> {
     let index = config.public_dir.join("index.html");
     Compression::new(SetResponseHeader::if_not_present(
         ServeDir::new(&config.public_dir).fallback(ServeFile::new(index)),
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     ))
+    .compress_when(SiteText)
+}
+
+/// Which of the site's answers are worth compressing: text (HTML, JavaScript, CSS, JSON, SVG)
+/// and wasm, over 1 KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteText;
+
+impl Predicate for SiteText {
+    fn should_compress<B: Body>(&self, response: &Response<B>) -> bool {
+        let kind = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let text = kind.starts_with("text/")
+            || [
+                "application/wasm",
+                "application/javascript",
+                "application/json",
+                "image/svg+xml",
+            ]
+            .iter()
+            .any(|t| kind.starts_with(t));
+        text && SizeAbove::new(1024).should_compress(response)
+    }
 }
 
 /// `/model/…`: the bundle's files, or a plain 404 without a bundle (not the site's index.html
