@@ -44,6 +44,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
     let config = ClipConfig::from_json(config_json)?;
     let files = ModelFiles {
         id: "random-vit-b-32".into(),
+        family: clip::layout::Family::Transformers,
         config: dir.join("config.json"),
         weights: dir.join("model.safetensors"),
         tokenizer: dir.join("tokenizer.json"),
