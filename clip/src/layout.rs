@@ -10,9 +10,10 @@
 //!    `sentence-transformers/clip-ViT-B-32` ships): the transformers files inside that module's
 //!    folder ([`Family::SentenceTransformers`]).
 //!
-//! Every family reads the tokenizer from a `tokenizer.json` beside its config. No I/O here: the
-//! caller says which files exist and hands over their bytes ([`crate::load`] does, from a
-//! directory or the hub).
+//! Every family reads the tokenizer from a `tokenizer.json` beside its config; a transformers
+//! folder without one may have the slow tokenizer's `vocab.json` + `merges.txt` instead (see
+//! [`crate::tokenizer::json_from_vocab_merges`]). No I/O here: the caller says which files exist
+//! and hands over their bytes ([`crate::load`] does, from a directory or the hub).
 
 use serde::Deserialize;
 
@@ -39,6 +40,10 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// The sentence-transformers layout's list of modules.
 pub const MODULES_FILE: &str = "modules.json";
+/// A slow tokenizer's vocabulary, used when there is no `tokenizer.json`.
+pub const VOCAB_FILE: &str = "vocab.json";
+/// A slow tokenizer's merges, used when there is no `tokenizer.json`.
+pub const MERGES_FILE: &str = "merges.txt";
 
 /// The files of a checkpoint, relative to its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +51,10 @@ pub struct Layout {
     pub family: Family,
     pub config: String,
     pub weights: String,
+    /// `tokenizer.json`, or `vocab.json` when [`Self::merges`] is set.
     pub tokenizer: String,
+    /// `merges.txt` for a folder with the slow tokenizer's files instead of `tokenizer.json`.
+    pub merges: Option<String>,
 }
 
 impl Layout {
@@ -58,7 +66,7 @@ impl Layout {
         modules: &mut dyn FnMut() -> Result<Vec<u8>>,
     ) -> Result<Option<Layout>> {
         if exists(CONFIG_FILE) && exists(WEIGHTS_FILE) {
-            return Ok(Some(Self::transformers(Family::Transformers, "")));
+            return Ok(Some(Self::transformers(Family::Transformers, "", exists)));
         }
         if exists(open_clip::CONFIG_FILE) && exists(open_clip::WEIGHTS_FILE) {
             return Ok(Some(Layout {
@@ -66,6 +74,7 @@ impl Layout {
                 config: open_clip::CONFIG_FILE.into(),
                 weights: open_clip::WEIGHTS_FILE.into(),
                 tokenizer: TOKENIZER_FILE.into(),
+                merges: None,
             }));
         }
         if exists(MODULES_FILE) {
@@ -73,17 +82,24 @@ impl Layout {
             return Ok(Some(Self::transformers(
                 Family::SentenceTransformers,
                 &format!("{folder}/"),
+                exists,
             )));
         }
         Ok(None)
     }
 
-    fn transformers(family: Family, folder: &str) -> Layout {
+    /// The transformers files in `folder` (empty, or ending in `/`).
+    fn transformers(family: Family, folder: &str, exists: &mut dyn FnMut(&str) -> bool) -> Layout {
+        let path = |name: &str| format!("{folder}{name}");
+        let slow = !exists(&path(TOKENIZER_FILE))
+            && exists(&path(VOCAB_FILE))
+            && exists(&path(MERGES_FILE));
         Layout {
             family,
-            config: format!("{folder}{CONFIG_FILE}"),
-            weights: format!("{folder}{WEIGHTS_FILE}"),
-            tokenizer: format!("{folder}{TOKENIZER_FILE}"),
+            config: path(CONFIG_FILE),
+            weights: path(WEIGHTS_FILE),
+            tokenizer: path(if slow { VOCAB_FILE } else { TOKENIZER_FILE }),
+            merges: slow.then(|| path(MERGES_FILE)),
         }
     }
 }
@@ -170,6 +186,17 @@ mod tests {
         assert_eq!(layout.weights, "0_CLIPModel/model.safetensors");
         assert_eq!(layout.tokenizer, "0_CLIPModel/tokenizer.json");
         assert_eq!(family(&["pytorch_model.bin"]), None);
+        // The slow tokenizer's files where there is no tokenizer.json.
+        let files = [
+            "modules.json",
+            "0_CLIPModel/vocab.json",
+            "0_CLIPModel/merges.txt",
+        ];
+        let layout = detect(&files, st).unwrap().unwrap();
+        assert_eq!(
+            (layout.tokenizer.as_str(), layout.merges.as_deref()),
+            ("0_CLIPModel/vocab.json", Some("0_CLIPModel/merges.txt"))
+        );
     }
 
     #[test]

@@ -71,7 +71,10 @@ pub struct ModelFiles {
     pub family: Family,
     pub config: PathBuf,
     pub weights: PathBuf,
+    /// `tokenizer.json`, or a slow tokenizer's `vocab.json` when [`Self::merges`] is set.
     pub tokenizer: PathBuf,
+    /// `merges.txt` of a slow tokenizer (a snapshot without `tokenizer.json`).
+    pub merges: Option<PathBuf>,
 }
 
 /// Reports download progress (the binaries draw a progress bar; this crate never prints).
@@ -152,6 +155,7 @@ fn resolve_dir(dir: &Path, id: String) -> Result<ModelFiles> {
         config: file(&layout.config)?,
         weights: file(&layout.weights)?,
         tokenizer: file(&layout.tokenizer)?,
+        merges: layout.merges.as_deref().map(file).transpose()?,
     })
 }
 
@@ -242,6 +246,7 @@ mod hub {
             config: get(&layout.config)?,
             weights: get(&layout.weights)?,
             tokenizer: get(&layout.tokenizer)?,
+            merges: layout.merges.as_deref().map(&mut get).transpose()?,
         })
     }
 }
@@ -283,6 +288,16 @@ fn read_config(files: &ModelFiles) -> Result<ClipConfig> {
         .map_err(|e| in_file(&files.config, e))
 }
 
+/// The model's `tokenizer.json` (made from `vocab.json` and `merges.txt` where it has those).
+fn read_tokenizer(files: &ModelFiles) -> Result<Vec<u8>> {
+    let vocab = read(&files.tokenizer)?;
+    match &files.merges {
+        None => Ok(vocab),
+        Some(merges) => crate::tokenizer::json_from_vocab_merges(&vocab, &read(merges)?)
+            .map_err(|e| in_file(merges, e)),
+    }
+}
+
 /// The model's safetensors weights under transformers' CLIPModel names.
 fn read_weights(files: &ModelFiles) -> Result<Vec<u8>> {
     files
@@ -294,7 +309,7 @@ fn read_weights(files: &ModelFiles) -> Result<Vec<u8>> {
 /// [`load`] computing in `dtype` (f32, or f16 for GPUs: see [`Weights::with_dtype`]).
 pub fn load_as(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Loaded> {
     let config = read_config(files)?;
-    let tokenizer = ClipTokenizer::from_json(&read(&files.tokenizer)?)
+    let tokenizer = ClipTokenizer::from_json(&read_tokenizer(files)?)
         .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
         .map_err(|e| in_file(&files.tokenizer, e))?;
     let weights = Weights::from_safetensors(read_weights(files)?, device)
@@ -334,7 +349,7 @@ pub fn write_browser_bundle(
         Family::OpenClip => serde_json::to_vec_pretty(&config.to_json())
             .map_err(|e| ClipError::Input(e.to_string()))?,
     };
-    let tokenizer_bytes = read(&files.tokenizer)?;
+    let tokenizer_bytes = read_tokenizer(files)?;
     ClipTokenizer::from_json(&tokenizer_bytes).map_err(|e| in_file(&files.tokenizer, e))?;
     let checkpoint = read_weights(files)?;
     std::fs::create_dir_all(out).map_err(|source| ClipError::Io {

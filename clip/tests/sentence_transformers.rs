@@ -135,3 +135,58 @@ fn browser_bundle_of_sentence_transformers_gives_its_text_vectors() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A snapshot saved with the slow tokenizer (`vocab.json` + `merges.txt`, no `tokenizer.json`,
+/// as older sentence-transformers and transformers folders are): the tokenizer made from them
+/// gives `tokenizer.json`'s ids on every string, and the model `encode(text)`'s vectors.
+#[test]
+fn slow_tokenizer_files_load() {
+    let dir = std::env::temp_dir().join(format!("text2img-st-slow-{}", std::process::id()));
+    let module = dir.join("0_CLIPModel");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::copy(
+        fixture("tiny-st-clip/modules.json"),
+        dir.join("modules.json"),
+    )
+    .unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            fixture(&format!("tiny-st-clip/0_CLIPModel/{f}")),
+            module.join(f),
+        )
+        .unwrap();
+    }
+    // vocab.json and merges.txt as transformers' slow CLIPTokenizer saves them.
+    let fast = json("tiny-clip/tokenizer.json");
+    std::fs::write(
+        module.join("vocab.json"),
+        serde_json::to_vec(&fast["model"]["vocab"]).unwrap(),
+    )
+    .unwrap();
+    let merges: Vec<&str> = fast["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    std::fs::write(
+        module.join("merges.txt"),
+        format!("#version: 0.2\n{}\n", merges.join("\n")),
+    )
+    .unwrap();
+
+    let files = load::resolve(&ModelSource::Dir(dir.clone()), &mut NoProgress).unwrap();
+    assert_eq!(files.merges, Some(module.join("merges.txt")));
+    let m = load::load(&files, &Device::Cpu).unwrap();
+    check_token_ids(&m.tokenizer, &token_cases());
+    let texts: Vec<String> = token_cases().into_iter().map(|(t, _)| t).collect();
+    let ids = m.tokenizer.encode_batch(&texts).unwrap();
+    let got = rows(&m.model.text.encode(&ids).unwrap());
+    let expected = rows(&tensors("sentence_transformers.safetensors")["text_embeds"]);
+    let (cos, diff) = worst(&got, &expected);
+    assert!(
+        cos >= 0.99999 && diff <= 1e-4,
+        "cosine {cos}, max abs diff {diff}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -48,6 +48,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
         config: dir.join("config.json"),
         weights: dir.join("model.safetensors"),
         tokenizer: dir.join("tokenizer.json"),
+        merges: None,
     };
     std::fs::write(&files.config, config_json)?;
     std::fs::copy(tiny_model_dir().join("tokenizer.json"), &files.tokenizer)?;
