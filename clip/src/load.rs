@@ -215,8 +215,37 @@ mod hub {
                     ClipError::Download(format!("{repo_id}/{name} (revision {revision}): {e}"))
                 })
         };
-        // Existence on the hub is a successful download (or a cached copy); the first error is
-        // kept for when no layout's files are there.
+        let layout = match detect_cached(&cache)? {
+            Some(layout) => layout,
+            None => detect_online(repo_id, &mut get)?,
+        };
+        Ok(ModelFiles {
+            id: repo_id.to_string(),
+            family: layout.family,
+            config: get(&layout.config)?,
+            weights: get(&layout.weights)?,
+            tokenizer: get(&layout.tokenizer)?,
+            merges: layout.merges.as_deref().map(&mut get).transpose()?,
+        })
+    }
+
+    /// The layout whose marker files are all in the cache already: no network (offline
+    /// machines, and every later run).
+    fn detect_cached(cache: &hf_hub::CacheRepo) -> Result<Option<Layout>> {
+        Layout::detect(&mut |name| cache.get(name).is_some(), &mut || match cache
+            .get(crate::layout::MODULES_FILE)
+        {
+            Some(path) => read(&path),
+            None => Err(ClipError::Download("modules.json is not cached".into())),
+        })
+    }
+
+    /// The layout by asking the hub: a file exists when it downloads. The first error is kept
+    /// for when no layout's files are there.
+    fn detect_online(
+        repo_id: &str,
+        get: &mut dyn FnMut(&str) -> Result<PathBuf>,
+    ) -> Result<Layout> {
         let mut first_error = None;
         let found = std::cell::RefCell::new(std::collections::HashMap::new());
         let mut exists = |name: &str| match get(name) {
@@ -229,25 +258,15 @@ mod hub {
                 false
             }
         };
-        let layout = Layout::detect(&mut exists, &mut || match found
-            .borrow()
-            .get(crate::layout::MODULES_FILE)
-        {
+        let mut modules = || match found.borrow().get(crate::layout::MODULES_FILE) {
             Some(path) => read(path),
             None => Err(ClipError::Download("modules.json was not fetched".into())),
-        })?;
-        let Some(layout) = layout else {
-            return Err(first_error
-                .unwrap_or_else(|| ClipError::Download(format!("{repo_id}: no model files"))));
         };
-        Ok(ModelFiles {
-            id: repo_id.to_string(),
-            family: layout.family,
-            config: get(&layout.config)?,
-            weights: get(&layout.weights)?,
-            tokenizer: get(&layout.tokenizer)?,
-            merges: layout.merges.as_deref().map(&mut get).transpose()?,
-        })
+        match Layout::detect(&mut exists, &mut modules)? {
+            Some(layout) => Ok(layout),
+            None => Err(first_error
+                .unwrap_or_else(|| ClipError::Download(format!("{repo_id}: no model files")))),
+        }
     }
 }
 
