@@ -104,7 +104,8 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-/// Finds (and, for the hub, downloads once into the HF cache) the model's three files.
+/// Finds (and, for the hub, downloads once into the HF cache) the model's files, in the first
+/// layout of [`crate::layout`] that is there.
 pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
     resolve_in(source, None, progress)
 }
@@ -137,8 +138,9 @@ fn resolve_dir(dir: &Path, id: String) -> Result<ModelFiles> {
     .ok_or_else(|| {
         not_found(
             dir.join(CONFIG_FILE),
-            "model file not found (nor open_clip_config.json and open_clip_model.safetensors, \
-             nor a sentence-transformers modules.json)",
+            "no model here: neither config.json with model.safetensors (transformers), nor \
+             open_clip_config.json with open_clip_model.safetensors (OpenCLIP), nor modules.json \
+             (sentence-transformers)",
         )
     })?;
     let file = |name: &str| {

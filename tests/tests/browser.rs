@@ -3,7 +3,7 @@
 //! A user's path: the model loads (with progress, from the cache on a reload), a query is
 //! encoded in the worker to the same vector as native code, results come back, labels are cast,
 //! changed and withdrawn, and the proxy's labels export holds exactly what was clicked. The tiny
-//! OpenCLIP fixture (open_clip's own layout) runs the same way.
+//! OpenCLIP and sentence-transformers fixtures (their own layouts) run the same way.
 //!
 //! Needs `cd frontend && trunk build --release --offline` first, and Chromium with chromedriver
 //! (`bash .ci/setup --browser`).
@@ -440,17 +440,15 @@ fn the_site_hosted_elsewhere_reaches_the_proxy_named_in_settings() {
     assert_eq!(exported_labels(&api, ADMIN_TOKEN).len(), 1);
 }
 
-/// An OpenCLIP checkpoint in open_clip's own layout (the tiny fixture) runs in the browser like
-/// transformers' CLIP: its bundle, written by the same export, loads in the worker; a query
-/// encoded there equals the native open_clip vector; the server ingested the demo photos with
-/// it and answers with them.
-#[test]
-fn an_open_clip_model_searches_in_the_browser() {
-    let model = workspace().join("clip/tests/fixtures/tiny-open-clip");
-    let files =
-        resolve(&ModelSource::Dir(model.clone()), &mut NoProgress).expect("the open_clip model");
+/// A checkpoint in another family's layout (a fixture folder of `clip/tests/fixtures`) runs in
+/// the browser like transformers' CLIP: its bundle, written by the same export, loads in the
+/// worker; a query encoded there equals the native vector of that family's model; the server
+/// ingested the demo photos with it and answers with them.
+fn family_searches_in_the_browser(fixture: &str) {
+    let model = workspace().join("clip/tests/fixtures").join(fixture);
+    let files = resolve(&ModelSource::Dir(model.clone()), &mut NoProgress).expect("the model");
     let bundle = tempfile::tempdir().expect("a bundle directory");
-    write_browser_bundle(&files, &Variant::ALL, bundle.path()).expect("the open_clip bundle");
+    write_browser_bundle(&files, &Variant::ALL, bundle.path()).expect("the bundle");
     let server = Server::with(
         public_dir(),
         &ServerOptions {
@@ -466,17 +464,21 @@ fn an_open_clip_model_searches_in_the_browser() {
     let status = wait_model(&browser);
     assert!(
         status.starts_with(&format!("Model ready ({}, ", Variant::Q8)),
-        "status {status:?}\nbrowser console:\n{}",
+        "{fixture}: status {status:?}\nbrowser console:\n{}",
         browser.console()
     );
     let summary = search(&browser, QUERY);
     assert!(
         summary.contains("query encoded in this browser"),
-        "{summary}"
+        "{fixture}: {summary}"
     );
-    assert_eq!(browser.count("#grid > li.card"), 20, "first page");
+    assert_eq!(
+        browser.count("#grid > li.card"),
+        20,
+        "{fixture}: first page"
+    );
 
-    // The browser's query vector, sent with a label, is open_clip's.
+    // The browser's query vector, sent with a label, is the native one of this model.
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Saved: relevant");
     let ids = card_ids(&browser);
@@ -484,7 +486,7 @@ fn an_open_clip_model_searches_in_the_browser() {
     let label = label_of(&labels, &ids[0]);
     let vector: Vec<f32> =
         serde_json::from_value(label["query_vector"].clone()).expect("a query vector");
-    let loaded = load(&files, &Device::Cpu).expect("the open_clip model");
+    let loaded = load(&files, &Device::Cpu).expect("the model");
     let native = loaded
         .model
         .text
@@ -492,5 +494,17 @@ fn an_open_clip_model_searches_in_the_browser() {
         .expect("embedding")
         .remove(0);
     let cos = cosine(&vector, &native);
-    assert!(cos >= 0.9999, "browser vs native open_clip cosine {cos}");
+    assert!(cos >= 0.9999, "{fixture}: browser vs native cosine {cos}");
+}
+
+/// The tiny OpenCLIP checkpoint, in open_clip's own files.
+#[test]
+fn an_open_clip_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-open-clip");
+}
+
+/// The tiny sentence-transformers CLIP (`modules.json` + `0_CLIPModel/`).
+#[test]
+fn a_sentence_transformers_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-st-clip");
 }
