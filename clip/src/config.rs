@@ -46,6 +46,36 @@ pub struct TextConfig {
     pub layer_norm_eps: f64,
 }
 
+/// Which reference the image preprocessing follows where model families differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// transformers' `CLIPImageProcessor` (PIL backend): center crop offset
+    /// `(size - crop) // 2`, rescale `x * (1/255)`.
+    Transformers,
+    /// open_clip's val transform (torchvision): center crop offset
+    /// `round((size - crop) / 2)` with halves to even, rescale `x / 255`.
+    OpenClip,
+}
+
+/// What the vision tower expects of its input pixels besides their size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocessing {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub transform: Transform,
+}
+
+impl Default for Preprocessing {
+    /// OpenAI CLIP's normalisation, the transformers way.
+    fn default() -> Self {
+        Self {
+            mean: crate::preprocess::CLIP_MEAN,
+            std: crate::preprocess::CLIP_STD,
+            transform: Transform::Transformers,
+        }
+    }
+}
+
 /// The vision tower (`transformers.CLIPVisionConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisionConfig {
@@ -58,6 +88,8 @@ pub struct VisionConfig {
     pub patch_size: usize,
     pub activation: Activation,
     pub layer_norm_eps: f64,
+    /// How images become its input (the family's reference preprocessing).
+    pub preprocessing: Preprocessing,
 }
 
 impl VisionConfig {
@@ -199,7 +231,18 @@ impl ClipConfig {
             patch_size: v.patch_size,
             activation: Activation::parse(&v.hidden_act)?,
             layer_norm_eps: v.layer_norm_eps,
+            preprocessing: Preprocessing::default(),
         };
+        Self::validated(text, vision, raw.projection_dim.unwrap_or(512))
+    }
+
+    /// A config from its towers, checked as [`Self::from_json`] checks a parsed one (for the
+    /// other families' config files, see [`crate::layout`]).
+    pub fn validated(
+        text: TextConfig,
+        vision: VisionConfig,
+        projection_dim: usize,
+    ) -> Result<Self> {
         check_heads("text_config", text.hidden_size, text.num_attention_heads)?;
         check_heads(
             "vision_config",
@@ -221,7 +264,7 @@ impl ClipConfig {
         Ok(Self {
             text,
             vision,
-            projection_dim: raw.projection_dim.unwrap_or(512),
+            projection_dim,
         })
     }
 

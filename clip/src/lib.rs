@@ -10,9 +10,11 @@ pub mod error;
 pub mod export;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod jpeg;
+pub mod layout;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod load;
 pub mod model;
+pub mod open_clip;
 pub mod preprocess;
 pub mod q8;
 pub mod random;
@@ -20,7 +22,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
-pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
+pub use config::{Activation, ClipConfig, Preprocessing, TextConfig, Transform, VisionConfig};
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};
 pub use preprocess::ImageProcessor;

@@ -1,7 +1,9 @@
 //! The only module that reads model files: from a local directory (any Hugging Face model
 //! snapshot) or, with the `hub` feature, from the Hugging Face hub by repository id, cached in
 //! the standard HF cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`) so later runs and
-//! offline machines need no network. Also writes the browser's model bundle.
+//! offline machines need no network. Which files a checkpoint has, and so its family, is
+//! [`crate::layout`]'s question; this module only looks for them and reads them. Also writes the
+//! browser's model bundle.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use candle_core::{DType, Device};
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
 use crate::export::{self, FileEntry, Manifest, Variant};
+use crate::layout::{Family, Layout};
 use crate::model::ClipModel;
 use crate::tokenizer::ClipTokenizer;
 use crate::weights::Weights;
@@ -17,15 +20,13 @@ use crate::weights::Weights;
 /// The default model: OpenAI's ViT-B/32 CLIP.
 pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
 
-/// Files of a model snapshot.
-pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Files of a transformers model snapshot (other families: [`crate::layout`]).
+pub use crate::layout::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A directory holding `config.json`, `model.safetensors` and `tokenizer.json`.
+    /// A directory holding a checkpoint of one of [`crate::layout`]'s families.
     Dir(PathBuf),
     /// A Hugging Face hub repository id such as `openai/clip-vit-base-patch32`.
     Hub { repo: String, revision: String },
@@ -66,9 +67,14 @@ impl ModelSource {
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     pub id: String,
+    /// The layout the files are in.
+    pub family: Family,
     pub config: PathBuf,
     pub weights: PathBuf,
+    /// `tokenizer.json`, or a slow tokenizer's `vocab.json` when [`Self::merges`] is set.
     pub tokenizer: PathBuf,
+    /// `merges.txt` of a slow tokenizer (a snapshot without `tokenizer.json`).
+    pub merges: Option<PathBuf>,
 }
 
 /// Reports download progress (the binaries draw a progress bar; this crate never prints).
@@ -98,7 +104,8 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-/// Finds (and, for the hub, downloads once into the HF cache) the model's three files.
+/// Finds (and, for the hub, downloads once into the HF cache) the model's files, in the first
+/// layout of [`crate::layout`] that is there.
 pub fn resolve(source: &ModelSource, progress: &mut dyn DownloadProgress) -> Result<ModelFiles> {
     resolve_in(source, None, progress)
 }
@@ -111,30 +118,47 @@ pub fn resolve_in(
     progress: &mut dyn DownloadProgress,
 ) -> Result<ModelFiles> {
     match source {
-        ModelSource::Dir(dir) => {
-            let file = |name: &str| {
-                let p = dir.join(name);
-                if p.is_file() {
-                    Ok(p)
-                } else {
-                    Err(ClipError::Io {
-                        path: p,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "model file not found",
-                        ),
-                    })
-                }
-            };
-            Ok(ModelFiles {
-                id: source.id(),
-                config: file(CONFIG_FILE)?,
-                weights: file(WEIGHTS_FILE)?,
-                tokenizer: file(TOKENIZER_FILE)?,
-            })
-        }
+        ModelSource::Dir(dir) => resolve_dir(dir, source.id()),
         ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, hub_cache, progress),
     }
+}
+
+fn not_found(path: PathBuf, what: &str) -> ClipError {
+    ClipError::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, what.to_string()),
+    }
+}
+
+/// The files of the model in `dir`, in the first layout whose files are there.
+fn resolve_dir(dir: &Path, id: String) -> Result<ModelFiles> {
+    let layout = Layout::detect(&mut |name| dir.join(name).is_file(), &mut || {
+        read(&dir.join(crate::layout::MODULES_FILE))
+    })?
+    .ok_or_else(|| {
+        not_found(
+            dir.join(CONFIG_FILE),
+            "no model here: neither config.json with model.safetensors (transformers), nor \
+             open_clip_config.json with open_clip_model.safetensors (OpenCLIP), nor modules.json \
+             (sentence-transformers)",
+        )
+    })?;
+    let file = |name: &str| {
+        let p = dir.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(not_found(p, "model file not found"))
+        }
+    };
+    Ok(ModelFiles {
+        id,
+        family: layout.family,
+        config: file(&layout.config)?,
+        weights: file(&layout.weights)?,
+        tokenizer: file(&layout.tokenizer)?,
+        merges: layout.merges.as_deref().map(file).transpose()?,
+    })
 }
 
 #[cfg(feature = "hub")]
@@ -193,12 +217,58 @@ mod hub {
                     ClipError::Download(format!("{repo_id}/{name} (revision {revision}): {e}"))
                 })
         };
+        let layout = match detect_cached(&cache)? {
+            Some(layout) => layout,
+            None => detect_online(repo_id, &mut get)?,
+        };
         Ok(ModelFiles {
             id: repo_id.to_string(),
-            config: get(CONFIG_FILE)?,
-            weights: get(WEIGHTS_FILE)?,
-            tokenizer: get(TOKENIZER_FILE)?,
+            family: layout.family,
+            config: get(&layout.config)?,
+            weights: get(&layout.weights)?,
+            tokenizer: get(&layout.tokenizer)?,
+            merges: layout.merges.as_deref().map(&mut get).transpose()?,
         })
+    }
+
+    /// The layout whose marker files are all in the cache already: no network (offline
+    /// machines, and every later run).
+    fn detect_cached(cache: &hf_hub::CacheRepo) -> Result<Option<Layout>> {
+        Layout::detect(&mut |name| cache.get(name).is_some(), &mut || match cache
+            .get(crate::layout::MODULES_FILE)
+        {
+            Some(path) => read(&path),
+            None => Err(ClipError::Download("modules.json is not cached".into())),
+        })
+    }
+
+    /// The layout by asking the hub: a file exists when it downloads. The first error is kept
+    /// for when no layout's files are there.
+    fn detect_online(
+        repo_id: &str,
+        get: &mut dyn FnMut(&str) -> Result<PathBuf>,
+    ) -> Result<Layout> {
+        let mut first_error = None;
+        let found = std::cell::RefCell::new(std::collections::HashMap::new());
+        let mut exists = |name: &str| match get(name) {
+            Ok(path) => {
+                found.borrow_mut().insert(name.to_string(), path);
+                true
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                false
+            }
+        };
+        let mut modules = || match found.borrow().get(crate::layout::MODULES_FILE) {
+            Some(path) => read(path),
+            None => Err(ClipError::Download("modules.json was not fetched".into())),
+        };
+        match Layout::detect(&mut exists, &mut modules)? {
+            Some(layout) => Ok(layout),
+            None => Err(first_error
+                .unwrap_or_else(|| ClipError::Download(format!("{repo_id}: no model files")))),
+        }
     }
 }
 
@@ -231,14 +301,39 @@ pub fn load(files: &ModelFiles, device: &Device) -> Result<Loaded> {
     load_as(files, device, DType::F32)
 }
 
+/// The model's config, parsed the way of its family.
+fn read_config(files: &ModelFiles) -> Result<ClipConfig> {
+    files
+        .family
+        .config(&read(&files.config)?)
+        .map_err(|e| in_file(&files.config, e))
+}
+
+/// The model's `tokenizer.json` (made from `vocab.json` and `merges.txt` where it has those).
+fn read_tokenizer(files: &ModelFiles) -> Result<Vec<u8>> {
+    let vocab = read(&files.tokenizer)?;
+    match &files.merges {
+        None => Ok(vocab),
+        Some(merges) => crate::tokenizer::json_from_vocab_merges(&vocab, &read(merges)?)
+            .map_err(|e| in_file(merges, e)),
+    }
+}
+
+/// The model's safetensors weights under transformers' CLIPModel names.
+fn read_weights(files: &ModelFiles) -> Result<Vec<u8>> {
+    files
+        .family
+        .weights(read(&files.weights)?)
+        .map_err(|e| in_file(&files.weights, e))
+}
+
 /// [`load`] computing in `dtype` (f32, or f16 for GPUs: see [`Weights::with_dtype`]).
 pub fn load_as(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Loaded> {
-    let config =
-        ClipConfig::from_json(&read(&files.config)?).map_err(|e| in_file(&files.config, e))?;
-    let tokenizer = ClipTokenizer::from_json(&read(&files.tokenizer)?)
+    let config = read_config(files)?;
+    let tokenizer = ClipTokenizer::from_json(&read_tokenizer(files)?)
         .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
         .map_err(|e| in_file(&files.tokenizer, e))?;
-    let weights = Weights::from_safetensors(read(&files.weights)?, device)
+    let weights = Weights::from_safetensors(read_weights(files)?, device)
         .map_err(|e| in_file(&files.weights, e))?
         .with_dtype(dtype);
     let model = ClipModel::new(&config, &weights).map_err(|e| in_file(&files.weights, e))?;
@@ -262,17 +357,22 @@ fn in_file(path: &Path, e: ClipError) -> ClipError {
 
 /// Writes the browser bundle into `out`: `config.json`, `tokenizer.json`, one text-tower file per
 /// variant and `manifest.json` (written last, so a reader never sees a manifest whose files are
-/// missing). Returns the manifest.
+/// missing). Returns the manifest. Whatever the family, the bundle is transformers' CLIP: its
+/// `config.json` is [`ClipConfig::to_json`] and its tensors have the Hugging Face names.
 pub fn write_browser_bundle(
     files: &ModelFiles,
     variants: &[Variant],
     out: &Path,
 ) -> Result<Manifest> {
-    let config_bytes = read(&files.config)?;
-    let config = ClipConfig::from_json(&config_bytes).map_err(|e| in_file(&files.config, e))?;
-    let tokenizer_bytes = read(&files.tokenizer)?;
+    let config = read_config(files)?;
+    let config_bytes = match files.family {
+        Family::Transformers | Family::SentenceTransformers => read(&files.config)?,
+        Family::OpenClip => serde_json::to_vec_pretty(&config.to_json())
+            .map_err(|e| ClipError::Input(e.to_string()))?,
+    };
+    let tokenizer_bytes = read_tokenizer(files)?;
     ClipTokenizer::from_json(&tokenizer_bytes).map_err(|e| in_file(&files.tokenizer, e))?;
-    let checkpoint = read(&files.weights)?;
+    let checkpoint = read_weights(files)?;
     std::fs::create_dir_all(out).map_err(|source| ClipError::Io {
         path: out.to_path_buf(),
         source,

@@ -12,12 +12,19 @@
 //!    8-bit result is identical, not merely close;
 //! 5. center crop 224×224 (`top = (height - 224) // 2`);
 //! 6. scale to [0, 1] and normalise with CLIP's mean and std, channels first.
+//!
+//! OpenCLIP checkpoints follow open_clip's val transform instead ([`Transform::OpenClip`], chosen
+//! by the checkpoint's layout): the same resize, but torchvision's center crop rounds the offset
+//! (`round((height - 224) / 2)`, halves to even), the rescale divides by 255, and the mean and
+//! std are the checkpoint's. Steps 1–3 stay the product's for every family (open_clip itself
+//! converts to RGB after cropping, which resizes palette images by nearest neighbour and drops
+//! alpha instead of compositing it onto white).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use crate::config::VisionConfig;
+use crate::config::{Transform, VisionConfig};
 use crate::error::{ClipError, Result};
 
 /// CLIP's per-channel mean (`OPENAI_CLIP_MEAN` in transformers).
@@ -41,6 +48,8 @@ pub struct ImageProcessor {
     pub size: u32,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// Whose crop rounding and rescale (the model family's reference).
+    pub transform: Transform,
     /// Images whose header announces more pixels than this are refused before decoding.
     pub max_pixels: u64,
     /// Images whose decoding would hold more bytes than this ([`decode_footprint`]) are refused
@@ -54,6 +63,7 @@ impl Default for ImageProcessor {
             size: 224,
             mean: CLIP_MEAN,
             std: CLIP_STD,
+            transform: Transform::Transformers,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
         }
@@ -61,10 +71,14 @@ impl Default for ImageProcessor {
 }
 
 impl ImageProcessor {
-    /// The pipeline for a vision tower's input size.
+    /// The pipeline for a vision tower: its input size and its family's preprocessing.
     pub fn for_model(config: &VisionConfig) -> Self {
+        let p = config.preprocessing;
         Self {
             size: config.image_size as u32,
+            mean: p.mean,
+            std: p.std,
+            transform: p.transform,
             ..Self::default()
         }
     }
@@ -189,8 +203,8 @@ impl ImageProcessor {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (nw, nh) = resized_size(w, h, self.size as usize);
         let s = self.size as usize;
-        // transformers.image_transforms.center_crop: top = (orig_height - crop_height) // 2
-        let (top, left) = ((nh.saturating_sub(s)) / 2, (nw.saturating_sub(s)) / 2);
+        let offset = |n: usize| crop_offset(n.saturating_sub(s), self.transform);
+        let (top, left) = (offset(nh), offset(nw));
         // Only the crop is computed: each output pixel depends on the source alone.
         let window = Window {
             left,
@@ -205,11 +219,16 @@ impl ImageProcessor {
     pub fn normalize(&self, crop: &RgbImage) -> Vec<f32> {
         let plane = (crop.width() * crop.height()) as usize;
         let mut out = vec![0f32; 3 * plane];
+        let rescale = |v: u8| match self.transform {
+            // transformers: rescale (x * 1/255)
+            Transform::Transformers => f32::from(v) * (1.0 / 255.0),
+            // torchvision's ToTensor: x.float().div(255)
+            Transform::OpenClip => f32::from(v) / 255.0,
+        };
         for (i, px) in crop.pixels().enumerate() {
             for c in 0..3 {
-                // rescale (x * 1/255), then normalize ((x - mean) / std)
-                out[c * plane + i] =
-                    (f32::from(px.0[c]) * (1.0 / 255.0) - self.mean[c]) / self.std[c];
+                // then normalize ((x - mean) / std)
+                out[c * plane + i] = (rescale(px.0[c]) - self.mean[c]) / self.std[c];
             }
         }
         out
@@ -267,6 +286,18 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
         }
     }
     out
+}
+
+/// Where a center crop starts when the image is `excess` pixels longer than the crop:
+/// transformers' `center_crop` floors `excess / 2`; torchvision's `CenterCrop` computes
+/// `int(round(excess / 2.0))`, and Python rounds halves to even.
+pub fn crop_offset(excess: usize, transform: Transform) -> usize {
+    let half = excess / 2;
+    match transform {
+        Transform::Transformers => half,
+        Transform::OpenClip if excess % 2 == 1 && half % 2 == 1 => half + 1,
+        Transform::OpenClip => half,
+    }
 }
 
 /// `get_resize_output_image_size(default_to_square=False)`: the shortest side becomes `short`,
@@ -480,6 +511,22 @@ mod tests {
         check_size(17, 9, (423, 224));
         check_size(333, 257, (290, 224));
         check_size(1, 10_000, (224, 2_240_000));
+    }
+
+    #[test]
+    fn crop_offsets_floor_or_round_half_to_even() {
+        // excess: 0, 1 (0.5 -> 0), 3 (1.5 -> 2), 5 (2.5 -> 2), 74, 115 (57.5 -> 58), 199 (99.5 -> 100)
+        let excess = [0, 1, 3, 5, 74, 115, 199];
+        let floor: Vec<usize> = excess
+            .iter()
+            .map(|&e| crop_offset(e, Transform::Transformers))
+            .collect();
+        let round: Vec<usize> = excess
+            .iter()
+            .map(|&e| crop_offset(e, Transform::OpenClip))
+            .collect();
+        assert_eq!(floor, [0, 0, 1, 2, 37, 57, 99]);
+        assert_eq!(round, [0, 0, 2, 2, 37, 58, 100]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Text → token ids, equal to transformers' `CLIPTokenizerFast` (the `tokenizer.json` of the
 //! model repository, run by the `tokenizers` crate with its pure-Rust regex engine so it also
-//! runs in the browser).
+//! runs in the browser). Snapshots saved with the slow tokenizer (`vocab.json` + `merges.txt`,
+//! no `tokenizer.json`) get the `tokenizer.json` transformers' `CLIPConverter` would make of
+//! them ([`json_from_vocab_merges`]).
 
 use tokenizers::Tokenizer;
 
@@ -12,6 +14,57 @@ pub const BOS_ID: u32 = 49406;
 pub const EOS_ID: u32 = 49407;
 /// Context length of every released CLIP text tower.
 pub const CONTEXT_LENGTH: usize = 77;
+
+/// How many merges transformers' slow `CLIPTokenizer` reads from `merges.txt`:
+/// `49152 - 256 - 2` (the lines after the `#version` header).
+pub const MERGES: usize = 49152 - 256 - 2;
+
+/// The `tokenizer.json` that transformers' `CLIPConverter` makes from a slow CLIP tokenizer's
+/// `vocab.json` and `merges.txt`: NFC, whitespace runs to one space, lowercase; CLIP's word
+/// regex, then byte-level; BPE with the `</w>` suffix and `<|endoftext|>` as the unknown token;
+/// `<|startoftext|> … <|endoftext|>` around every text.
+pub fn json_from_vocab_merges(vocab_json: &[u8], merges_txt: &[u8]) -> Result<Vec<u8>> {
+    let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab_json)
+        .map_err(|e| ClipError::Tokenizer(format!("vocab.json: {e}")))?;
+    let merges = std::str::from_utf8(merges_txt)
+        .map_err(|e| ClipError::Tokenizer(format!("merges.txt: {e}")))?;
+    let merges: Vec<&str> = merges
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.trim().is_empty())
+        .take(MERGES)
+        .collect();
+    let id = |token: &str| {
+        vocab
+            .get(token)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| ClipError::Tokenizer(format!("vocab.json has no {token} token")))
+    };
+    let (bos, eos) = (id("<|startoftext|>")?, id("<|endoftext|>")?);
+    let added = |id: u64, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": true, "special": true})
+    };
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [added(bos, "<|startoftext|>"), added(eos, "<|endoftext|>")],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"},
+            {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+            {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex":
+                "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"},
+             "behavior": "Removed", "invert": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": ["<|endoftext|>", eos],
+            "cls": ["<|startoftext|>", bos], "trim_offsets": false, "add_prefix_space": false},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<|endoftext|>",
+            "continuing_subword_prefix": "", "end_of_word_suffix": "</w>", "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges},
+    });
+    serde_json::to_vec(&json).map_err(|e| ClipError::Tokenizer(e.to_string()))
+}
 
 /// The CLIP BPE tokenizer with the model's context length.
 #[derive(Debug, Clone)]

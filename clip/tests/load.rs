@@ -80,6 +80,38 @@ fn cached_hub_model_resolves_offline() {
     std::fs::remove_dir_all(&hub).unwrap();
 }
 
+/// An OpenCLIP repository in the cache (open_clip's files and the tokenizer only) resolves from
+/// the cache alone, as that family: no request for the transformers files it lacks.
+#[test]
+fn cached_open_clip_hub_model_resolves_offline() {
+    let hub = std::env::temp_dir().join(format!("text2img-hf-cache-oc-{}", std::process::id()));
+    let repo = hub.join("models--someone--tiny-open-clip");
+    let snapshot = repo.join("snapshots/0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for f in [
+        "open_clip_config.json",
+        "open_clip_model.safetensors",
+        "tokenizer.json",
+    ] {
+        std::fs::copy(fixture(&format!("tiny-open-clip/{f}")), snapshot.join(f)).unwrap();
+    }
+    let source = ModelSource::parse("someone/tiny-open-clip");
+    let resolved = load::resolve_in(&source, Some(&hub), &mut NoProgress);
+    if cfg!(feature = "hub") {
+        let files = resolved.unwrap();
+        assert_eq!(files.family, clip::layout::Family::OpenClip);
+        assert_eq!(files.weights, snapshot.join("open_clip_model.safetensors"));
+        let loaded = load::load(&files, &Device::Cpu).unwrap();
+        assert_eq!(loaded.model.config.projection_dim, 16);
+    } else {
+        let err = resolved.unwrap_err().to_string();
+        assert!(err.contains("no hub support"), "{err}");
+    }
+    std::fs::remove_dir_all(&hub).unwrap();
+}
+
 /// Missing files are reported with their path.
 #[test]
 fn missing_model_files_are_named() {

@@ -1,6 +1,7 @@
 //! Equality with the reference in WebAssembly, where the browser runs the text tower: token ids
 //! and text embeddings of the tiny reference CLIP must be the same as natively (and as
-//! transformers), and every exported variant must load and run. The fixtures are compiled in,
+//! transformers), and every exported variant must load and run; likewise the tiny OpenCLIP
+//! checkpoint, converted from open_clip's layout in wasm, against open_clip. The fixtures are compiled in,
 //! since a wasm test has no file system.
 //!
 //! Run with `cargo test -p clip --target wasm32-unknown-unknown --test wasm` (Node.js through
@@ -13,6 +14,7 @@ mod common;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use clip::export::{Variant, export_text};
+use clip::layout::Family;
 use clip::q8::Q8Matrix;
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights, cosine};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -173,6 +175,101 @@ fn q8_matmul_matches_dense() {
         assert!(
             max_abs_diff(g, o) <= 1e-2,
             "row {i}: clip::q8 vs candle's Q8_0"
+        );
+    }
+}
+
+// ---- The OpenCLIP layout (fixtures/generate_open_clip.py): converted in wasm as natively ----
+
+const OPEN_CLIP_CONFIG: &[u8] = include_bytes!("fixtures/tiny-open-clip/open_clip_config.json");
+const OPEN_CLIP_CHECKPOINT: &[u8] =
+    include_bytes!("fixtures/tiny-open-clip/open_clip_model.safetensors");
+const OPEN_CLIP_TOKENS: &[u8] = include_bytes!("fixtures/open_clip_tokens.json");
+const OPEN_CLIP_REFERENCE: &[u8] = include_bytes!("fixtures/open_clip.safetensors");
+
+/// open_clip's ids per tokens.json row, and whether its text cleaning changed the string.
+fn open_clip_tokens() -> Vec<(Vec<u32>, bool)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(OPEN_CLIP_TOKENS).unwrap();
+    rows.iter()
+        .map(|r| {
+            let ids = r["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            (ids, r.get("differs_because").is_some())
+        })
+        .collect()
+}
+
+/// The open_clip checkpoint as transformers' CLIP (config and renamed tensors).
+fn open_clip_text() -> (ClipConfig, Vec<u8>) {
+    let config = Family::OpenClip.config(OPEN_CLIP_CONFIG).unwrap();
+    let weights = Family::OpenClip
+        .weights(OPEN_CLIP_CHECKPOINT.to_vec())
+        .unwrap();
+    (config, weights)
+}
+
+/// Strings → tokenizer → converted open_clip text tower → unit vectors equal open_clip's
+/// `encode_text` wherever open_clip's text cleaning leaves the string alone (the ids too).
+#[wasm_bindgen_test]
+fn open_clip_text_embeddings_equal_reference() {
+    let (config, checkpoint) = open_clip_text();
+    let weights = Weights::from_safetensors(checkpoint, &Device::Cpu).unwrap();
+    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+    let tensors = candle_core::safetensors::load_buffer(OPEN_CLIP_REFERENCE, &Device::Cpu).unwrap();
+    let reference = tensors["text_embeds_normalized.gelu"]
+        .to_vec2::<f32>()
+        .unwrap();
+    let tok = tokenizer();
+    let (mut got, mut expected) = (Vec::new(), Vec::new());
+    for (((s, _), (ids, cleaned)), r) in
+        token_cases().iter().zip(open_clip_tokens()).zip(&reference)
+    {
+        if cleaned {
+            continue;
+        }
+        let ours = tok.encode(s).unwrap();
+        assert_eq!(ours, ids, "{s:?}");
+        got.push(ours);
+        expected.push(r.clone());
+    }
+    assert!(got.len() >= 350, "only {} strings", got.len());
+    let got = text.embed(&got).unwrap();
+    check_rows("open_clip text", &got, &expected, 0.99999, 1e-5);
+}
+
+/// The browser's downloads of the open_clip checkpoint, exported and read back in wasm.
+#[wasm_bindgen_test]
+fn open_clip_exports_load_and_embed() {
+    let (config, checkpoint) = open_clip_text();
+    let ids: Vec<Vec<u32>> = open_clip_tokens().into_iter().map(|(ids, _)| ids).collect();
+    let tensors = candle_core::safetensors::load_buffer(OPEN_CLIP_REFERENCE, &Device::Cpu).unwrap();
+    let reference = tensors["text_embeds_normalized.gelu"]
+        .to_vec2::<f32>()
+        .unwrap();
+    for variant in Variant::ALL {
+        let bytes = export_text(&checkpoint, variant).unwrap();
+        let weights = match variant {
+            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
+            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
+        }
+        .unwrap();
+        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+        let (min_cos, max_abs) = if variant == Variant::F16 {
+            (0.999, 1e-2)
+        } else {
+            (0.99999, 1e-5)
+        };
+        let got = text.embed(&ids).unwrap();
+        check_rows(
+            &format!("open_clip {variant:?} export"),
+            &got,
+            &reference,
+            min_cos,
+            max_abs,
         );
     }
 }

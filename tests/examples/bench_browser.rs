@@ -59,9 +59,11 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
     let config = ClipConfig::from_json(config_json)?;
     let files = ModelFiles {
         id: "random-vit-b-32".into(),
+        family: clip::layout::Family::Transformers,
         config: dir.join("config.json"),
         weights: dir.join("model.safetensors"),
         tokenizer: dir.join("tokenizer.json"),
+        merges: None,
     };
     std::fs::write(&files.config, config_json)?;
     std::fs::copy(tiny_model_dir().join("tokenizer.json"), &files.tokenizer)?;

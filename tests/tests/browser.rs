@@ -2,7 +2,8 @@
 //! tiny fixture CLIP as the model and the demo collection ingested, driven in headless Chromium.
 //! A user's path: the model loads (with progress, from the cache on a reload), a query is
 //! encoded in the worker to the same vector as native code, results come back, labels are cast,
-//! changed and withdrawn, and the proxy's labels export holds exactly what was clicked.
+//! changed and withdrawn, and the proxy's labels export holds exactly what was clicked. The tiny
+//! OpenCLIP and sentence-transformers fixtures (their own layouts) run the same way.
 //!
 //! Needs `cd frontend && trunk build --release --offline` first, and Chromium with chromedriver
 //! (`bash .ci/setup --browser`).
@@ -11,12 +12,12 @@ use std::time::Duration;
 
 use clip::Device;
 use clip::export::{Variant, file_name};
-use clip::load::load;
+use clip::load::{ModelSource, NoProgress, load, resolve, write_browser_bundle};
 use serde_json::{Value, json};
 use testkit::app_page::{card_ids, exported_labels, tiny_model_server, wait_vote};
 use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
 use testkit::page_checks::{assert_accessible, assert_not_blank};
-use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files};
+use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, workspace};
 
 const ADMIN_TOKEN: &str = "browser-test-admin";
 const QUERY: &str = "a photo of a cat";
@@ -437,4 +438,73 @@ fn the_site_hosted_elsewhere_reaches_the_proxy_named_in_settings() {
     browser.click("#grid > li:nth-child(1) button.relevant");
     wait_vote(&browser, 1, "Saved: relevant");
     assert_eq!(exported_labels(&api, ADMIN_TOKEN).len(), 1);
+}
+
+/// A checkpoint in another family's layout (a fixture folder of `clip/tests/fixtures`) runs in
+/// the browser like transformers' CLIP: its bundle, written by the same export, loads in the
+/// worker; a query encoded there equals the native vector of that family's model; the server
+/// ingested the demo photos with it and answers with them.
+fn family_searches_in_the_browser(fixture: &str) {
+    let model = workspace().join("clip/tests/fixtures").join(fixture);
+    let files = resolve(&ModelSource::Dir(model.clone()), &mut NoProgress).expect("the model");
+    let bundle = tempfile::tempdir().expect("a bundle directory");
+    write_browser_bundle(&files, &Variant::ALL, bundle.path()).expect("the bundle");
+    let server = Server::with(
+        public_dir(),
+        &ServerOptions {
+            model_dir: Some(bundle.path()),
+            native_model: Some(model.as_path()),
+            demo_data: true,
+            admin_token: Some(ADMIN_TOKEN),
+            ..ServerOptions::default()
+        },
+    );
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    let status = wait_model(&browser);
+    assert!(
+        status.starts_with(&format!("Model ready ({}, ", Variant::Q8)),
+        "{fixture}: status {status:?}\nbrowser console:\n{}",
+        browser.console()
+    );
+    let summary = search(&browser, QUERY);
+    assert!(
+        summary.contains("query encoded in this browser"),
+        "{fixture}: {summary}"
+    );
+    assert_eq!(
+        browser.count("#grid > li.card"),
+        20,
+        "{fixture}: first page"
+    );
+
+    // The browser's query vector, sent with a label, is the native one of this model.
+    browser.click("#grid > li:nth-child(1) button.relevant");
+    wait_vote(&browser, 1, "Saved: relevant");
+    let ids = card_ids(&browser);
+    let labels = exported_labels(&server, ADMIN_TOKEN);
+    let label = label_of(&labels, &ids[0]);
+    let vector: Vec<f32> =
+        serde_json::from_value(label["query_vector"].clone()).expect("a query vector");
+    let loaded = load(&files, &Device::Cpu).expect("the model");
+    let native = loaded
+        .model
+        .text
+        .embed(&[loaded.tokenizer.encode(QUERY).expect("tokenizing")])
+        .expect("embedding")
+        .remove(0);
+    let cos = cosine(&vector, &native);
+    assert!(cos >= 0.9999, "{fixture}: browser vs native cosine {cos}");
+}
+
+/// The tiny OpenCLIP checkpoint, in open_clip's own files.
+#[test]
+fn an_open_clip_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-open-clip");
+}
+
+/// The tiny sentence-transformers CLIP (`modules.json` + `0_CLIPModel/`).
+#[test]
+fn a_sentence_transformers_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-st-clip");
 }

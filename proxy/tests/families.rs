@@ -1,0 +1,164 @@
+//! Ingest and search with a model in another checkpoint layout: the tiny OpenCLIP fixture
+//! (`clip/tests/fixtures/tiny-open-clip`, open_clip's own files) goes through `--model DIR`
+//! like any model, and the vectors stored and searched are open_clip's (the reference
+//! embeddings of `generate_open_clip.py`), preprocessing included.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use proxy::ingest::fetch::FetchConfig;
+use proxy::ingest::{Embedder, IngestOptions, IngestPaths, Quiet, run};
+use proxy::layout::DataDir;
+use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec};
+use proxy::store::edge::EdgeStore;
+use proxy::store::{SearchQuery, VectorStore, point_id};
+use testkit::model::load_model_dir;
+use testkit::workspace;
+
+fn fixtures() -> PathBuf {
+    workspace().join("clip/tests/fixtures")
+}
+
+/// The rows of an F32 matrix in a fixture safetensors file.
+fn matrix(file: &str, name: &str) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(fixtures().join(file)).expect("reference file");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let t = st.tensor(name).expect("tensor");
+    let cols = t.shape()[1];
+    let values: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    values.chunks(cols).map(<[f32]>::to_vec).collect()
+}
+
+fn options() -> IngestOptions {
+    IngestOptions {
+        batch_size: 8,
+        fetch_workers: 2,
+        decode_workers: 2,
+        prune: false,
+        shard: None,
+        // Full-size decoding, as the reference pixels were made.
+        full_decode: true,
+        // Local files only: nothing is fetched.
+        fetch: FetchConfig::default(),
+    }
+}
+
+/// The fixture images copied next to an `images.tsv` listing them, in `images.json`'s order.
+fn write_images(data: &Path) -> Vec<String> {
+    let images: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("open_clip.json")).expect("open_clip.json"),
+    )
+    .expect("json");
+    let files: Vec<String> = images["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["file"].as_str().expect("file").to_string())
+        .collect();
+    let mut tsv = String::from("id\turl\n");
+    for f in &files {
+        std::fs::copy(fixtures().join("images").join(f), data.join(f)).expect("copy");
+        tsv.push_str(&format!("{f}\t{f}\n"));
+    }
+    std::fs::write(data.join("images.tsv"), tsv).expect("tsv");
+    files
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
+    let loaded = load_model_dir(&fixtures().join("tiny-open-clip"));
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let files = write_images(&data);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = EdgeStore::new(root.path().join("qdrant"));
+    let spec = collection_spec("images", &loaded);
+    assert_eq!((spec.dim, spec.model.as_str()), (16, "tiny-open-clip"));
+    runtime
+        .block_on(store.ensure_collection(&spec))
+        .expect("collection");
+
+    let paths = IngestPaths::new(&data.join("images.tsv"), &DataDir::new(root.path()));
+    let embedder = Embedder::new(&loaded.model, &clip::Device::Cpu);
+    let report = run(
+        &paths,
+        &options(),
+        &embedder,
+        &store,
+        runtime.handle(),
+        &Quiet,
+    )
+    .expect("ingest runs");
+    assert_eq!(report.indexed, files.len(), "{report:#?}");
+
+    // Every stored vector is open_clip's encode_image of that file (unit length).
+    let reference = matrix("open_clip.safetensors", "image_embeds_normalized.gelu");
+    let ids: Vec<_> = files.iter().map(|f| point_id(f)).collect();
+    let records = runtime.block_on(store.get(&ids, true)).expect("get");
+    assert_eq!(records.len(), files.len());
+    for ((record, expected), file) in records.iter().zip(&reference).zip(&files) {
+        let got = record.vector.as_ref().expect("vector");
+        let cos = cosine(got, expected);
+        let diff = got
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            cos >= 0.99999 && diff <= 1e-4,
+            "{file}: cosine {cos}, max abs diff {diff}"
+        );
+    }
+
+    // A text query ranks the images as open_clip's vectors do.
+    let tokens: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("tokens.json")).expect("tokens"))
+            .expect("json");
+    let query = "a photo of a cat";
+    let row = tokens
+        .iter()
+        .position(|t| t["text"] == query)
+        .expect("the query is a fixture string");
+    let text_ref = &matrix("open_clip.safetensors", "text_embeds_normalized.gelu")[row];
+    let mut expected: Vec<(&String, f32)> = files
+        .iter()
+        .zip(&reference)
+        .map(|(f, v)| (f, cosine(text_ref, v)))
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    let vector = NativeTextEncoder::new(&loaded)
+        .embed_text(query)
+        .expect("text vector");
+    assert!(cosine(&vector, text_ref) >= 0.99999);
+    let hits = runtime
+        .block_on(store.search(&SearchQuery {
+            vector,
+            limit: 5,
+            offset: 0,
+            filter: Default::default(),
+        }))
+        .expect("search");
+    let by_id: HashMap<_, _> = files.iter().map(|f| (point_id(f), f)).collect();
+    let got: Vec<&String> = hits.iter().map(|h| by_id[&h.id]).collect();
+    let want: Vec<&String> = expected.iter().take(5).map(|(f, _)| *f).collect();
+    assert_eq!(got, want);
+    for (hit, (_, score)) in hits.iter().zip(&expected) {
+        assert!(
+            (hit.score - score).abs() <= 1e-4,
+            "{} vs {score}",
+            hit.score
+        );
+    }
+}
