@@ -40,19 +40,7 @@ fn model_with_config(dir: &str) -> ClipModel {
 
 /// open_clip's ids per tokens.json row, and why its cleaning may make them differ.
 fn open_clip_tokens() -> Vec<(Vec<u32>, Option<String>)> {
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_slice(&read("open_clip_tokens.json")).unwrap();
-    rows.iter()
-        .map(|r| {
-            let ids = r["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            (ids, r["differs_because"].as_str().map(str::to_string))
-        })
-        .collect()
+    parse_open_clip_tokens(&read("open_clip_tokens.json"))
 }
 
 fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>]) {

@@ -187,19 +187,11 @@ const OPEN_CLIP_CHECKPOINT: &[u8] =
 const OPEN_CLIP_TOKENS: &[u8] = include_bytes!("fixtures/open_clip_tokens.json");
 const OPEN_CLIP_REFERENCE: &[u8] = include_bytes!("fixtures/open_clip.safetensors");
 
-/// open_clip's ids per tokens.json row, and whether its text cleaning changed the string.
+/// open_clip's ids per tokens.json row, and whether its text cleaning may change them.
 fn open_clip_tokens() -> Vec<(Vec<u32>, bool)> {
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(OPEN_CLIP_TOKENS).unwrap();
-    rows.iter()
-        .map(|r| {
-            let ids = r["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            (ids, r.get("differs_because").is_some())
-        })
+    common::parse_open_clip_tokens(OPEN_CLIP_TOKENS)
+        .into_iter()
+        .map(|(ids, reason)| (ids, reason.is_some()))
         .collect()
 }
 

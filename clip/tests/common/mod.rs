@@ -51,6 +51,23 @@ pub fn token_cases() -> Vec<(String, Vec<u32>)> {
     parse_token_cases(&read("tokens.json"))
 }
 
+/// open_clip's ids per `tokens.json` row, from the bytes of `open_clip_tokens.json`, each with
+/// the reason open_clip's text cleaning may make them differ (`None`: it leaves the string alone).
+pub fn parse_open_clip_tokens(json: &[u8]) -> Vec<(Vec<u32>, Option<String>)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(json).unwrap();
+    rows.iter()
+        .map(|r| {
+            let ids = r["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            (ids, r["differs_because"].as_str().map(str::to_string))
+        })
+        .collect()
+}
+
 /// [`token_cases`] from the bytes of `tokens.json` (the wasm tests embed the file).
 pub fn parse_token_cases(json: &[u8]) -> Vec<(String, Vec<u32>)> {
     let cases: Vec<serde_json::Value> = serde_json::from_slice(json).unwrap();
