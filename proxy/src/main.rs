@@ -14,11 +14,12 @@ use clip::export::Variant;
 use clip::load::{self, ModelSource};
 use proxy::bundle::ModelBundle;
 use proxy::cli::{self, DownloadBar, StoreArgs};
+use proxy::config::Settings;
 use proxy::http::client::TrustedProxies;
 use proxy::http::{AppState, Limits, Rate, RateLimits, ServeConfig, StateParts, router};
 use proxy::labels::{BudgetConfig, LabelLog};
 use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
-use proxy::store::Strategy;
+use proxy::store::{CollectionSpec, Strategy, VectorStore};
 
 #[derive(Parser)]
 #[command(
@@ -261,16 +262,7 @@ async fn serve(
     })?
     .with_vote_budget(limits.vote_budget())
     .with_image_roots(settings.image_roots.clone());
-    // Open now to report problems early; a store that is down or not ingested yet is retried on
-    // each request.
-    match store.open_collection(&spec).await {
-        Ok(()) => tracing::info!(
-            "{}: {} points",
-            settings.describe(),
-            store.count().await.unwrap_or(0)
-        ),
-        Err(e) => tracing::warn!("{}: {e}", settings.describe()),
-    }
+    report_store(store.as_ref(), &spec, &settings).await;
     // The "no good match" line from the votes so far (refitted later as votes come in).
     proxy::http::cutoff::fit_now(&state).await;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -291,6 +283,24 @@ async fn serve(
     })
     .await?;
     Ok(())
+}
+
+/// Opens the collection now to report problems early (a store that is down or not ingested yet
+/// is retried on each request): its size and, on a server, its layout.
+async fn report_store(store: &dyn VectorStore, spec: &CollectionSpec, settings: &Settings) {
+    match store.open_collection(spec).await {
+        Ok(()) => {
+            tracing::info!(
+                "{}: {} points",
+                settings.describe(),
+                store.count().await.unwrap_or(0)
+            );
+            if let Ok(Some(layout)) = store.layout().await {
+                tracing::info!("collection `{}`: {layout}", spec.name);
+            }
+        }
+        Err(e) => tracing::warn!("{}: {e}", settings.describe()),
+    }
 }
 
 /// `proxy eval`: the labelled queries (and the crowd's labels, and the reviewers' verdicts, which
