@@ -61,6 +61,7 @@ impl Options {
         let mut python = Some(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
         let (mut warmup, mut min_seconds, mut min_iters) = (None, None, None);
         let mut batches: Option<Vec<usize>> = None;
+        let mut text_lengths = vec![7, 77];
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -85,9 +86,21 @@ impl Options {
                         }
                     }
                 }
+                "--text-lengths" => {
+                    // Empty: images only (e.g. for a profile of the vision tower).
+                    let list = value("--text-lengths")?;
+                    text_lengths = list
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<Vec<usize>, _>>()
+                        .map_err(|_| {
+                            format!("--text-lengths takes lengths like 7,77, not {list:?}")
+                        })?;
+                }
                 "-h" | "--help" => {
                     println!(
-                        "usage: bench [--quick] [--no-python] [--python PATH] [--warmup N] [--min-seconds S] [--min-iters N] [--batches 1,8,32]\n\
+                        "usage: bench [--quick] [--no-python] [--python PATH] [--warmup N] [--min-seconds S] [--min-iters N] [--batches 1,8,32] [--text-lengths 7,77 (empty: none)]\n\
                          threads: RAYON_NUM_THREADS (default: all physical cores)"
                     );
                     std::process::exit(0);
@@ -102,7 +115,7 @@ impl Options {
             min_seconds: min_seconds.unwrap_or(if quick { 0.2 } else { 3.0 }),
             min_iters: min_iters.unwrap_or(if quick { 2 } else { 5 }),
             batches: batches.unwrap_or_else(|| if quick { vec![1, 8] } else { vec![1, 8, 32] }),
-            text_lengths: vec![7, 77],
+            text_lengths,
         })
     }
 }
