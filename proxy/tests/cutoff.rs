@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use proxy::labels::{Label, Verdict, label_id};
-use proxy::store::SharedStore;
 use serde_json::{Value, json};
-use testkit::points::{edge_store, point};
+use testkit::points::{point, serve_points};
 use testkit::{TestServer, app_state, get, post_json, public_stub, tiny_model};
 
 const DIM: usize = 16;
@@ -33,18 +32,12 @@ fn fixture(labels: &[Label]) -> Fixture {
             point(&format!("img{i}"), unit(i), json!({ "caption": parity }))
         })
         .collect();
-    let store = edge_store(dir.path(), &loaded, points);
     let lines: String = labels
         .iter()
         .map(|l| serde_json::to_string(l).expect("label") + "\n")
         .collect();
     std::fs::write(dir.path().join("labels.jsonl"), lines).expect("labels");
-    let store: SharedStore = Arc::new(store);
-    let server = TestServer::start(
-        app_state(store, &loaded, dir.path(), None, None),
-        &public_stub(dir.path()),
-        vec![],
-    );
+    let server = serve_points(dir.path(), &loaded, points);
     Fixture { server, _dir: dir }
 }
 

@@ -1,12 +1,9 @@
 //! `POST /api/search` with positive and negative examples (relevance feedback): the ranking each
 //! strategy gives, computed here by brute force, and the bad-input table for examples.
 
-use std::sync::Arc;
-
-use proxy::store::SharedStore;
 use serde_json::{Value, json};
-use testkit::points::{edge_store, point};
-use testkit::{TestServer, app_state, post_json, public_stub, tiny_model};
+use testkit::points::{point, serve_points};
+use testkit::{TestServer, post_json, tiny_model};
 
 const DIM: usize = 16;
 const POINTS: usize = 16;
@@ -45,14 +42,7 @@ fn fixture() -> Fixture {
             point(&format!("img{i}"), vector(i), json!({ "parity": parity }))
         })
         .collect();
-    let store = edge_store(dir.path(), &loaded, points);
-    let public = public_stub(dir.path());
-    let store: SharedStore = Arc::new(store);
-    let server = TestServer::start(
-        app_state(store, &loaded, dir.path(), None, None),
-        &public,
-        vec![],
-    );
+    let server = serve_points(dir.path(), &loaded, points);
     Fixture { _dir: dir, server }
 }
 

@@ -2,12 +2,9 @@
 //! `proxy::compose`): each composed query ranks exactly as a plain vector search with the vector
 //! computed here by hand, and every bad set of terms gets a clear 4xx with its code.
 
-use std::sync::Arc;
-
-use proxy::store::SharedStore;
 use serde_json::{Value, json};
-use testkit::points::{edge_store, point};
-use testkit::{TestServer, app_state, post_json, public_stub, tiny_model, tiny_spec};
+use testkit::points::{point, serve_points};
+use testkit::{TestServer, post_json, tiny_model, tiny_spec};
 
 const DIM: usize = 16;
 const POINTS: usize = 8;
@@ -48,14 +45,7 @@ fn fixture() -> Fixture {
     let points = (0..POINTS)
         .map(|i| point(&format!("img{i}"), raw(i), json!({})))
         .collect();
-    let store = edge_store(dir.path(), &loaded, points);
-    let public = public_stub(dir.path());
-    let store: SharedStore = Arc::new(store);
-    let server = TestServer::start(
-        app_state(store, &loaded, dir.path(), None, None),
-        &public,
-        vec![],
-    );
+    let server = serve_points(dir.path(), &loaded, points);
     Fixture { _dir: dir, server }
 }
 

@@ -172,6 +172,15 @@ impl Browser {
         )
     }
 
+    /// Every page opened from now on runs without Web Workers (`window.Worker` removed before
+    /// its scripts), as a browser that has none.
+    pub fn without_workers(&self) {
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": "delete window.Worker;"}),
+        );
+    }
+
     /// A Chrome DevTools Protocol command (chromedriver's extension of WebDriver).
     pub fn cdp(&self, cmd: &str, params: Value) -> Value {
         self.session_call(

@@ -57,3 +57,14 @@ pub fn edge_store(data: &Path, loaded: &Loaded, points: Vec<Point>) -> EdgeStore
     });
     store
 }
+
+/// The proxy's app over an embedded store holding `points` (the tiny model's collection in
+/// `data`), with the site stub and no admin token or bundle: what a test of the search API needs.
+pub fn serve_points(data: &Path, loaded: &Loaded, points: Vec<Point>) -> crate::TestServer {
+    let store: proxy::store::SharedStore = std::sync::Arc::new(edge_store(data, loaded, points));
+    crate::TestServer::start(
+        crate::app_state(store, loaded, data, None, None),
+        &crate::public_stub(data),
+        vec![],
+    )
+}

@@ -317,11 +317,7 @@ fn without_workers_the_server_encodes_and_the_page_says_so() {
         ..ServerOptions::default()
     });
     let browser = Browser::start();
-    // A browser without Web Workers.
-    browser.cdp(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": "delete window.Worker;"}),
-    );
+    browser.without_workers();
     // A phone-sized screen.
     browser.set_window(390, 844);
     browser.goto(&server.url("/"));

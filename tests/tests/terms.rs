@@ -137,10 +137,7 @@ fn bad_queries_are_refused_beside_the_box_and_workerless_pages_say_what_they_can
         ..ServerOptions::default()
     });
     let browser = Browser::start();
-    browser.cdp(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": "delete window.Worker;"}),
-    );
+    browser.without_workers();
     browser.goto(&server.url("/"));
     wait_model(&browser, "Searching with server-side encoding");
 
