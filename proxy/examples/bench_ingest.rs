@@ -236,6 +236,7 @@ fn main() -> Res<()> {
         let root = temp.path().join(format!("run{pass}"));
         let store = EdgeStore::new(root.join("qdrant"));
         runtime.block_on(store.ensure_collection(&CollectionSpec {
+            captions: false,
             name: "bench".into(),
             dim: 512,
             model: "random".into(),

@@ -110,6 +110,7 @@ fn prepare_store(storage: &Path, points: usize, runtime: &tokio::runtime::Runtim
     for start in (0..points).step_by(1000) {
         let batch = (start..(start + 1000).min(points))
             .map(|i| Point {
+                caption: None,
                 id: point_id(&format!("p{i}")),
                 vector: rng.unit(spec.dim),
                 payload: [("id".to_string(), serde_json::json!(format!("p{i}")))]

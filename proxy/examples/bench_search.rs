@@ -109,6 +109,7 @@ async fn direct(store: SharedStore, dim: usize, clients: usize, seconds: f64) ->
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let q = SearchQuery {
+                    using: proxy::store::VectorName::Image,
                     vector: rng.unit(dim),
                     limit: 20,
                     offset: 0,
@@ -175,6 +176,7 @@ fn main() -> Res<()> {
         .clone()
         .unwrap_or_else(|| temp.path().join("qdrant"));
     let spec = CollectionSpec {
+        captions: false,
         name: "bench".into(),
         dim: o.dim,
         model: format!("random-{}", o.dim),
@@ -204,6 +206,7 @@ fn main() -> Res<()> {
         for start in (0..o.points).step_by(1000) {
             let points = (start..(start + 1000).min(o.points))
                 .map(|i| Point {
+                    caption: None,
                     id: point_id(&format!("p{i}")),
                     vector: rng.unit(o.dim),
                     payload: [("id".to_string(), serde_json::json!(format!("p{i}")))]

@@ -22,5 +22,6 @@ pub mod layout;
 pub mod model;
 pub mod payload;
 pub mod report;
+pub mod retrieve;
 pub mod review;
 pub mod store;

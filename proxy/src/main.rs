@@ -19,6 +19,7 @@ use proxy::http::client::TrustedProxies;
 use proxy::http::{AppState, Limits, Rate, RateLimits, ServeConfig, StateParts, router};
 use proxy::labels::{BudgetConfig, LabelLog};
 use proxy::model::{NativeTextEncoder, TextEncoder, collection_spec, load_model};
+use proxy::retrieve::{self, Fusion, Retrieval, Vectors};
 use proxy::store::{CollectionSpec, Strategy, VectorStore};
 
 #[derive(Parser)]
@@ -52,6 +53,8 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
+        fusion: FusionArg,
+        #[command(flatten)]
         store: StoreArgs,
     },
     /// Recall@K, MRR and nDCG@10 from data/queries.tsv and the stored labels.
@@ -67,6 +70,13 @@ enum Command {
         /// by the judgments) with each strategy, and report R@5 and nDCG@10 before and after.
         #[arg(long)]
         feedback: bool,
+        /// The vectors the report's queries are compared with: image, caption or fused (default:
+        /// fused where the collection has caption vectors, else image). A collection with
+        /// caption vectors is also measured every way, side by side.
+        #[arg(long, value_enum)]
+        vectors: Option<VectorsArg>,
+        #[command(flatten)]
+        fusion: FusionArg,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -91,6 +101,33 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "q8,f16,f32")]
         variants: Vec<String>,
     },
+}
+
+/// How a collection's caption and image rankings are fused.
+#[derive(clap::Args, Debug)]
+struct FusionArg {
+    /// `rrf` (reciprocal-rank fusion) or `weighted:W` (`(1 − W)·image + W·caption` cosines), for
+    /// searches of a collection with caption vectors that ask for `fused` (their default).
+    #[arg(long, value_name = "RULE", default_value_t = Fusion::default())]
+    fusion: Fusion,
+}
+
+/// `--vectors`: the stored vectors searched.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum VectorsArg {
+    Image,
+    Caption,
+    Fused,
+}
+
+impl From<VectorsArg> for Vectors {
+    fn from(v: VectorsArg) -> Self {
+        match v {
+            VectorsArg::Image => Vectors::Image,
+            VectorsArg::Caption => Vectors::Caption,
+            VectorsArg::Fused => Vectors::Fused,
+        }
+    }
 }
 
 /// What one connection and one client may ask of `proxy serve` (defaults: `Limits::default()`,
@@ -198,13 +235,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public,
             model_dir,
             limits,
+            fusion,
             store,
         } => {
             serve(
                 SocketAddr::new(host, port),
                 public,
                 model_dir,
-                &limits,
+                (&limits, fusion.fusion),
                 &store,
             )
             .await
@@ -213,8 +251,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             queries,
             out,
             feedback,
+            vectors,
+            fusion,
             store,
-        } => eval(&queries, out, feedback, &store).await,
+        } => {
+            let how = EvalHow {
+                feedback,
+                vectors: vectors.map(Vectors::from),
+                fusion: fusion.fusion,
+            };
+            eval(&queries, out, how, &store).await
+        }
         Command::Report {
             report: args,
             store,
@@ -232,7 +279,7 @@ async fn serve(
     addr: SocketAddr,
     public: PathBuf,
     model_dir: Option<PathBuf>,
-    limits: &LimitArgs,
+    (limits, fusion): (&LimitArgs, Fusion),
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     let settings = args.settings()?;
@@ -261,7 +308,8 @@ async fn serve(
         bundle,
     })?
     .with_vote_budget(limits.vote_budget())
-    .with_image_roots(settings.image_roots.clone());
+    .with_image_roots(settings.image_roots.clone())
+    .with_fusion(fusion);
     report_store(store.as_ref(), &spec, &settings).await;
     // The "no good match" line from the votes so far (refitted later as votes come in).
     proxy::http::cutoff::fit_now(&state).await;
@@ -289,11 +337,16 @@ async fn serve(
 /// is retried on each request): its size and, on a server, its layout.
 async fn report_store(store: &dyn VectorStore, spec: &CollectionSpec, settings: &Settings) {
     match store.open_collection(spec).await {
-        Ok(()) => {
+        Ok(found) => {
             tracing::info!(
-                "{}: {} points",
+                "{}: {} points{}",
                 settings.describe(),
-                store.count().await.unwrap_or(0)
+                store.count().await.unwrap_or(0),
+                if found.captions {
+                    ", with caption vectors"
+                } else {
+                    ""
+                }
             );
             if let Ok(Some(layout)) = store.layout().await {
                 tracing::info!("collection `{}`: {layout}", spec.name);
@@ -305,10 +358,18 @@ async fn report_store(store: &dyn VectorStore, spec: &CollectionSpec, settings: 
 
 /// `proxy eval`: the labelled queries (and the crowd's labels, and the reviewers' verdicts, which
 /// win over the crowd's) against the collection.
+/// What `proxy eval` measures besides the summary.
+struct EvalHow {
+    feedback: bool,
+    /// `None`: the collection's default.
+    vectors: Option<Vectors>,
+    fusion: Fusion,
+}
+
 async fn eval(
     queries: &Path,
     out: Option<PathBuf>,
-    feedback: bool,
+    how: EvalHow,
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     let settings = args.settings()?;
@@ -328,12 +389,31 @@ async fn eval(
     let spec = collection_spec(&settings.collection, &loaded);
     let encoder = NativeTextEncoder::new(&loaded);
     let store = cli::store(&settings)?;
-    store.open_collection(&spec).await?;
-    let mut report = proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref()).await?;
-    if feedback {
+    let found = store.open_collection(&spec).await?;
+    let vectors = how
+        .vectors
+        .unwrap_or_else(|| retrieve::default_vectors(&found));
+    retrieve::check(vectors, &found).map_err(anyhow::Error::msg)?;
+    let retrieval = Retrieval {
+        vectors,
+        fusion: how.fusion,
+    };
+    let mut report =
+        proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref(), retrieval).await?;
+    if found.captions {
+        let query_vectors = proxy::eval::embed_queries(&judged, &encoder)?;
+        report.vectors =
+            proxy::eval::vectors::compare(&judged, &query_vectors, store.as_ref()).await?;
+    }
+    if how.feedback {
         let strategies = [Strategy::AverageVector, Strategy::BestScore];
-        report.feedback =
-            proxy::eval::feedback::simulate(&judged, &encoder, store.as_ref(), &strategies).await?;
+        report.feedback = proxy::eval::feedback::simulate(
+            &judged,
+            &encoder,
+            (store.as_ref(), retrieval),
+            &strategies,
+        )
+        .await?;
     }
     let cutoff = proxy::cutoff::live::fit_labels(
         &labels,
@@ -344,7 +424,10 @@ async fn eval(
     );
     report.cutoff = Some(cutoff.await?);
     let out = out.unwrap_or_else(|| data.eval_reports());
-    let title = format!("text2img eval: {} on `{}`", spec.model, spec.name);
+    let title = format!(
+        "text2img eval: {} on `{}`, {retrieval}",
+        spec.model, spec.name
+    );
     let sources = EvalSources {
         judged: &judged,
         encoder: &encoder,

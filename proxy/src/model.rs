@@ -43,12 +43,14 @@ pub fn load_model_as(
     load::load_as(&files, device, dtype).with_context(|| format!("loading model {spec}"))
 }
 
-/// The collection a model's vectors belong in.
+/// The collection a model's vectors belong in (without caption vectors: ingest asks for them
+/// when its TSV has captions; serving takes the collection as found).
 pub fn collection_spec(collection: &str, loaded: &Loaded) -> CollectionSpec {
     CollectionSpec {
         name: collection.to_string(),
         dim: loaded.model.config.projection_dim,
         model: loaded.id.clone(),
+        captions: false,
     }
 }
 

@@ -645,6 +645,7 @@ fn store_recovers_without_restart() {
     rt.block_on(holder.ensure_collection(&spec))
         .expect("collection");
     rt.block_on(holder.upsert(vec![Point {
+        caption: None,
         id: point_id("only"),
         vector: unit(0),
         payload: [("id".to_string(), json!("only"))].into_iter().collect(),

@@ -15,6 +15,7 @@ const DIM: usize = 8;
 
 fn spec(name: &str) -> CollectionSpec {
     CollectionSpec {
+        captions: false,
         name: name.to_string(),
         dim: DIM,
         model: "cluster-model".to_string(),
@@ -32,6 +33,7 @@ async fn usable(store: &dyn VectorStore) {
         .expect("upsert");
     let hits = store
         .search(&SearchQuery {
+            using: proxy::store::VectorName::Image,
             vector: spread(0, DIM),
             limit: 1,
             offset: 0,

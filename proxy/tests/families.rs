@@ -144,6 +144,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
     assert!(cosine(&vector, text_ref) >= 0.99999);
     let hits = runtime
         .block_on(store.search(&SearchQuery {
+            using: proxy::store::VectorName::Image,
             vector,
             limit: 5,
             offset: 0,

@@ -667,10 +667,10 @@ struct FailingStore {
 
 #[async_trait::async_trait]
 impl VectorStore for FailingStore {
-    async fn ensure_collection(&self, spec: &CollectionSpec) -> StoreResult<()> {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> StoreResult<CollectionSpec> {
         self.inner.ensure_collection(spec).await
     }
-    async fn open_collection(&self, spec: &CollectionSpec) -> StoreResult<()> {
+    async fn open_collection(&self, spec: &CollectionSpec) -> StoreResult<CollectionSpec> {
         self.inner.open_collection(spec).await
     }
     async fn adopt(&self, spec: &CollectionSpec) -> StoreResult<()> {

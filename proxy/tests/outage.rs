@@ -55,15 +55,15 @@ impl Broken {
 
 #[async_trait::async_trait]
 impl VectorStore for Broken {
-    async fn ensure_collection(&self, _: &CollectionSpec) -> Result<()> {
+    async fn ensure_collection(&self, _: &CollectionSpec) -> Result<CollectionSpec> {
         self.error()
     }
     /// Opens (a cluster answers its metadata from any live node), except where the collection
     /// is missing: the calls that follow fail.
-    async fn open_collection(&self, _: &CollectionSpec) -> Result<()> {
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         match self.fail {
             Fail::NoCollection => self.error(),
-            Fail::Unavailable | Fail::Internal => Ok(()),
+            Fail::Unavailable | Fail::Internal => Ok(spec.clone()),
         }
     }
     async fn adopt(&self, _: &CollectionSpec) -> Result<()> {
@@ -270,6 +270,7 @@ fn a_bad_filter_field_is_refused_before_the_store_is_asked() {
         Err(StoreError::Unavailable(_))
     ));
     let query = |key: &str| SearchQuery {
+        using: proxy::store::VectorName::Image,
         vector: vec![0.25; 16],
         limit: 5,
         offset: 0,

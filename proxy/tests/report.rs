@@ -49,6 +49,7 @@ fn fill(store: &EdgeStore, data: &DataDir, dim: usize, n: usize, rt: &tokio::run
             )
             .expect("thumbnail");
             Point {
+                caption: None,
                 id: point_id(&id),
                 vector,
                 payload: ImagePayload {
@@ -219,6 +220,7 @@ fn the_eval_page_ranks_the_missing_relevant_images() {
     let vector = f.encoder.embed_text(&query).expect("embed");
     let hits =
         f.rt.block_on(f.store.search(&SearchQuery {
+            using: proxy::store::VectorName::Image,
             vector,
             limit: 20,
             offset: 0,
@@ -233,8 +235,14 @@ fn the_eval_page_ranks_the_missing_relevant_images() {
         relevant: BTreeSet::from([top.clone(), deep.clone(), "ghost".to_string()]),
     }];
     let report =
-        f.rt.block_on(evaluate(&judged, 0, &f.encoder, f.store.as_ref()))
-            .expect("eval");
+        f.rt.block_on(evaluate(
+            &judged,
+            0,
+            &f.encoder,
+            f.store.as_ref(),
+            image_only(),
+        ))
+        .expect("eval");
     let (worst, best) =
         f.rt.block_on(html::gather(
             &report,
@@ -327,4 +335,12 @@ fn the_report_command_writes_the_page() {
         "{written}"
     );
     assert!(Path::new(&f.data.data_report()).is_file());
+}
+
+/// Search the image vectors (the collection here has no others).
+fn image_only() -> proxy::retrieve::Retrieval {
+    proxy::retrieve::Retrieval {
+        vectors: proxy::retrieve::Vectors::Image,
+        fusion: Default::default(),
+    }
 }

@@ -4,8 +4,8 @@
 use proxy::store::edge::EdgeStore;
 use proxy::store::remote::RemoteStore;
 use proxy::store::{
-    CollectionSpec, Payload, Point, RecommendQuery, SearchQuery, StoreError, Strategy, VectorStore,
-    all_records, point_id,
+    CollectionSpec, Payload, Point, RecommendQuery, SearchQuery, StoreError, Strategy, VectorName,
+    VectorStore, all_records, point_id,
 };
 use serde_json::{Value, json};
 use testkit::qdrant::unique;
@@ -14,6 +14,7 @@ const DIM: usize = 8;
 
 fn spec(name: &str) -> CollectionSpec {
     CollectionSpec {
+        captions: false,
         name: name.to_string(),
         dim: DIM,
         model: "conformance-model".to_string(),
@@ -51,6 +52,7 @@ fn payload(i: usize) -> Payload {
 fn points(range: std::ops::Range<usize>) -> Vec<Point> {
     range
         .map(|i| Point {
+            caption: None,
             id: point_id(&format!("row{i}")),
             vector: vector(i),
             payload: payload(i),
@@ -60,6 +62,7 @@ fn points(range: std::ops::Range<usize>) -> Vec<Point> {
 
 fn search(v: Vec<f32>, limit: usize, offset: usize) -> SearchQuery {
     SearchQuery {
+        using: proxy::store::VectorName::Image,
         vector: v,
         limit,
         offset,
@@ -142,6 +145,7 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
                 unreachable!()
             };
             let query = SearchQuery {
+                using: proxy::store::VectorName::Image,
                 vector: q,
                 limit: 100,
                 offset: 0,
@@ -159,6 +163,7 @@ async fn conformance(store: &dyn VectorStore, name: &str) {
     check_filter(json!({"small": true, "parity": "odd"}), 2).await;
     check_filter(json!({"parity": "neither"}), 0).await;
     let bad = SearchQuery {
+        using: proxy::store::VectorName::Image,
         vector: q.clone(),
         limit: 5,
         offset: 0,
@@ -377,6 +382,120 @@ async fn remote_creation_by_two_at_once() {
         b.upsert(points(1..2)).await.expect("upsert");
         assert_eq!(a.count().await.expect("count"), 2);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caption vectors: a second, named vector beside the image one, on both backends.
+
+fn with_captions(name: &str) -> CollectionSpec {
+    CollectionSpec {
+        captions: true,
+        ..spec(name)
+    }
+}
+
+/// Rows 0..n; the even ones have a caption vector (`vector(i + 100)`), the odd ones none.
+fn captioned(n: usize) -> Vec<Point> {
+    points(0..n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Point {
+            caption: i.is_multiple_of(2).then(|| vector(i + 100)),
+            ..p
+        })
+        .collect()
+}
+
+fn by_caption(v: Vec<f32>, limit: usize) -> SearchQuery {
+    SearchQuery {
+        using: VectorName::Caption,
+        ..search(v, limit, 0)
+    }
+}
+
+async fn captions_conformance(store: &dyn VectorStore, name: &str) {
+    let found = store
+        .ensure_collection(&with_captions(name))
+        .await
+        .expect("create");
+    assert!(
+        found.captions,
+        "the collection asked with captions has them"
+    );
+    store.upsert(captioned(10)).await.expect("upsert");
+    store.optimize().await.expect("optimize");
+    // The caption ranking holds only the points with a caption, best first.
+    let hits = store
+        .search(&by_caption(vector(104), 10))
+        .await
+        .expect("caption search");
+    assert_eq!(ids(&hits).first().map(String::as_str), Some("row4"));
+    assert_eq!(hits.len(), 5, "{:?}", ids(&hits));
+    assert!(ids(&hits).iter().all(|id| {
+        let i: usize = id[3..].parse().expect("row number");
+        i.is_multiple_of(2)
+    }));
+    // The image ranking is untouched, captions or not.
+    let hits = store
+        .search(&search(vector(3), 3, 0))
+        .await
+        .expect("search");
+    assert_eq!(ids(&hits)[0], "row3");
+    assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+    // Both vectors read back (cosine storage keeps directions).
+    let records = store
+        .get(&[point_id("row4"), point_id("row3")], true)
+        .await
+        .expect("get");
+    let caption = records[0].caption.as_ref().expect("row4's caption vector");
+    assert!(cosine(caption, &vector(104)) > 0.9999);
+    assert!(cosine(records[0].vector.as_ref().expect("image"), &vector(4)) > 0.9999);
+    assert!(records[1].caption.is_none(), "row3 has no caption");
+    assert!(records[1].vector.is_some());
+    // Opening again reports the captions; asking without them does not remove them.
+    assert!(
+        store
+            .open_collection(&spec(name))
+            .await
+            .expect("open")
+            .captions
+    );
+}
+
+/// A collection made without caption vectors keeps having none when asked with them later.
+async fn captions_are_decided_at_creation(make: impl Fn() -> Box<dyn VectorStore>, name: &str) {
+    let store = make();
+    let found = store.ensure_collection(&spec(name)).await.expect("create");
+    assert!(!found.captions);
+    store.upsert(points(0..3)).await.expect("upsert");
+    drop(store);
+    let store = make();
+    let found = store
+        .ensure_collection(&with_captions(name))
+        .await
+        .expect("reopen");
+    assert!(!found.captions, "an existing collection keeps its vectors");
+    assert_eq!(store.count().await.expect("count"), 3);
+    let hits = store.search(&by_caption(vector(1), 3)).await;
+    assert!(hits.is_err() || hits.is_ok_and(|h| h.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_captions_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    captions_conformance(&EdgeStore::new(dir.path()), "images").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    captions_are_decided_at_creation(move || Box::new(EdgeStore::new(&path)), "images").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_captions_conformance() {
+    let Some(store) = remote() else { return };
+    captions_conformance(&store, &unique("text2img_captions")).await;
+    let name = unique("text2img_no_captions");
+    captions_are_decided_at_creation(|| Box::new(remote().expect("QDRANT_URL is set")), &name)
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------

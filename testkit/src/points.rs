@@ -22,6 +22,7 @@ pub fn point(id: &str, vector: Vec<f32>, payload: Value) -> Point {
     Point {
         id: point_id(id),
         vector,
+        caption: None,
         payload,
     }
 }

@@ -30,6 +30,8 @@ pub use review::{
     ReviewItem, ReviewQueue, ReviewRequest, ReviewResponse, ReviewVerdict, UnknownReviewVerdict,
     VoteCounts,
 };
-pub use search::{Example, Filter, Hit, Results, SearchRequest, SimilarRequest, Strategy, Term};
+pub use search::{
+    Example, Filter, Hit, Results, SearchRequest, SimilarRequest, Strategy, Term, Vectors,
+};
 pub use url::join_url;
 pub use variant::{UnknownVariant, Variant};

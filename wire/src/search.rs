@@ -44,6 +44,23 @@ pub struct SearchRequest {
     pub offset: Option<usize>,
     #[serde(default, skip_serializing_if = "Filter::is_empty")]
     pub filter: Filter,
+    /// Which stored vectors the query is compared with; when absent, `fused` where the
+    /// collection has caption vectors, else `image`. Examples (`positive`/`negative`) compare
+    /// image vectors only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<Vectors>,
+}
+
+/// The stored vectors a query is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vectors {
+    /// The image tower's embeddings of the pictures.
+    Image,
+    /// The text tower's embeddings of the rows' captions.
+    Caption,
+    /// Both rankings fused into one (the proxy's fusion rule).
+    Fused,
 }
 
 /// An indexed image (by its row id) or a vector: `{"id":"cat"}` or `{"vector":[…]}`.
@@ -93,7 +110,8 @@ pub struct SimilarRequest {
 pub struct Hit {
     /// The row id from the ingested TSV.
     pub id: String,
-    /// Cosine similarity to the query.
+    /// Cosine similarity to the query (of the image or the caption), or the fused score: see
+    /// [`Results::vectors`].
     pub score: f32,
     /// The original, relative to the proxy: `/images/{id}` (see [`crate::join_url`]).
     pub url: String,
@@ -121,4 +139,7 @@ pub struct Results {
     /// The learned "no good match" score this ranking was cut at: hits below it are `weak`.
     /// `null` when the cut-off is off (too few labels) or does not apply to the query.
     pub cutoff: Option<f32>,
+    /// The vectors the ranking compared the query with, which says what a score is: a cosine
+    /// similarity to the image or the caption, or the fusion's score (`fused`).
+    pub vectors: Vectors,
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use wire::worker::{FromWorker, ToWorker, VariantInfo};
 use wire::{
     ErrorBody, Example, FeedbackRequest, FeedbackResponse, FileRef, Health, Hit, ModelManifest,
-    Readiness, Results, SearchRequest, SimilarRequest, Strategy, Term, Variant, Verdict,
+    Readiness, Results, SearchRequest, SimilarRequest, Strategy, Term, Variant, Vectors, Verdict,
 };
 
 /// `value` serialises to `golden`, and `golden` parses to `value`.
@@ -143,12 +143,13 @@ fn results_page() {
             offset: 0,
             next_offset: Some(2),
             cutoff: Some(0.25),
+            vectors: Vectors::Image,
         },
         concat!(
             r#"{"results":["#,
             r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":"a cat","payload":{"camera":"x100","url":"photos/cat.jpg"},"weak":false},"#,
             r#"{"id":"cat","score":0.5,"url":"/images/cat","thumbnail_url":"/thumbs/cat","caption":null,"payload":{"camera":"x100","url":"photos/cat.jpg"},"weak":true}"#,
-            r#"],"took_ms":12.5,"limit":2,"offset":0,"next_offset":2,"cutoff":0.25}"#
+            r#"],"took_ms":12.5,"limit":2,"offset":0,"next_offset":2,"cutoff":0.25,"vectors":"image"}"#
         ),
     );
     golden(
@@ -159,8 +160,9 @@ fn results_page() {
             offset: 40,
             next_offset: None,
             cutoff: None,
+            vectors: Vectors::Fused,
         },
-        r#"{"results":[],"took_ms":0.25,"limit":20,"offset":40,"next_offset":null,"cutoff":null}"#,
+        r#"{"results":[],"took_ms":0.25,"limit":20,"offset":40,"next_offset":null,"cutoff":null,"vectors":"fused"}"#,
     );
 }
 
@@ -487,4 +489,26 @@ fn unready() {
     )
     .unwrap();
     assert_eq!(body.error.code, "not_ingested");
+}
+
+#[test]
+fn search_vectors() {
+    golden(
+        &SearchRequest {
+            text: Some("red car".into()),
+            vectors: Some(Vectors::Caption),
+            ..SearchRequest::default()
+        },
+        r#"{"text":"red car","vectors":"caption"}"#,
+    );
+    for (word, vectors) in [
+        ("image", Vectors::Image),
+        ("caption", Vectors::Caption),
+        ("fused", Vectors::Fused),
+    ] {
+        let asked: SearchRequest =
+            serde_json::from_str(&format!(r#"{{"text":"t","vectors":"{word}"}}"#)).unwrap();
+        assert_eq!(asked.vectors, Some(vectors));
+    }
+    refused::<SearchRequest>(r#"{"text":"t","vectors":"both"}"#, "unknown variant `both`");
 }

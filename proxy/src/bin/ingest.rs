@@ -37,6 +37,11 @@ struct Args {
     /// model (one unnamed cosine vector of its dimension), record the model in it, then ingest.
     #[arg(long)]
     adopt: bool,
+    /// Store no caption vectors in a new collection. By default, when the TSV has a `caption`
+    /// column, a new collection gets a second vector per point, the text tower's embedding of
+    /// the caption, so searches can match captions too (README: "Captions").
+    #[arg(long)]
+    no_captions: bool,
     /// Delete points whose rows are no longer in the TSV. With `--shard`, only that share's
     /// points: the N shares' prunes together are one whole prune.
     #[arg(long)]
@@ -117,9 +122,29 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         dtype,
         &mut DownloadBar::default(),
     )?;
-    let spec = collection_spec(&settings.collection, &loaded);
+    let spec = CollectionSpec {
+        captions: !args.no_captions && proxy::ingest::tsv::has_caption_column(&args.tsv),
+        ..collection_spec(&settings.collection, &loaded)
+    };
     let store = cli::store(&settings)?;
-    runtime.block_on(open_store(store.as_ref(), &spec, &settings, args.adopt))?;
+    let found = runtime.block_on(open_store(store.as_ref(), &spec, &settings, args.adopt))?;
+    let embedder = Embedder::new(&loaded.model, &device);
+    let embedder = if found.captions {
+        tracing::info!(
+            "captions are embedded too (collection `{}` has caption vectors)",
+            spec.name
+        );
+        embedder.with_captions(&loaded.tokenizer)
+    } else {
+        if spec.captions {
+            tracing::warn!(
+                "collection `{}` has no caption vectors (it was made without them): captions \
+                 are stored but not embedded; ingest into a new collection to search them",
+                spec.name
+            );
+        }
+        embedder
+    };
     tracing::info!(
         "ingesting {} into {} (model on {}, {dtype:?})",
         args.tsv.display(),
@@ -135,7 +160,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let report = proxy::ingest::run(
         &paths,
         &options(args),
-        &Embedder::new(&loaded.model, &device),
+        &embedder,
         store.as_ref(),
         runtime.handle(),
         &RowsBar::default(),
@@ -151,12 +176,12 @@ async fn open_store(
     spec: &CollectionSpec,
     settings: &Settings,
     adopt: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<CollectionSpec> {
     if adopt {
         store.adopt(spec).await?;
         tracing::info!("adopted collection `{}` for `{}`", spec.name, spec.model);
     }
-    store.ensure_collection(spec).await?;
+    let found = store.ensure_collection(spec).await?;
     if let Some(layout) = store.layout().await? {
         tracing::info!("collection `{}`: {layout}", spec.name);
         let asked = settings.remote().map(|r| r.cluster).unwrap_or_default();
@@ -170,7 +195,7 @@ async fn open_store(
             );
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 /// The run's settings from the flags.

@@ -147,6 +147,7 @@ async fn top_scores(
     for (query, vector) in vectors {
         let hits = store
             .search(&SearchQuery {
+                using: crate::store::VectorName::Image,
                 vector: vector.clone(),
                 limit: 1,
                 offset: 0,

@@ -23,6 +23,7 @@ use super::Judged;
 use super::metrics::{ndcg_at_k, recall_at_k};
 use crate::model::TextEncoder;
 use crate::payload::external_id;
+use crate::retrieve::Retrieval;
 use crate::store::{self, RecommendQuery, SearchQuery, Strategy, VectorStore};
 
 /// How many of the first results the simulated visitor marks.
@@ -230,11 +231,13 @@ pub fn json(reports: &[FeedbackReport]) -> Value {
         .into()
 }
 
-/// Run the round for every judged query with each strategy.
+/// Run the round for every judged query with each strategy, the first page ranked by `first`
+/// (the eval's own ranking: what the visitor was shown; the second compares image vectors, as
+/// examples do).
 pub async fn simulate(
     judged: &[Judged],
     encoder: &dyn TextEncoder,
-    store: &dyn VectorStore,
+    (store, first): (&dyn VectorStore, Retrieval),
     strategies: &[Strategy],
 ) -> anyhow::Result<Vec<FeedbackReport>> {
     let mut firsts = Vec::with_capacity(judged.len());
@@ -242,14 +245,14 @@ pub async fn simulate(
         let vector = encoder
             .embed_text(&j.query)
             .map_err(|e| anyhow::anyhow!("encoding `{}`: {e}", j.query))?;
-        let hits = store
-            .search(&SearchQuery {
-                vector: vector.clone(),
-                limit: DEPTH,
-                offset: 0,
-                filter: Default::default(),
-            })
-            .await?;
+        let query = SearchQuery {
+            using: crate::store::VectorName::Image,
+            vector: vector.clone(),
+            limit: DEPTH,
+            offset: 0,
+            filter: Default::default(),
+        };
+        let hits = crate::retrieve::search(store, &query, first).await?;
         let ids: Vec<String> = hits.iter().map(|h| external_id(h.id, &h.payload)).collect();
         firsts.push((vector, ids));
     }

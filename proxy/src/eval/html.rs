@@ -22,6 +22,7 @@ use crate::layout::EVAL_HTML;
 use crate::model::TextEncoder;
 use crate::payload::{ImagePayload, external_id};
 use crate::report::page::{Tile, document, escape, figure, table, tiles};
+use crate::retrieve::Retrieval;
 use crate::store::{self, SearchQuery, VectorStore};
 
 /// How deep a shown query is searched for its missing relevant images.
@@ -55,11 +56,11 @@ pub async fn gather(
     let best_n = (order.len() - worst_n).min(SHOWN);
     let mut worst = Vec::with_capacity(worst_n);
     for metrics in &order[..worst_n] {
-        worst.push(shown(metrics, judged, encoder, store, thumbs).await?);
+        worst.push(shown(metrics, judged, encoder, (store, report.retrieval), thumbs).await?);
     }
     let mut best = Vec::with_capacity(best_n);
     for metrics in order.iter().rev().take(best_n) {
-        best.push(shown(metrics, judged, encoder, store, thumbs).await?);
+        best.push(shown(metrics, judged, encoder, (store, report.retrieval), thumbs).await?);
     }
     Ok((worst, best))
 }
@@ -68,7 +69,7 @@ async fn shown(
     metrics: &QueryMetrics,
     judged: &[Judged],
     encoder: &dyn TextEncoder,
-    store: &dyn VectorStore,
+    (store, retrieval): (&dyn VectorStore, Retrieval),
     thumbs: &Path,
 ) -> anyhow::Result<Shown> {
     let relevant = judged
@@ -79,14 +80,14 @@ async fn shown(
     let vector = encoder
         .embed_text(&metrics.query)
         .map_err(|e| anyhow::anyhow!("encoding `{}`: {e}", metrics.query))?;
-    let hits = store
-        .search(&SearchQuery {
-            vector,
-            limit: DEEP,
-            offset: 0,
-            filter: Default::default(),
-        })
-        .await?;
+    let query = SearchQuery {
+        using: crate::store::VectorName::Image,
+        vector,
+        limit: DEEP,
+        offset: 0,
+        filter: Default::default(),
+    };
+    let hits = crate::retrieve::search(store, &query, retrieval).await?;
     let ranked: Vec<String> = hits.iter().map(|h| external_id(h.id, &h.payload)).collect();
     let payloads: HashMap<String, ImagePayload> = hits
         .into_iter()
@@ -291,6 +292,11 @@ mod tests {
             .map(|q| query_metrics(q, &["x", "a"], &relevant))
             .collect();
         EvalReport {
+            retrieval: crate::retrieve::Retrieval {
+                vectors: crate::retrieve::Vectors::Image,
+                fusion: Default::default(),
+            },
+            vectors: Vec::new(),
             summary: summarize(&per_query),
             per_query,
             curve: vec![(1, 0.0), (2, 1.0)],

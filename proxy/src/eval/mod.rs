@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::model::TextEncoder;
 use crate::payload::external_id;
-use crate::store::{SearchQuery, VectorStore};
+use crate::retrieve::{self, Retrieval};
+use crate::store::{SearchQuery, VectorName, VectorStore};
 
 pub mod chart;
 pub mod cutoff_report;
@@ -19,6 +20,7 @@ pub mod html;
 pub mod judgments;
 pub mod metrics;
 pub mod report;
+pub mod vectors;
 
 pub use judgments::{Judged, judgments, judgments_reviewed, parse_queries, read_queries};
 pub use metrics::{QueryMetrics, Summary};
@@ -41,6 +43,51 @@ pub struct EvalReport {
     pub feedback: Vec<feedback::FeedbackReport>,
     /// The learned "no good match" line and its held-out figures, when it was fitted.
     pub cutoff: Option<crate::cutoff::Cutoff>,
+    /// The vectors the queries were compared with.
+    pub retrieval: Retrieval,
+    /// The same queries against each kind of vector (`eval` on a collection with captions);
+    /// empty otherwise.
+    pub vectors: Vec<vectors::Compared>,
+}
+
+/// The query vector of every judged query, in order.
+pub fn embed_queries(
+    judged: &[Judged],
+    encoder: &dyn TextEncoder,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    judged
+        .iter()
+        .map(|j| {
+            encoder
+                .embed_text(&j.query)
+                .map_err(|e| anyhow::anyhow!("encoding `{}`: {e}", j.query))
+        })
+        .collect()
+}
+
+/// The top [`DEPTH`] ids of each query (by its vector in `vectors`) as `retrieval` ranks them.
+pub async fn rank(
+    judged: &[Judged],
+    vectors: &[Vec<f32>],
+    store: &dyn VectorStore,
+    retrieval: Retrieval,
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut ranked = BTreeMap::new();
+    for (j, vector) in judged.iter().zip(vectors) {
+        let query = SearchQuery {
+            using: VectorName::Image,
+            vector: vector.clone(),
+            limit: DEPTH,
+            offset: 0,
+            filter: Default::default(),
+        };
+        let hits = retrieve::search(store, &query, retrieval).await?;
+        ranked.insert(
+            j.query.clone(),
+            hits.iter().map(|h| external_id(h.id, &h.payload)).collect(),
+        );
+    }
+    Ok(ranked)
 }
 
 /// Embed, search and score every judged query.
@@ -49,25 +96,29 @@ pub async fn evaluate(
     skipped: usize,
     encoder: &dyn TextEncoder,
     store: &dyn VectorStore,
+    retrieval: Retrieval,
 ) -> anyhow::Result<EvalReport> {
-    let mut ranked_all: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for j in judged {
-        let vector = encoder
-            .embed_text(&j.query)
-            .map_err(|e| anyhow::anyhow!("encoding `{}`: {e}", j.query))?;
-        let hits = store
-            .search(&SearchQuery {
-                vector,
-                limit: DEPTH,
-                offset: 0,
-                filter: Default::default(),
-            })
-            .await?;
-        ranked_all.insert(
-            j.query.clone(),
-            hits.iter().map(|h| external_id(h.id, &h.payload)).collect(),
-        );
-    }
+    let vectors = embed_queries(judged, encoder)?;
+    let ranked_all = rank(judged, &vectors, store, retrieval).await?;
+    let (per_query, summary, curve) = score(judged, &ranked_all);
+    Ok(EvalReport {
+        summary,
+        per_query,
+        curve,
+        skipped,
+        ranked: ranked_all,
+        feedback: Vec::new(),
+        cutoff: None,
+        retrieval,
+        vectors: Vec::new(),
+    })
+}
+
+/// Each query's metrics, their means and the recall curve.
+pub fn score(
+    judged: &[Judged],
+    ranked_all: &BTreeMap<String, Vec<String>>,
+) -> (Vec<QueryMetrics>, Summary, Vec<(usize, f64)>) {
     let mut per_query = Vec::new();
     let mut runs = Vec::new();
     for j in judged {
@@ -78,13 +129,5 @@ pub async fn evaluate(
     }
     let summary = metrics::summarize(&per_query);
     let curve = metrics::recall_curve(&runs, DEPTH);
-    Ok(EvalReport {
-        summary,
-        per_query,
-        curve,
-        skipped,
-        ranked: ranked_all,
-        feedback: Vec::new(),
-        cutoff: None,
-    })
+    (per_query, summary, curve)
 }

@@ -52,6 +52,7 @@ impl EvalReport {
     /// The Markdown report, with a note on the queries left out.
     pub fn markdown(&self, title: &str) -> String {
         let mut md = markdown(&self.summary, &self.per_query, title);
+        md.push_str(&super::vectors::markdown(&self.vectors));
         if self.skipped > 0 {
             md.push_str(&format!(
                 "\n{} labelled quer{} left out: no image is relevant by the labels.\n",
@@ -95,6 +96,8 @@ impl EvalReport {
             },
             "recall_curve": self.curve.iter().map(|(k, v)| json!({"k": k, "recall": v})).collect::<Vec<_>>(),
             "per_query": per_query,
+            "searched": self.retrieval.to_string(),
+            "vectors": super::vectors::json(&self.vectors),
             "feedback": super::feedback::json(&self.feedback),
             "cutoff": self.cutoff.as_ref().map(super::cutoff_report::json),
         })
@@ -256,6 +259,11 @@ mod tests {
     fn small_report() -> EvalReport {
         let per_query = vec![query_metrics("sunset", &["a", "x"], &set(&["a"]))];
         EvalReport {
+            retrieval: crate::retrieve::Retrieval {
+                vectors: crate::retrieve::Vectors::Image,
+                fusion: Default::default(),
+            },
+            vectors: Vec::new(),
             summary: summarize(&per_query),
             per_query,
             curve: vec![(1, 1.0), (2, 1.0)],

@@ -89,6 +89,7 @@ pub async fn mark(
     } else {
         let best = store
             .search(&SearchQuery {
+                using: crate::store::VectorName::Image,
                 vector: vector.to_vec(),
                 limit: 1,
                 offset: 0,

@@ -1,8 +1,9 @@
 //! http/search: which images match a query vector, a text, or another image?
 //!
 //! `POST /api/search` (a vector from the browser, text encoded here as the fallback, or
-//! weighted terms composed by [`compose`]; with positive and negative examples, relevance
-//! feedback through [`examples`]) and
+//! weighted terms composed by [`compose`], compared with image or caption vectors or both by
+//! [`retrieve`]; with positive and negative examples, relevance feedback through [`examples`])
+//! and
 //! `POST /api/similar` (the vector of an indexed image). Both answer one page of [`Results`],
 //! built from the stored [`ImagePayload`]s by [`results`].
 
@@ -15,7 +16,8 @@ use wire::{Results, SearchRequest, SimilarRequest};
 
 use crate::compose;
 use crate::payload::{self, ImagePayload};
-use crate::store::{self, Hit, PayloadFilter, SearchQuery};
+use crate::retrieve::{self, Vectors};
+use crate::store::{self, Hit, PayloadFilter, SearchQuery, VectorName};
 
 use super::cutoff;
 use super::errors::{ApiError, ApiJson, unknown_image};
@@ -31,12 +33,18 @@ pub async fn search(
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
     let feedback = Feedback::take(&mut body)?;
-    // The learned line is fitted on plain query vectors' cosines; composed and example-based
-    // rankings score otherwise.
+    // The learned line is fitted on plain query vectors' image cosines; composed, fused and
+    // example-based rankings score otherwise.
     let plain = body.terms.is_empty() && feedback.is_none();
+    let asked = body.vectors.map(vectors_of);
     let vector = query_vector(&state, body.vector, body.text, body.terms).await?;
     let store = state.store().await?;
     match (feedback, vector) {
+        (Some(_), _) if asked.is_some_and(|v| v != Vectors::Image) => Err(ApiError::bad(
+            "bad_vectors",
+            "`positive`/`negative` examples compare image vectors only: leave out `vectors` \
+             or give `image`",
+        )),
         (Some(feedback), vector) => {
             let page = examples::Page {
                 limit,
@@ -49,16 +57,25 @@ pub async fn search(
             Ok(Json(results(hits, limit, offset, started)))
         }
         (None, Some(vector)) => {
+            let collection = state.collection().await?;
+            let vectors = asked.unwrap_or_else(|| retrieve::default_vectors(collection));
+            retrieve::check(vectors, collection)
+                .map_err(|e| ApiError::bad("no_caption_vectors", e))?;
             let query = SearchQuery {
                 vector,
+                using: VectorName::Image,
                 limit,
                 offset,
                 filter: body.filter,
             };
-            let hits = store.search(&query).await?;
+            let how = retrieve::Retrieval {
+                vectors,
+                fusion: state.fusion,
+            };
+            let hits = retrieve::search(store.as_ref(), &query, how).await?;
             let top = cutoff::top_of(&hits, offset, !query.filter.is_empty());
-            let mut page = results(hits, limit, offset, started);
-            if plain {
+            let mut page = results_of(hits, vectors, (limit, offset), started);
+            if plain && vectors == Vectors::Image {
                 cutoff::mark(&state, store.as_ref(), &query.vector, top, &mut page).await?;
                 cutoff::schedule(&state);
             }
@@ -126,6 +143,7 @@ pub async fn similar(
     // One more than asked, to leave the image itself out.
     let query = SearchQuery {
         vector,
+        using: VectorName::Image,
         limit: limit + 1,
         offset,
         filter: body.filter,
@@ -198,6 +216,16 @@ fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), A
 
 /// The page a client sees: ids, scores, image URLs and the public part of each payload.
 fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Results {
+    results_of(hits, Vectors::Image, (limit, offset), started)
+}
+
+/// [`results`] of a ranking that compared `vectors`.
+fn results_of(
+    hits: Vec<Hit>,
+    vectors: Vectors,
+    (limit, offset): (usize, usize),
+    started: Instant,
+) -> Results {
     let full = hits.len() >= limit;
     let results = hits
         .into_iter()
@@ -222,6 +250,20 @@ fn results(hits: Vec<Hit>, limit: usize, offset: usize, started: Instant) -> Res
         offset,
         next_offset: full.then_some(offset + limit),
         cutoff: None,
+        vectors: match vectors {
+            Vectors::Image => wire::Vectors::Image,
+            Vectors::Caption => wire::Vectors::Caption,
+            Vectors::Fused => wire::Vectors::Fused,
+        },
+    }
+}
+
+/// The vectors a request asks for, in the proxy's terms.
+fn vectors_of(asked: wire::Vectors) -> Vectors {
+    match asked {
+        wire::Vectors::Image => Vectors::Image,
+        wire::Vectors::Caption => Vectors::Caption,
+        wire::Vectors::Fused => Vectors::Fused,
     }
 }
 

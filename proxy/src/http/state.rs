@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::bundle::ModelBundle;
@@ -17,6 +17,7 @@ use crate::cutoff::LiveCutoff;
 use crate::labels::{BudgetConfig, LabelError, LabelLog, VoteBudget};
 use crate::layout::DataDir;
 use crate::model::TextEncoder;
+use crate::retrieve::Fusion;
 use crate::review::ReviewLog;
 use crate::store::{CollectionSpec, SharedStore, StoreError};
 
@@ -69,7 +70,11 @@ pub struct AppState {
     pub encode_wait: Duration,
     /// The learned "no good match" line in force, refitted as votes come in.
     pub cutoff: LiveCutoff,
-    opened: AtomicBool,
+    /// The collection as opened (its own spec: whether it has caption vectors); unset until
+    /// it opens.
+    opened: OnceLock<CollectionSpec>,
+    /// How caption and image rankings are fused (`--fusion`).
+    pub fusion: Fusion,
 }
 
 impl std::fmt::Debug for AppState {
@@ -125,7 +130,8 @@ impl AppState {
             encode_slots: tokio::sync::Semaphore::new(cores),
             encode_wait: Duration::from_secs(2),
             cutoff: LiveCutoff::default(),
-            opened: AtomicBool::new(false),
+            opened: OnceLock::new(),
+            fusion: Fusion::default(),
         })
     }
 
@@ -144,10 +150,22 @@ impl AppState {
     /// Open the collection on first use, and again after a failure: a store that was down at
     /// start, or a collection ingested after the proxy started, is picked up without a restart.
     pub async fn store(&self) -> Result<&SharedStore, StoreError> {
-        if !self.opened.load(Ordering::Acquire) {
-            self.store.open_collection(&self.spec).await?;
-            self.opened.store(true, Ordering::Release);
-        }
+        self.collection().await?;
         Ok(&self.store)
+    }
+
+    /// The collection's spec as found when it opened (opening it if needed).
+    pub async fn collection(&self) -> Result<&CollectionSpec, StoreError> {
+        if let Some(found) = self.opened.get() {
+            return Ok(found);
+        }
+        let found = self.store.open_collection(&self.spec).await?;
+        Ok(self.opened.get_or_init(|| found))
+    }
+
+    /// Fuse caption and image rankings by `fusion` (default: [`Fusion::default`]).
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
     }
 }

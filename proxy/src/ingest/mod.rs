@@ -3,14 +3,15 @@
 //! `images.tsv` → fetch (a bounded pool of threads: http(s) with timeouts and retries, or local
 //! files) → content hash → decode + CLIP preprocessing + a ≤256 px thumbnail (a pool of threads,
 //! one per core; JPEGs decoded at the reduced DCT scale the model needs, as Pillow's draft mode,
-//! unless `full_decode`) → the vision tower in batches (this thread) → upsert with deterministic ids.
+//! unless `full_decode`) → the vision tower in batches (this thread), and the text tower on the
+//! batch's captions when the collection has caption vectors → upsert with deterministic ids.
 //! Decoding goes on while the model embeds the previous batch: the stages are joined by bounded
 //! channels.
 //!
 //! Incremental and resumable: a point's payload keeps the sha256 of its image bytes
 //! (`content_hash`) and of its row (`row_hash`). A re-run skips rows whose image and row are
-//! unchanged, rewrites the payload of rows whose image is unchanged, re-embeds the rest, and with
-//! `prune` deletes points whose rows left the TSV. Each batch is durable once upserted, and ids
+//! unchanged, rewrites the payload of rows whose image (and, with caption vectors, caption) is
+//! unchanged, re-embeds the rest, and with `prune` deletes points whose rows left the TSV. Each batch is durable once upserted, and ids
 //! are UUIDv5 of the row id, so a run killed halfway is finished by the next with no duplicate and
 //! no gap.
 //!
@@ -34,7 +35,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use clip::Device;
-use clip::{ClipModel, ImageProcessor};
+use clip::{ClipModel, ClipTokenizer, ImageProcessor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -187,6 +188,8 @@ pub struct Embedder<'a> {
     pub model: &'a ClipModel,
     pub device: &'a Device,
     pub processor: ImageProcessor,
+    /// Embeds captions too (into a collection with caption vectors).
+    captions: Option<&'a ClipTokenizer>,
 }
 
 impl<'a> Embedder<'a> {
@@ -195,12 +198,44 @@ impl<'a> Embedder<'a> {
             model,
             device,
             processor: ImageProcessor::for_model(&model.config.vision),
+            captions: None,
         }
+    }
+
+    /// Also embed each row's caption with the text tower (`tokenizer` is the model's).
+    pub fn with_captions(mut self, tokenizer: &'a ClipTokenizer) -> Self {
+        self.captions = Some(tokenizer);
+        self
+    }
+
+    fn embeds_captions(&self) -> bool {
+        self.captions.is_some()
     }
 
     fn embed(&self, images: &[Vec<f32>]) -> clip::Result<Vec<Vec<f32>>> {
         let pixels = clip::pixel_batch(images, self.processor.size as usize, self.device)?;
         self.model.vision.embed(&pixels)
+    }
+
+    /// The caption vector of each row that has a caption, when captions are embedded.
+    fn embed_captions(&self, rows: &[&Row]) -> clip::Result<Vec<Option<Vec<f32>>>> {
+        let Some(tokenizer) = self.captions else {
+            return Ok(vec![None; rows.len()]);
+        };
+        let mut sequences = Vec::new();
+        for caption in rows.iter().filter_map(|r| r.caption.as_deref()) {
+            sequences.push(tokenizer.encode(caption)?);
+        }
+        let mut vectors = if sequences.is_empty() {
+            Vec::new()
+        } else {
+            self.model.text.embed(&sequences)?
+        }
+        .into_iter();
+        Ok(rows
+            .iter()
+            .map(|r| r.caption.as_ref().and_then(|_| vectors.next()))
+            .collect())
     }
 }
 
@@ -237,6 +272,16 @@ struct Stored {
     /// Whether the payload records the original's byte size and format (older ones do not: a
     /// re-run rewrites their payload).
     has_original: bool,
+    /// The caption its caption vector was made from.
+    caption: Option<String>,
+}
+
+impl Stored {
+    /// Whether `row`'s point keeps its vectors: the same image file, and with caption vectors,
+    /// the same caption.
+    fn keeps_vectors(&self, content_hash: &str, row: &Row, captions: bool) -> bool {
+        self.content_hash == content_hash && (!captions || self.caption == row.caption)
+    }
 }
 
 /// Run ingest. Store calls go through `runtime` (call this from a plain thread, not from inside
@@ -349,6 +394,7 @@ fn stored(
                 row_hash: p.row_hash,
                 size,
                 has_original: p.image_bytes.is_some(),
+                caption: p.caption,
             };
             (id, stored)
         })
@@ -407,7 +453,8 @@ impl Stages<'_> {
         std::thread::scope(|scope| -> Result<(), IngestError> {
             for _ in 0..options.fetch_workers.max(1) {
                 let (rows, fetched, msgs) = (row_rx.clone(), fetched_tx.clone(), msg_tx.clone());
-                let (fetcher, existing, thumbs) = (&fetcher, self.existing, &self.paths.thumbs);
+                let (fetcher, thumbs) = (&fetcher, &self.paths.thumbs);
+                let existing = (self.existing, self.embedder.embeds_captions());
                 scope
                     .spawn(move || fetch_worker(&rows, fetcher, existing, thumbs, &fetched, &msgs));
             }
@@ -442,7 +489,7 @@ impl Stages<'_> {
 fn fetch_worker(
     rows: &Mutex<Receiver<Row>>,
     fetcher: &Fetcher,
-    existing: &HashMap<Uuid, Stored>,
+    (existing, captions): (&HashMap<Uuid, Stored>, bool),
     thumbs: &Path,
     fetched: &SyncSender<Fetched>,
     msgs: &SyncSender<Msg>,
@@ -467,7 +514,8 @@ fn fetch_worker(
         let id = store::point_id(&row.id);
         let sent = match existing.get(&id) {
             Some(stored)
-                if stored.content_hash == content_hash && thumb_path(thumbs, id).is_file() =>
+                if stored.keeps_vectors(&content_hash, &row, captions)
+                    && thumb_path(thumbs, id).is_file() =>
             {
                 if stored.row_hash == row_hash && stored.has_original {
                     msgs.send(Msg::Unchanged).is_ok()
@@ -606,14 +654,19 @@ fn embed_loop(
             .map(|(_, p, _)| std::mem::take(p))
             .collect();
         let n = batch.len() as u64;
-        match embedder.embed(&images) {
-            Ok(vectors) => {
+        let rows: Vec<&Row> = batch.iter().map(|(row, _, _)| row).collect();
+        let embedded = embedder
+            .embed(&images)
+            .and_then(|v| Ok((v, embedder.embed_captions(&rows)?)));
+        match embedded {
+            Ok((vectors, captions)) => {
                 let points = batch
                     .drain(..)
-                    .zip(vectors)
-                    .map(|((row, _, payload), vector)| Point {
+                    .zip(vectors.into_iter().zip(captions))
+                    .map(|((row, _, payload), (vector, caption))| Point {
                         id: store::point_id(&row.id),
                         vector,
+                        caption,
                         payload,
                     })
                     .collect::<Vec<_>>();

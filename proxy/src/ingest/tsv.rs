@@ -124,6 +124,22 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Parsed, HeaderError>
     Ok(parsed)
 }
 
+/// Whether a TSV's header row names a `caption` column (read from its first line only; a file
+/// that cannot be read or parsed has none: ingest reports it when it reads the rows).
+pub fn has_caption_column(path: &std::path::Path) -> bool {
+    use std::io::{BufRead, Read};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    // A header longer than this is not one ingest accepts anyway.
+    let mut head = std::io::BufReader::new(file).take(1 << 20);
+    if head.read_line(&mut first).is_err() {
+        return false;
+    }
+    Header::parse(Some(&first)).is_ok_and(|h| h.caption.is_some())
+}
+
 /// The header row: column names and where the columns ingest reads are.
 #[derive(Debug)]
 struct Header {

@@ -138,6 +138,7 @@ async fn neighbours(
             };
             let hits = store
                 .search(&SearchQuery {
+                    using: crate::store::VectorName::Image,
                     vector,
                     limit: options.neighbours + 1,
                     offset: 0,

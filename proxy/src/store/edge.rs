@@ -2,7 +2,7 @@
 //!
 //! Layout under the storage directory (`./qdrant_storage` or `--storage`):
 //! `<collection>/` is the Edge shard, `<collection>.spec.json` the [`CollectionSpec`] it was made
-//! for (model and dimension), `<collection>.lock` an advisory lock: Edge is single-process, so a
+//! for (model, dimension, whether it has caption vectors), `<collection>.lock` an advisory lock: Edge is single-process, so a
 //! second process (an `ingest` while a `proxy serve` holds the directory) is refused with a
 //! message instead of corrupting the shard.
 //!
@@ -10,6 +10,7 @@
 //! before `update` returns, so a point written before a `kill -9` is there after a restart (the
 //! log is replayed by `EdgeShard::load`).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -19,8 +20,8 @@ use qdrant_edge::{
     FieldCondition, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
     PointId, PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum,
     QueryRequestBuilder, RetrieveRequestBuilder, ScoringQuery, ScrollRequestBuilder, SetPayloadOp,
-    UpdateOperation, ValueVariants, VectorInternal, VectorStructInternal, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use qdrant_edge::{CreateIndex, FieldIndexOperations, PayloadOps};
 use qdrant_edge::{HasIdCondition, RecommendQuery as EdgeRecommend, VectorRef};
@@ -28,8 +29,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CollectionSpec, Hit, Payload, PayloadFilter, Point, RecommendQuery, Record, Result,
-    SearchQuery, StoreError, Strategy, VectorStore,
+    CAPTION_VECTOR, CollectionSpec, Hit, Payload, PayloadFilter, Point, RecommendQuery, Record,
+    Result, SearchQuery, StoreError, Strategy, VectorName, VectorStore,
 };
 use crate::payload::INDEXED_FIELDS;
 
@@ -43,6 +44,8 @@ pub struct EdgeStore {
 #[derive(Debug, Clone)]
 struct Open {
     shard: Arc<EdgeShard>,
+    /// The spec recorded beside the shard.
+    spec: CollectionSpec,
     /// Held for as long as the shard is open.
     _lock: Arc<File>,
 }
@@ -64,15 +67,10 @@ impl EdgeStore {
             .ok_or_else(|| StoreError::Internal("no collection is open".into()))
     }
 
-    fn open(&self, spec: &CollectionSpec, create: bool) -> Result<()> {
+    fn open(&self, spec: &CollectionSpec, create: bool) -> Result<CollectionSpec> {
         super::validate_collection_name(&spec.name).map_err(StoreError::Invalid)?;
-        if self
-            .open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-        {
-            return Ok(());
+        if let Some(open) = self.open.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(open.spec.clone());
         }
         let shard_dir = self.dir.join(&spec.name);
         let spec_path = self.dir.join(format!("{}.spec.json", spec.name));
@@ -82,34 +80,35 @@ impl EdgeStore {
         }
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let lock = lock(&self.dir.join(format!("{}.lock", spec.name)))?;
-        let shard = if exists {
+        let (shard, found) = if exists {
             let found: CollectionSpec = read_spec(&spec_path)?;
             spec.accepts(&found)?;
-            EdgeShard::load(&shard_dir, None).map_err(internal)?
+            (EdgeShard::load(&shard_dir, None).map_err(internal)?, found)
         } else {
             // A shard left without its spec file (a crash between the two writes) is empty or
             // partial: start again rather than guess which model made it.
             if shard_dir.exists() {
                 fs::remove_dir_all(&shard_dir).map_err(|e| io(&shard_dir, e))?;
             }
-            let config = EdgeConfigBuilder::new()
-                .vector(
-                    "",
-                    EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
-                )
-                .build();
-            let shard = EdgeShard::new(&shard_dir, config).map_err(internal)?;
+            let params = || EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build();
+            let mut config =
+                EdgeConfigBuilder::new().vector(VectorName::Image.qdrant_name(), params());
+            if spec.captions {
+                config = config.vector(VectorName::Caption.qdrant_name(), params());
+            }
+            let shard = EdgeShard::new(&shard_dir, config.build()).map_err(internal)?;
             for field in INDEXED_FIELDS {
                 keyword_index(&shard, field)?;
             }
             write_spec(&spec_path, spec)?;
-            shard
+            (shard, spec.clone())
         };
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Open {
             shard: Arc::new(shard),
+            spec: found.clone(),
             _lock: Arc::new(lock),
         });
-        Ok(())
+        Ok(found)
     }
 
     /// One page of a scored query, best first.
@@ -156,11 +155,11 @@ impl EdgeStore {
 
 #[async_trait::async_trait]
 impl VectorStore for EdgeStore {
-    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         self.open(spec, true)
     }
 
-    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         self.open(spec, false)
     }
 
@@ -190,7 +189,7 @@ impl VectorStore for EdgeStore {
             .into_iter()
             .map(|p| PointStructPersisted {
                 id: PointId::Uuid(p.id),
-                vector: VectorStructPersisted::from(p.vector),
+                vector: vectors(p.vector, p.caption),
                 payload: Some(qdrant_edge::Payload(p.payload)),
             })
             .collect();
@@ -244,7 +243,13 @@ impl VectorStore for EdgeStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
-        let nearest = QueryEnum::Nearest(NamedQuery::default_dense(query.vector.clone()));
+        let nearest = QueryEnum::Nearest(NamedQuery {
+            query: VectorInternal::Dense(query.vector.clone()),
+            using: match query.using {
+                VectorName::Image => None,
+                VectorName::Caption => Some(CAPTION_VECTOR.to_string()),
+            },
+        });
         let filter = filter(&query.filter)?;
         self.query(nearest, filter, query.limit, query.offset).await
     }
@@ -289,10 +294,12 @@ impl VectorStore for EdgeStore {
         let mut records = found
             .into_iter()
             .map(|r| {
+                let (vector, caption) = r.vector.map(dense).unwrap_or_default();
                 Ok(Record {
                     id: uuid_of(r.id)?,
                     payload: r.payload.map(|p| p.0).unwrap_or_default(),
-                    vector: r.vector.and_then(dense),
+                    vector,
+                    caption,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -323,6 +330,7 @@ impl VectorStore for EdgeStore {
                     id: uuid_of(r.id)?,
                     payload: r.payload.map(|p| p.0).unwrap_or_default(),
                     vector: None,
+                    caption: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -450,14 +458,33 @@ fn uuid_of(id: PointId) -> Result<Uuid> {
     }
 }
 
-fn dense(vector: VectorStructInternal) -> Option<Vec<f32>> {
+/// A point's vectors as Edge stores them: the unnamed image vector, and the caption vector by
+/// name when there is one.
+fn vectors(image: Vec<f32>, caption: Option<Vec<f32>>) -> VectorStructPersisted {
+    match caption {
+        None => VectorStructPersisted::from(image),
+        Some(caption) => VectorStructPersisted::Named(HashMap::from([
+            (
+                VectorName::Image.qdrant_name().to_string(),
+                VectorPersisted::Dense(image),
+            ),
+            (CAPTION_VECTOR.to_string(), VectorPersisted::Dense(caption)),
+        ])),
+    }
+}
+
+/// The image and caption vectors read back.
+fn dense(vector: VectorStructInternal) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     match vector {
-        VectorStructInternal::Single(v) => Some(v),
-        VectorStructInternal::Named(mut named) => match named.remove("") {
-            Some(VectorInternal::Dense(v)) => Some(v),
-            _ => None,
-        },
-        VectorStructInternal::MultiDense(_) => None,
+        VectorStructInternal::Single(v) => (Some(v), None),
+        VectorStructInternal::Named(mut named) => {
+            let mut take = |name: &str| match named.remove(name) {
+                Some(VectorInternal::Dense(v)) => Some(v),
+                _ => None,
+            };
+            (take(VectorName::Image.qdrant_name()), take(CAPTION_VECTOR))
+        }
+        VectorStructInternal::MultiDense(_) => (None, None),
     }
 }
 

@@ -33,8 +33,10 @@ pub fn point_id(row_id: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, row_id.as_bytes())
 }
 
-/// What a collection holds: which model made its vectors. A collection made by another model or
-/// with another dimension is refused, never mixed.
+/// What a collection holds: which model made its vectors, and whether each point may carry a
+/// caption vector besides its image vector. A collection made by another model or with another
+/// dimension is refused, never mixed; whether it has caption vectors is decided when it is
+/// created and kept (opening returns the spec found).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionSpec {
     /// The collection's name (`QDRANT_COLLECTION`, default `images`).
@@ -43,6 +45,36 @@ pub struct CollectionSpec {
     pub dim: usize,
     /// The model that made the vectors (a repository id or a directory name).
     pub model: String,
+    /// Whether the collection has the named vector [`CAPTION_VECTOR`] (the text tower's
+    /// embedding of each row's caption) beside the unnamed image vector. Collections made before
+    /// caption vectors existed have none.
+    #[serde(default)]
+    pub captions: bool,
+}
+
+/// The name of the caption vector in Qdrant; the image vector is the unnamed (default) one, so
+/// collections without captions look as they always did.
+pub const CAPTION_VECTOR: &str = "caption";
+
+/// Which of a point's vectors a query is compared with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorName {
+    /// The image tower's embedding of the picture.
+    #[default]
+    Image,
+    /// The text tower's embedding of the row's caption (points without a caption have none).
+    Caption,
+}
+
+impl VectorName {
+    /// The vector's name in Qdrant (`""` is the default vector).
+    pub fn qdrant_name(self) -> &'static str {
+        match self {
+            VectorName::Image => "",
+            VectorName::Caption => CAPTION_VECTOR,
+        }
+    }
 }
 
 impl CollectionSpec {
@@ -64,7 +96,10 @@ impl CollectionSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub id: Uuid,
+    /// The image vector.
     pub vector: Vec<f32>,
+    /// The caption vector, written only to a collection with [`CollectionSpec::captions`].
+    pub caption: Option<Vec<f32>>,
     pub payload: Payload,
 }
 
@@ -82,8 +117,10 @@ pub struct Hit {
 pub struct Record {
     pub id: Uuid,
     pub payload: Payload,
-    /// Present when asked for.
+    /// The image vector, present when asked for.
     pub vector: Option<Vec<f32>>,
+    /// The caption vector, present when asked for and the point has one.
+    pub caption: Option<Vec<f32>>,
 }
 
 /// Exact-match conditions on payload fields, all of which must hold. Values are strings,
@@ -94,6 +131,8 @@ pub type PayloadFilter = BTreeMap<String, Value>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
     pub vector: Vec<f32>,
+    /// The stored vector compared with (points without it are not found).
+    pub using: VectorName,
     pub limit: usize,
     pub offset: usize,
     pub filter: PayloadFilter,
@@ -204,10 +243,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait::async_trait]
 pub trait VectorStore: Send + Sync + std::fmt::Debug {
     /// Create the collection (cosine distance, payload indexes, the spec as metadata) or check
-    /// that the existing one matches `spec`.
-    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()>;
-    /// Open an existing collection for reading and check it against `spec`.
-    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()>;
+    /// that the existing one matches `spec`. Returns the spec of the collection as it is: an
+    /// existing one keeps its own [`CollectionSpec::captions`].
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec>;
+    /// Open an existing collection for reading and check it against `spec`; returns its spec.
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec>;
     /// Take over a collection made by hand on a server (`ingest --adopt`): check that its vectors
     /// fit `spec` (one unnamed cosine vector of the dimension, no other model recorded), then
     /// record `spec` in it and index the payload fields. The embedded store refuses: it only
@@ -231,7 +271,8 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     /// first, `query.exclude` left out. Both backends rank alike (the conformance suite checks it
     /// against a brute-force ranking).
     async fn recommend(&self, query: &RecommendQuery) -> Result<Vec<Hit>>;
-    /// Points by id, in the order asked, unknown ids left out.
+    /// Points by id, in the order asked, unknown ids left out; with their image and caption
+    /// vectors when `with_vector`.
     async fn get(&self, ids: &[Uuid], with_vector: bool) -> Result<Vec<Record>>;
     /// One page of every point (payload only), ordered by id; the next page starts after the
     /// returned id.

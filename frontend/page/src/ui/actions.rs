@@ -184,6 +184,7 @@ fn new_page(source: Source, results: Results, encode_ms: Option<f64>, back: Opti
         source,
         hits: results.results,
         next_offset: results.next_offset,
+        vectors: results.vectors,
         encode_ms,
         took_ms: results.took_ms,
         back: back.map(Box::new),

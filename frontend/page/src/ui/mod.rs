@@ -49,6 +49,8 @@ pub struct Page {
     pub source: Source,
     pub hits: Vec<Hit>,
     pub next_offset: Option<usize>,
+    /// What the scores are: the vectors the ranking compared.
+    pub vectors: wire::Vectors,
     /// Milliseconds the browser took to encode the query.
     pub encode_ms: Option<f64>,
     pub took_ms: f64,

@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement, KeyboardEvent};
 
-use wire::{CutoffState, Hit, Verdict};
+use wire::{CutoffState, Hit, Vectors, Verdict};
 
 use super::actions::{go_back, load_more, marked, more_like_marked, show_similar, vote};
 use super::api::Query;
@@ -308,6 +308,15 @@ fn MoreLike(ctx: Ctx) -> impl IntoView {
     }
 }
 
+/// What a result's score is, for its tooltip.
+fn score_title(vectors: Vectors) -> &'static str {
+    match vectors {
+        Vectors::Image => "Cosine similarity of the image to the query",
+        Vectors::Caption => "Cosine similarity of the caption to the query",
+        Vectors::Fused => "Fused score of the image and caption rankings",
+    }
+}
+
 #[component]
 fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
     let id = hit.id.clone();
@@ -316,6 +325,9 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
         Memo::new(move |_| ctx.votes.with(|v| v.get(&id).cloned()))
     };
     let caption = hit.caption.clone().unwrap_or_else(|| hit.id.clone());
+    let score_title = ctx
+        .page
+        .with_untracked(|p| score_title(p.as_ref().map_or(Vectors::Image, |p| p.vectors)));
     let api = ctx.api.get_value();
     let (note, set_note) = signal(String::new());
 
@@ -357,7 +369,7 @@ fn Card(ctx: Ctx, hit: Hit, labels_on: Memo<bool>) -> impl IntoView {
             </a>
             <div class="meta">
                 <span class="caption">{caption.clone()}</span>
-                <span class="score" title="Cosine similarity to the query">{format!("{:.3}", hit.score)}</span>
+                <span class="score" title=score_title>{format!("{:.3}", hit.score)}</span>
             </div>
             <div class="actions" role="group" aria-label="Label this result">
                 <Show when=move || labels_on.get()>{buttons.clone()}</Show>

@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use qdrant_client::qdrant::{
     BinaryQuantizationBuilder, CollectionConfig, CreateCollectionBuilder, Distance, Memory,
     PayloadStorageParams, QuantizationType, ScalarQuantizationBuilder, VectorParamsBuilder,
-    quantization_config, vectors_config::Config,
+    VectorsConfigBuilder, quantization_config, vectors_config::Config,
 };
 use serde_json::Value;
 
 use crate::store::cluster::{ClusterSettings, Layout, Quantization};
-use crate::store::{CollectionSpec, Result, StoreError};
+use crate::store::{CAPTION_VECTOR, CollectionSpec, Result, StoreError, VectorName};
 
 /// Keys of the collection metadata that record the [`CollectionSpec`] and how it was made.
 const META_MODEL: &str = "text2img_model";
@@ -26,13 +26,20 @@ const META_ADOPTED: &str = "text2img_adopted";
 
 /// The request that creates `spec`'s collection laid out as `cluster` asks.
 pub fn create_request(spec: &CollectionSpec, cluster: &ClusterSettings) -> CreateCollectionBuilder {
-    let mut vectors = VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine);
+    let mut params = VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine);
     if let Some(on_disk) = cluster.on_disk {
-        vectors = vectors.memory(placement(on_disk));
+        params = params.memory(placement(on_disk));
     }
-    let mut request = CreateCollectionBuilder::new(&spec.name)
-        .vectors_config(vectors)
-        .metadata(metadata(spec, Some(cluster)));
+    let request = CreateCollectionBuilder::new(&spec.name).metadata(metadata(spec, Some(cluster)));
+    let mut request = if spec.captions {
+        // The image vector keeps the default name, so searches of it read the same either way.
+        let mut vectors = VectorsConfigBuilder::default();
+        vectors.add_named_vector_params(VectorName::Image.qdrant_name(), params.clone());
+        vectors.add_named_vector_params(CAPTION_VECTOR, params);
+        request.vectors_config(vectors)
+    } else {
+        request.vectors_config(params)
+    };
     if let Some(shards) = cluster.shards {
         request = request.shard_number(shards);
     }
@@ -103,8 +110,10 @@ pub fn metadata(
 /// A collection as found on the server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
-    /// The size of its one unnamed vector; `None` when it has named vectors.
+    /// The size of its unnamed (image) vector; `None` when it has none.
     pub dim: Option<usize>,
+    /// Whether it has the named caption vector beside the unnamed one.
+    pub captions: bool,
     pub cosine: bool,
     /// The model recorded in its metadata; `None` when text2img did not make or adopt it.
     pub model: Option<String>,
@@ -115,14 +124,13 @@ impl Found {
     /// Read a collection's configuration.
     pub fn read(config: CollectionConfig) -> Self {
         let params = config.params.unwrap_or_default();
-        let vectors = params
-            .vectors_config
-            .clone()
-            .and_then(|v| v.config)
-            .and_then(|c| match c {
-                Config::Params(p) => Some(p),
-                Config::ParamsMap(_) => None,
-            });
+        let vectors = params.vectors_config.clone().and_then(|v| v.config);
+        let captions = matches!(&vectors, Some(Config::ParamsMap(map))
+            if map.map.contains_key(CAPTION_VECTOR));
+        let vectors = vectors.and_then(|c| match c {
+            Config::Params(p) => Some(p),
+            Config::ParamsMap(mut map) => map.map.remove(VectorName::Image.qdrant_name()),
+        });
         let model = config
             .metadata
             .get(META_MODEL)
@@ -153,6 +161,7 @@ impl Found {
             quantization,
         };
         Self {
+            captions,
             dim: vectors.as_ref().map(|v| v.size as usize),
             cosine: vectors.is_some_and(|v| v.distance == Distance::Cosine as i32),
             model,
@@ -161,19 +170,23 @@ impl Found {
     }
 
     /// Whether `spec`'s vectors belong here: made (or adopted) for the same model and dimension.
-    /// Cluster settings do not matter: a collection laid out otherwise is used as it is.
-    pub fn check(&self, spec: &CollectionSpec) -> Result<()> {
+    /// Cluster settings and caption vectors do not matter: a collection laid out otherwise is
+    /// used as it is. Returns the collection's own spec.
+    pub fn check(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         let Some(model) = &self.model else {
             return Err(StoreError::NotOurs {
                 collection: spec.name.clone(),
                 holds: self.holds(),
             });
         };
-        spec.accepts(&CollectionSpec {
+        let found = CollectionSpec {
             name: spec.name.clone(),
             dim: self.dim.unwrap_or(0),
             model: model.clone(),
-        })
+            captions: self.captions,
+        };
+        spec.accepts(&found)?;
+        Ok(found)
     }
 
     /// Whether `spec`'s model can adopt this collection made by hand: one unnamed vector of the
@@ -186,7 +199,11 @@ impl Found {
             )))
         };
         match self.dim {
-            None => return refuse("it has named vectors; text2img uses one unnamed vector".into()),
+            None => {
+                return refuse(
+                    "it has no unnamed vector; text2img searches the unnamed one".into(),
+                );
+            }
             Some(dim) if dim != spec.dim => {
                 return refuse(format!(
                     "it holds {dim}-d vectors and `{}` makes {}-d ones",
@@ -199,7 +216,7 @@ impl Found {
             Some(_) => {}
         }
         match &self.model {
-            Some(_) => self.check(spec),
+            Some(_) => self.check(spec).map(drop),
             None => Ok(()),
         }
     }
@@ -208,7 +225,7 @@ impl Found {
     fn holds(&self) -> String {
         match self.dim {
             Some(dim) => format!("{dim}-d vectors"),
-            None => "named vectors".to_string(),
+            None => "only named vectors".to_string(),
         }
     }
 }
@@ -227,6 +244,7 @@ mod tests {
             name: "images".into(),
             dim: 4,
             model: "tiny".into(),
+            captions: false,
         }
     }
 
@@ -281,6 +299,36 @@ mod tests {
     }
 
     #[test]
+    fn caption_vectors_are_made_and_read_back_beside_the_unnamed_one() {
+        let spec = CollectionSpec {
+            captions: true,
+            ..spec()
+        };
+        let request = create_request(&spec, &ClusterSettings::default()).build();
+        let Some(Config::ParamsMap(map)) = request.vectors_config.and_then(|v| v.config) else {
+            panic!("a collection with captions has named vectors");
+        };
+        let names: Vec<&str> = map.map.keys().map(String::as_str).collect();
+        assert_eq!(names.len(), 2);
+        assert!(
+            names.contains(&"") && names.contains(&CAPTION_VECTOR),
+            "{names:?}"
+        );
+        let found = Found::read(config(Config::ParamsMap(map), Some("tiny")));
+        assert_eq!((found.dim, found.captions), (Some(4), true));
+        assert!(
+            found
+                .check(&CollectionSpec {
+                    captions: false,
+                    ..spec.clone()
+                })
+                .is_ok_and(|s| s.captions)
+        );
+        let plain = Found::read(config(vectors(4, Distance::Cosine), Some("tiny")));
+        assert!(plain.check(&spec).is_ok_and(|s| !s.captions));
+    }
+
+    #[test]
     fn a_collection_made_by_hand_is_not_ours_until_adopted() {
         let found = Found::read(config(vectors(4, Distance::Cosine), None));
         let err = found.check(&spec()).unwrap_err();
@@ -297,7 +345,7 @@ mod tests {
             (
                 Config::ParamsMap(VectorParamsMap::default()),
                 None,
-                "named vectors",
+                "no unnamed vector",
             ),
             (vectors(4, Distance::Cosine), Some("other"), "`other`"),
         ];

@@ -24,8 +24,8 @@ mod collection;
 use super::cluster::{ClusterSettings, Layout};
 use super::failure::{self, Class};
 use super::{
-    CollectionSpec, Hit, Payload, Point, RecommendQuery, Record, Result, SearchQuery, StoreError,
-    Strategy, VectorStore,
+    CAPTION_VECTOR, CollectionSpec, Hit, Payload, Point, RecommendQuery, Record, Result,
+    SearchQuery, StoreError, Strategy, VectorName, VectorStore,
 };
 use crate::payload::INDEXED_FIELDS;
 
@@ -145,7 +145,7 @@ impl RemoteStore {
         Ok(collection::Found::read(info.config.unwrap_or_default()))
     }
 
-    async fn check(&self, spec: &CollectionSpec) -> Result<()> {
+    async fn check(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         self.found(&spec.name).await?.check(spec)
     }
 
@@ -166,7 +166,7 @@ impl RemoteStore {
 
 #[async_trait::async_trait]
 impl VectorStore for RemoteStore {
-    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         if !self.exists(&spec.name).await? {
             let request = collection::create_request(spec, &self.config.cluster);
             let created = self.client.create_collection(request).await;
@@ -179,12 +179,12 @@ impl VectorStore for RemoteStore {
             }
             self.index_fields(&spec.name).await?;
         }
-        self.check(spec).await?;
+        let found = self.check(spec).await?;
         *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
-        Ok(())
+        Ok(found)
     }
 
-    async fn open_collection(&self, spec: &CollectionSpec) -> Result<()> {
+    async fn open_collection(&self, spec: &CollectionSpec) -> Result<CollectionSpec> {
         // Remember the name first: a server that is down now is retried on every call.
         *self.collection.write().unwrap_or_else(|e| e.into_inner()) = Some(spec.name.clone());
         if !self.exists(&spec.name).await? {
@@ -228,7 +228,16 @@ impl VectorStore for RemoteStore {
         }
         let points: Vec<PointStruct> = points
             .into_iter()
-            .map(|p| PointStruct::new(p.id.to_string(), p.vector, p.payload))
+            .map(|p| match p.caption {
+                None => PointStruct::new(p.id.to_string(), p.vector, p.payload),
+                Some(caption) => {
+                    let vectors = HashMap::from([
+                        (VectorName::Image.qdrant_name().to_string(), p.vector),
+                        (CAPTION_VECTOR.to_string(), caption),
+                    ]);
+                    PointStruct::new(p.id.to_string(), vectors, p.payload)
+                }
+            })
             .collect();
         self.client
             .upsert_points(UpsertPointsBuilder::new(self.name()?, points).wait(true))
@@ -279,6 +288,9 @@ impl VectorStore for RemoteStore {
             SearchPointsBuilder::new(self.name()?, query.vector.clone(), query.limit as u64)
                 .offset(query.offset as u64)
                 .with_payload(true);
+        if query.using == VectorName::Caption {
+            request = request.vector_name(CAPTION_VECTOR);
+        }
         if !query.filter.is_empty() {
             request = request.filter(filter(&query.filter));
         }
@@ -444,16 +456,20 @@ fn payload_of(payload: HashMap<String, qdrant_client::qdrant::Value>) -> Payload
 }
 
 fn record_of(point: RetrievedPoint) -> Result<Record> {
-    let vector = point
-        .vectors
-        .and_then(|v| v.get_vector())
-        .and_then(|v| match v {
-            qdrant_client::qdrant::vector_output::Vector::Dense(d) => Some(d.data),
-            _ => None,
-        });
+    let vector = |name: VectorName| {
+        point
+            .vectors
+            .as_ref()
+            .and_then(|v| v.get_vector_by_name(name.qdrant_name()))
+            .and_then(|v| match v {
+                qdrant_client::qdrant::vector_output::Vector::Dense(d) => Some(d.data),
+                _ => None,
+            })
+    };
     Ok(Record {
+        vector: vector(VectorName::Image),
+        caption: vector(VectorName::Caption),
         id: uuid_of(point.id)?,
         payload: payload_of(point.payload),
-        vector,
     })
 }
