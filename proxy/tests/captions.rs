@@ -178,17 +178,7 @@ fn captioned_server(dir: &Path, fusion: Fusion) -> (TestServer, Fixture) {
 
 /// `(id, score)` of a search's results.
 fn search(server: &TestServer, body: Value) -> Vec<(String, f32)> {
-    let answer = post_json(&server.url("/api/search"), &body);
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    answer.json()["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|h| {
-            let id = h["id"].as_str().expect("id").to_string();
-            (id, h["score"].as_f64().expect("score") as f32)
-        })
-        .collect()
+    testkit::ranking(&server.url("/api/search"), &body)
 }
 
 fn scores(hits: &[(String, f32)]) -> HashMap<&str, f32> {

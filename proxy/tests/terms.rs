@@ -51,17 +51,7 @@ fn fixture() -> Fixture {
 
 /// The (id, score) ranking of a search body; panics on an error answer.
 fn ranking(f: &Fixture, body: &Value) -> Vec<(String, f32)> {
-    let a = post_json(&f.server.url("/api/search"), body);
-    assert_eq!(a.status, 200, "{body}: {}", a.text());
-    a.json()["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|h| {
-            let id = h["id"].as_str().expect("id").to_string();
-            (id, h["score"].as_f64().expect("score") as f32)
-        })
-        .collect()
+    testkit::ranking(&f.server.url("/api/search"), body)
 }
 
 /// Same ids in the same order, scores equal to 1e-4.

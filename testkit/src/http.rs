@@ -130,3 +130,18 @@ pub fn raw_get(addr: &str, path: &str, accepts: &str) -> (Vec<(String, String)>,
         .collect();
     (headers, answer[split + 4..].to_vec())
 }
+
+/// The `(id, score)` ranking a search endpoint answers `body` with; panics on an error answer.
+pub fn ranking(url: &str, body: &Value) -> Vec<(String, f32)> {
+    let answer = post_json(url, body);
+    assert_eq!(answer.status, 200, "{body}: {}", answer.text());
+    answer.json()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|h| {
+            let id = h["id"].as_str().expect("id").to_string();
+            (id, h["score"].as_f64().expect("score") as f32)
+        })
+        .collect()
+}

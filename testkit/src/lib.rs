@@ -28,7 +28,7 @@ pub mod qdrant;
 pub mod server;
 pub mod skip;
 
-pub use http::{Answer, get, post, post_json, post_with};
+pub use http::{Answer, get, post, post_json, post_with, ranking};
 pub use model::{tiny_model, tiny_model_files, tiny_spec, write_tiny_bundle};
 pub use paths::{artifacts, public_dir, tiny_model_dir, workspace};
 pub use process::{PROJECT_ENV, command, free_port};
