@@ -105,8 +105,9 @@ impl Layout {
     fn transformers(family: Family, folder: &str, exists: &mut dyn FnMut(&str) -> bool) -> Layout {
         let path = |name: &str| format!("{folder}{name}");
         let fast = exists(&path(TOKENIZER_FILE));
-        let slow = !fast && exists(&path(VOCAB_FILE)) && exists(&path(MERGES_FILE));
-        let spiece = !fast && family == Family::Siglip && exists(&path(SPIECE_FILE));
+        // SigLIP's hub files: spiece.model (named as the missing file when neither is there).
+        let spiece = !fast && family == Family::Siglip;
+        let slow = !fast && !spiece && exists(&path(VOCAB_FILE)) && exists(&path(MERGES_FILE));
         let tokenizer = match (slow, spiece) {
             (true, _) => VOCAB_FILE,
             (_, true) => SPIECE_FILE,
@@ -224,6 +225,12 @@ mod tests {
         assert_eq!(
             detect(&with_json, r#"{"model_type":"siglip"}"#).tokenizer,
             "tokenizer.json"
+        );
+        // With neither, the file to look for (and to name as missing) is spiece.model.
+        let bare = ["config.json", "model.safetensors"];
+        assert_eq!(
+            detect(&bare, r#"{"model_type":"siglip"}"#).tokenizer,
+            "spiece.model"
         );
         // CLIP's config: a CLIP folder, whatever else lies there.
         let clip = detect(&hub, r#"{"model_type":"clip"}"#);

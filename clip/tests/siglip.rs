@@ -249,3 +249,26 @@ fn browser_bundle_of_siglip_gives_its_text_vectors() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A SigLIP folder without its tokenizer names the file a hub checkpoint has, `spiece.model`.
+#[test]
+fn a_siglip_folder_without_its_tokenizer_names_spiece_model() {
+    let dir = std::env::temp_dir().join(format!("text2img-siglip-no-tok-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(&format!("tiny-siglip/{f}")), dir.join(f)).unwrap();
+    }
+    let err = load::resolve(&ModelSource::Dir(dir.clone()), &mut NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spiece.model"), "{err}");
+    // A spiece.model that is not a SentencePiece model is refused at load, naming the file.
+    std::fs::write(dir.join("spiece.model"), b"\xff\xff not protobuf").unwrap();
+    let files = load::resolve(&ModelSource::Dir(dir.clone()), &mut NoProgress).unwrap();
+    let err = load::load(&files, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        err.contains("spiece.model") && err.contains("not a SentencePiece model"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
