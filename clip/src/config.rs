@@ -323,7 +323,8 @@ impl ClipConfig {
             .expect("built-in config is valid")
     }
 
-    /// Serialises back to a transformers-compatible `config.json` (used by the text-only export).
+    /// Serialises back to a transformers-compatible `config.json` (used by the text-only export):
+    /// a `CLIPModel`'s, or a `SiglipModel`'s for SigLIP's heads.
     pub fn to_json(&self) -> serde_json::Value {
         fn act(a: Activation) -> &'static str {
             match a {
@@ -333,6 +334,9 @@ impl ClipConfig {
             }
         }
         let (t, v) = (&self.text, &self.vision);
+        if let TextHead::LastPosition { pad_id } = t.head {
+            return crate::siglip::config_json(self, pad_id, act(t.activation), act(v.activation));
+        }
         serde_json::json!({
             "model_type": "clip",
             "architectures": ["CLIPModel"],

@@ -200,6 +200,34 @@ fn vision_config(v: &RawVision) -> Result<VisionConfig> {
     })
 }
 
+/// The `config.json` of a transformers `SiglipModel` for `c` (see [`ClipConfig::to_json`]).
+pub(crate) fn config_json(
+    c: &ClipConfig,
+    pad_id: u32,
+    text_act: &str,
+    vision_act: &str,
+) -> serde_json::Value {
+    let (t, v) = (&c.text, &c.vision);
+    serde_json::json!({
+        "model_type": MODEL_TYPE,
+        "architectures": ["SiglipModel"],
+        "text_config": {
+            "vocab_size": t.vocab_size, "hidden_size": t.hidden_size,
+            "intermediate_size": t.intermediate_size, "num_hidden_layers": t.num_hidden_layers,
+            "num_attention_heads": t.num_attention_heads,
+            "max_position_embeddings": t.max_position_embeddings,
+            "hidden_act": text_act, "layer_norm_eps": t.layer_norm_eps,
+            "pad_token_id": pad_id, "projection_size": c.projection_dim,
+        },
+        "vision_config": {
+            "hidden_size": v.hidden_size, "intermediate_size": v.intermediate_size,
+            "num_hidden_layers": v.num_hidden_layers, "num_attention_heads": v.num_attention_heads,
+            "num_channels": v.num_channels, "image_size": v.image_size, "patch_size": v.patch_size,
+            "hidden_act": vision_act, "layer_norm_eps": v.layer_norm_eps,
+        },
+    })
+}
+
 /// Parses the `config.json` of a transformers `SiglipModel`.
 pub fn config_from_json(json: &[u8]) -> Result<ClipConfig> {
     let mut raw: RawSiglip =
@@ -269,6 +297,11 @@ mod tests {
         .unwrap();
         assert_eq!((c.vision.image_size, c.vision.grid()), (384, 27));
         assert_eq!((c.projection_dim, c.text.hidden_size), (1152, 1152));
+        // Round trip through the exporter's JSON.
+        assert_eq!(
+            ClipConfig::from_json(c.to_json().to_string().as_bytes()).unwrap(),
+            c
+        );
     }
 
     #[test]
