@@ -149,3 +149,19 @@ impl ClipTokenizer {
         texts.iter().map(|t| self.encode(t.as_ref())).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tokenizer with neither CLIP's nor SigLIP's end token (SigLIP 2 ships Gemma's, whose
+    /// end token is `<eos>`) is refused with the reason.
+    #[test]
+    fn a_tokenizer_without_a_known_end_token_is_refused() {
+        let json = br#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"<eos>":0,"a":1},"unk_token":"<eos>"}}"#;
+        let err = ClipTokenizer::from_json(json).unwrap_err().to_string();
+        assert!(err.contains("</s>") && err.contains("SigLIP 2"), "{err}");
+    }
+}
