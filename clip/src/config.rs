@@ -44,6 +44,36 @@ pub struct TextConfig {
     pub max_position_embeddings: usize,
     pub activation: Activation,
     pub layer_norm_eps: f64,
+    /// Whether each position sees only itself and the positions before it (CLIP). Without the
+    /// causal mask (SigLIP) every position sees the whole padded context, so the tower runs it
+    /// all: [`crate::TextEncoder::encode`] cannot stop at the end token.
+    pub causal: bool,
+    /// Which position becomes the text's vector, and through which projection.
+    pub head: TextHead,
+}
+
+/// How the text tower turns its last hidden states into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextHead {
+    /// CLIP: the first position of the largest id (the end token), then `text_projection`
+    /// (no bias).
+    EndToken,
+    /// SigLIP: the last position of the whole context (`max_position_embeddings` ids, padded
+    /// with `pad_id` after the end token), then `text_model.head` (with bias).
+    LastPosition { pad_id: u32 },
+}
+
+/// How the vision tower turns its last hidden states into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisionHead {
+    /// CLIP: a class token before the patches (`class_embedding`), `pre_layrnorm`, a patch
+    /// convolution without bias; the class token's state after `post_layernorm`, then
+    /// `visual_projection` (no bias).
+    ClassToken,
+    /// SigLIP: patches only (convolution with bias), no layer norm before the encoder;
+    /// `post_layernorm` on every state, then multi-head attention pooling
+    /// (`vision_model.head`, see [`crate::attention_pool`]); its output is the vector.
+    AttentionPool,
 }
 
 /// Which reference the image preprocessing follows where model families differ.
@@ -55,6 +85,9 @@ pub enum Transform {
     /// open_clip's val transform (torchvision): center crop offset
     /// `round((size - crop) / 2)` with halves to even, rescale `x / 255`.
     OpenClip,
+    /// transformers' `SiglipImageProcessor` (PIL backend): resized straight to `size`×`size`
+    /// (aspect not kept, nothing cropped), rescale `x * (1/255)`.
+    Siglip,
 }
 
 /// What the vision tower expects of its input pixels besides their size.
@@ -90,6 +123,8 @@ pub struct VisionConfig {
     pub layer_norm_eps: f64,
     /// How images become its input (the family's reference preprocessing).
     pub preprocessing: Preprocessing,
+    /// Which state becomes the image's vector, and how.
+    pub head: VisionHead,
 }
 
 impl VisionConfig {
@@ -172,7 +207,6 @@ impl Default for RawVision {
 
 #[derive(Deserialize)]
 struct RawClip {
-    model_type: Option<String>,
     architectures: Option<Vec<String>>,
     #[serde(default)]
     text_config: Option<RawText>,
@@ -191,17 +225,25 @@ fn check_heads(tower: &str, hidden: usize, heads: usize) -> Result<()> {
 }
 
 impl ClipConfig {
-    /// Parses a Hugging Face `config.json` of a `CLIPModel`.
+    /// Parses a Hugging Face `config.json` of a `CLIPModel`, or of a `SiglipModel` (`model_type`
+    /// `"siglip"`, see [`crate::siglip`]).
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        let raw: RawClip =
-            serde_json::from_slice(json).map_err(|e| ClipError::Config(e.to_string()))?;
-        if let Some(t) = raw.model_type.as_deref()
-            && t != "clip"
-        {
-            return Err(ClipError::UnsupportedArchitecture(format!(
-                "model_type {t:?} (only \"clip\" is implemented)"
-            )));
+        #[derive(Deserialize)]
+        struct ModelType {
+            model_type: Option<String>,
         }
+        let parse_err = |e: serde_json::Error| ClipError::Config(e.to_string());
+        let kind: ModelType = serde_json::from_slice(json).map_err(parse_err)?;
+        match kind.model_type.as_deref() {
+            None | Some("clip") => {}
+            Some(crate::siglip::MODEL_TYPE) => return crate::siglip::config_from_json(json),
+            Some(t) => {
+                return Err(ClipError::UnsupportedArchitecture(format!(
+                    "model_type {t:?} (\"clip\" and \"siglip\" are implemented)"
+                )));
+            }
+        }
+        let raw: RawClip = serde_json::from_slice(json).map_err(parse_err)?;
         if let Some(archs) = &raw.architectures
             && let Some(a) = archs.iter().find(|a| !a.starts_with("CLIP"))
         {
@@ -220,6 +262,8 @@ impl ClipConfig {
             max_position_embeddings: t.max_position_embeddings,
             activation: Activation::parse(&t.hidden_act)?,
             layer_norm_eps: t.layer_norm_eps,
+            causal: true,
+            head: TextHead::EndToken,
         };
         let vision = VisionConfig {
             hidden_size: v.hidden_size,
@@ -232,6 +276,7 @@ impl ClipConfig {
             activation: Activation::parse(&v.hidden_act)?,
             layer_norm_eps: v.layer_norm_eps,
             preprocessing: Preprocessing::default(),
+            head: VisionHead::ClassToken,
         };
         Self::validated(text, vision, raw.projection_dim.unwrap_or(512))
     }
@@ -249,7 +294,11 @@ impl ClipConfig {
             vision.hidden_size,
             vision.num_attention_heads,
         )?;
-        if vision.patch_size == 0 || !vision.image_size.is_multiple_of(vision.patch_size) {
+        // CLIP's grid must tile the image; SigLIP's convolution drops what is left over
+        // (so400m-patch14-384: 27 patches of 14 cover 378 of the 384 pixels).
+        let tiles = vision.head == VisionHead::AttentionPool
+            || vision.image_size.is_multiple_of(vision.patch_size);
+        if vision.patch_size == 0 || vision.patch_size > vision.image_size || !tiles {
             return Err(ClipError::Config(format!(
                 "vision_config: image_size {} is not a multiple of patch_size {}",
                 vision.image_size, vision.patch_size
@@ -274,7 +323,8 @@ impl ClipConfig {
             .expect("built-in config is valid")
     }
 
-    /// Serialises back to a transformers-compatible `config.json` (used by the text-only export).
+    /// Serialises back to a transformers-compatible `config.json` (used by the text-only export):
+    /// a `CLIPModel`'s, or a `SiglipModel`'s for SigLIP's heads.
     pub fn to_json(&self) -> serde_json::Value {
         fn act(a: Activation) -> &'static str {
             match a {
@@ -284,6 +334,9 @@ impl ClipConfig {
             }
         }
         let (t, v) = (&self.text, &self.vision);
+        if let TextHead::LastPosition { pad_id } = t.head {
+            return crate::siglip::config_json(self, pad_id, act(t.activation), act(v.activation));
+        }
         serde_json::json!({
             "model_type": "clip",
             "architectures": ["CLIPModel"],
@@ -360,7 +413,7 @@ mod tests {
 
     #[test]
     fn bad_configs_are_refused_with_the_reason() {
-        check_err(r#"{"model_type":"siglip"}"#, "model_type \"siglip\"");
+        check_err(r#"{"model_type":"blip"}"#, "model_type \"blip\"");
         check_err(r#"{"architectures":["BertModel"]}"#, "BertModel");
         check_err(
             r#"{"text_config":{"hidden_act":"relu"}}"#,

@@ -2,8 +2,8 @@
 //! f16 safetensors, or as GGUF with 8-bit (`Q8_0`) matrices, plus a manifest with each file's
 //! sha256 so the browser can verify what it downloaded and cache it by content.
 //!
-//! Only `text_model.*` and `text_projection.weight` are kept; tensor names stay the Hugging Face
-//! ones, so [`crate::TextEncoder::new`] reads every variant through [`crate::Weights`].
+//! Only `text_model.*` and `text_projection.weight` are kept (SigLIP's text projection is
+//! `text_model.head`); tensor names stay the Hugging Face ones, so [`crate::TextEncoder::new`] reads every variant through [`crate::Weights`].
 
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
@@ -68,7 +68,8 @@ fn is_text_tensor(name: &str) -> bool {
     name.starts_with("text_model.") || name == "text_projection.weight"
 }
 
-/// The text tower's tensors of a CLIPModel safetensors file, as f32, sorted by name.
+/// The text tower's tensors of a CLIPModel (or SiglipModel) safetensors file, as f32, sorted by
+/// name.
 fn text_tensors(checkpoint: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let st = safetensors::SafeTensors::deserialize(checkpoint)
         .map_err(|e| ClipError::Weights(format!("not a safetensors file: {e}")))?;
@@ -79,7 +80,10 @@ fn text_tensors(checkpoint: &[u8]) -> Result<Vec<(String, Tensor)>> {
         .map(str::to_string)
         .collect();
     names.sort();
-    if !names.iter().any(|n| n == "text_projection.weight") {
+    if !names
+        .iter()
+        .any(|n| n == "text_projection.weight" || n == "text_model.head.weight")
+    {
         return Err(ClipError::MissingTensor {
             name: "text_projection.weight".into(),
         });
@@ -97,7 +101,7 @@ fn text_tensors(checkpoint: &[u8]) -> Result<Vec<(String, Tensor)>> {
         .collect()
 }
 
-/// Exports the text tower of a CLIPModel safetensors checkpoint as `variant`.
+/// Exports the text tower of a CLIPModel (or SiglipModel) safetensors checkpoint as `variant`.
 pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
     let tensors = text_tensors(checkpoint)?;
     match variant {

@@ -2,7 +2,9 @@
 //! config and tensor names become the Hugging Face CLIPModel the model code reads. Decided by
 //! the checkpoint's own files, in this order:
 //!
-//! 1. `config.json` + `model.safetensors`: transformers' CLIP ([`Family::Transformers`]);
+//! 1. `config.json` + `model.safetensors`: transformers' CLIP ([`Family::Transformers`]), or
+//!    SigLIP where the config says `model_type: "siglip"` ([`Family::Siglip`], see
+//!    [`crate::siglip`]);
 //! 2. `open_clip_config.json` + `open_clip_model.safetensors`: OpenCLIP ([`Family::OpenClip`],
 //!    see [`crate::open_clip`]); hub repositories of LAION models ship both layouts, and the
 //!    first wins;
@@ -12,7 +14,8 @@
 //!
 //! Every family reads the tokenizer from a `tokenizer.json` beside its config; a transformers
 //! folder without one may have the slow tokenizer's `vocab.json` + `merges.txt` instead (see
-//! [`crate::tokenizer::json_from_vocab_merges`]). No I/O here: the caller says which files exist
+//! [`crate::tokenizer::json_from_vocab_merges`]), a SigLIP folder `spiece.model` (what hub SigLIP
+//! checkpoints ship; see [`crate::spiece`]). No I/O here: the caller says which files exist
 //! and hands over their bytes ([`crate::load`] does, from a directory or the hub).
 
 use serde::Deserialize;
@@ -30,6 +33,8 @@ pub enum Family {
     OpenClip,
     /// A sentence-transformers model whose one module is a `CLIPModel`.
     SentenceTransformers,
+    /// transformers' `SiglipModel` files.
+    Siglip,
 }
 
 /// The transformers layout's config file.
@@ -44,6 +49,8 @@ pub const MODULES_FILE: &str = "modules.json";
 pub const VOCAB_FILE: &str = "vocab.json";
 /// A slow tokenizer's merges, used when there is no `tokenizer.json`.
 pub const MERGES_FILE: &str = "merges.txt";
+/// A SentencePiece model (SigLIP's tokenizer), used when there is no `tokenizer.json`.
+pub const SPIECE_FILE: &str = "spiece.model";
 
 /// The files of a checkpoint, relative to its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +58,7 @@ pub struct Layout {
     pub family: Family,
     pub config: String,
     pub weights: String,
-    /// `tokenizer.json`, or `vocab.json` when [`Self::merges`] is set.
+    /// `tokenizer.json`; `vocab.json` when [`Self::merges`] is set; or `spiece.model`.
     pub tokenizer: String,
     /// `merges.txt` for a folder with the slow tokenizer's files instead of `tokenizer.json`.
     pub merges: Option<String>,
@@ -59,14 +66,20 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of the first family whose marker files exist (`exists` answers for a path
-    /// relative to the root). `modules` reads `modules.json` when it is the one found. `None`
-    /// when no family's files are there.
+    /// relative to the root). `read` reads `config.json` or `modules.json` (files `exists`
+    /// found) where the family depends on what they say. `None` when no family's files are
+    /// there.
     pub fn detect(
         exists: &mut dyn FnMut(&str) -> bool,
-        modules: &mut dyn FnMut() -> Result<Vec<u8>>,
+        read: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
     ) -> Result<Option<Layout>> {
         if exists(CONFIG_FILE) && exists(WEIGHTS_FILE) {
-            return Ok(Some(Self::transformers(Family::Transformers, "", exists)));
+            let family = if is_siglip(&read(CONFIG_FILE)?)? {
+                Family::Siglip
+            } else {
+                Family::Transformers
+            };
+            return Ok(Some(Self::transformers(family, "", exists)));
         }
         if exists(open_clip::CONFIG_FILE) && exists(open_clip::WEIGHTS_FILE) {
             return Ok(Some(Layout {
@@ -78,7 +91,7 @@ impl Layout {
             }));
         }
         if exists(MODULES_FILE) {
-            let folder = clip_module_folder(&modules()?)?;
+            let folder = clip_module_folder(&read(MODULES_FILE)?)?;
             return Ok(Some(Self::transformers(
                 Family::SentenceTransformers,
                 &format!("{folder}/"),
@@ -91,17 +104,34 @@ impl Layout {
     /// The transformers files in `folder` (empty, or ending in `/`).
     fn transformers(family: Family, folder: &str, exists: &mut dyn FnMut(&str) -> bool) -> Layout {
         let path = |name: &str| format!("{folder}{name}");
-        let slow = !exists(&path(TOKENIZER_FILE))
-            && exists(&path(VOCAB_FILE))
-            && exists(&path(MERGES_FILE));
+        let fast = exists(&path(TOKENIZER_FILE));
+        // SigLIP's hub files: spiece.model (named as the missing file when neither is there).
+        let spiece = !fast && family == Family::Siglip;
+        let slow = !fast && !spiece && exists(&path(VOCAB_FILE)) && exists(&path(MERGES_FILE));
+        let tokenizer = match (slow, spiece) {
+            (true, _) => VOCAB_FILE,
+            (_, true) => SPIECE_FILE,
+            _ => TOKENIZER_FILE,
+        };
         Layout {
             family,
             config: path(CONFIG_FILE),
             weights: path(WEIGHTS_FILE),
-            tokenizer: path(if slow { VOCAB_FILE } else { TOKENIZER_FILE }),
+            tokenizer: path(tokenizer),
             merges: slow.then(|| path(MERGES_FILE)),
         }
     }
+}
+
+/// Whether a transformers `config.json` is SigLIP's (`model_type: "siglip"`).
+fn is_siglip(config_json: &[u8]) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct ModelType {
+        model_type: Option<String>,
+    }
+    let t: ModelType = serde_json::from_slice(config_json)
+        .map_err(|e| ClipError::Config(format!("{CONFIG_FILE}: {e}")))?;
+    Ok(t.model_type.as_deref() == Some(crate::siglip::MODEL_TYPE))
 }
 
 #[derive(Deserialize)]
@@ -142,15 +172,17 @@ impl Family {
     pub fn config(self, bytes: &[u8]) -> Result<ClipConfig> {
         match self {
             Family::Transformers | Family::SentenceTransformers => ClipConfig::from_json(bytes),
+            Family::Siglip => crate::siglip::config_from_json(bytes),
             Family::OpenClip => open_clip::config_from_json(bytes),
         }
     }
 
-    /// The family's safetensors weights under transformers' CLIPModel names: the bytes
-    /// themselves for the transformers layouts, a renamed copy for OpenCLIP.
+    /// The family's safetensors weights under transformers' names (CLIPModel's; SiglipModel's
+    /// for SigLIP): the bytes themselves for the transformers layouts, a renamed copy for
+    /// OpenCLIP.
     pub fn weights(self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         match self {
-            Family::Transformers | Family::SentenceTransformers => Ok(bytes),
+            Family::Transformers | Family::SentenceTransformers | Family::Siglip => Ok(bytes),
             Family::OpenClip => open_clip::to_transformers(&bytes),
         }
     }
@@ -161,9 +193,55 @@ mod tests {
     use super::*;
 
     fn detect(files: &[&str], modules: &str) -> Result<Option<Layout>> {
-        Layout::detect(&mut |f| files.contains(&f), &mut || {
-            Ok(modules.as_bytes().to_vec())
+        Layout::detect(&mut |f| files.contains(&f), &mut |name| {
+            Ok(match name {
+                MODULES_FILE => modules.as_bytes().to_vec(),
+                _ => br#"{"model_type":"clip"}"#.to_vec(),
+            })
         })
+    }
+
+    #[test]
+    fn siglip_is_told_by_its_config() {
+        let detect = |files: &[&str], config: &str| {
+            Layout::detect(&mut |f| files.contains(&f), &mut |_| {
+                Ok(config.as_bytes().to_vec())
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let hub = ["config.json", "model.safetensors", "spiece.model"];
+        let layout = detect(&hub, r#"{"model_type":"siglip"}"#);
+        assert_eq!(layout.family, Family::Siglip);
+        assert_eq!(layout.tokenizer, "spiece.model");
+        assert_eq!(layout.merges, None);
+        // A tokenizer.json beside it is used instead.
+        let with_json = [
+            "config.json",
+            "model.safetensors",
+            "spiece.model",
+            "tokenizer.json",
+        ];
+        assert_eq!(
+            detect(&with_json, r#"{"model_type":"siglip"}"#).tokenizer,
+            "tokenizer.json"
+        );
+        // With neither, the file to look for (and to name as missing) is spiece.model.
+        let bare = ["config.json", "model.safetensors"];
+        assert_eq!(
+            detect(&bare, r#"{"model_type":"siglip"}"#).tokenizer,
+            "spiece.model"
+        );
+        // CLIP's config: a CLIP folder, whatever else lies there.
+        let clip = detect(&hub, r#"{"model_type":"clip"}"#);
+        assert_eq!(
+            (clip.family, clip.tokenizer.as_str()),
+            (Family::Transformers, "tokenizer.json")
+        );
+        let err = Layout::detect(&mut |f| hub.contains(&f), &mut |_| Ok(b"{".to_vec()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.json"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! files from disk or the Hugging Face hub lives in [`load`] (native only), and the text-only
 //! browser export in [`export`].
 
+pub mod attention_pool;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -18,11 +19,16 @@ pub mod open_clip;
 pub mod preprocess;
 pub mod q8;
 pub mod random;
+pub mod siglip;
+pub mod spiece;
 pub mod tokenizer;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
-pub use config::{Activation, ClipConfig, Preprocessing, TextConfig, Transform, VisionConfig};
+pub use config::{
+    Activation, ClipConfig, Preprocessing, TextConfig, TextHead, Transform, VisionConfig,
+    VisionHead,
+};
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};
 pub use preprocess::ImageProcessor;

@@ -132,8 +132,8 @@ fn not_found(path: PathBuf, what: &str) -> ClipError {
 
 /// The files of the model in `dir`, in the first layout whose files are there.
 fn resolve_dir(dir: &Path, id: String) -> Result<ModelFiles> {
-    let layout = Layout::detect(&mut |name| dir.join(name).is_file(), &mut || {
-        read(&dir.join(crate::layout::MODULES_FILE))
+    let layout = Layout::detect(&mut |name| dir.join(name).is_file(), &mut |name| {
+        read(&dir.join(name))
     })?
     .ok_or_else(|| {
         not_found(
@@ -234,12 +234,13 @@ mod hub {
     /// The layout whose marker files are all in the cache already: no network (offline
     /// machines, and every later run).
     fn detect_cached(cache: &hf_hub::CacheRepo) -> Result<Option<Layout>> {
-        Layout::detect(&mut |name| cache.get(name).is_some(), &mut || match cache
-            .get(crate::layout::MODULES_FILE)
-        {
-            Some(path) => read(&path),
-            None => Err(ClipError::Download("modules.json is not cached".into())),
-        })
+        Layout::detect(
+            &mut |name| cache.get(name).is_some(),
+            &mut |name| match cache.get(name) {
+                Some(path) => read(&path),
+                None => Err(ClipError::Download(format!("{name} is not cached"))),
+            },
+        )
     }
 
     /// The layout by asking the hub: a file exists when it downloads. The first error is kept
@@ -260,11 +261,11 @@ mod hub {
                 false
             }
         };
-        let mut modules = || match found.borrow().get(crate::layout::MODULES_FILE) {
+        let mut fetched = |name: &str| match found.borrow().get(name) {
             Some(path) => read(path),
-            None => Err(ClipError::Download("modules.json was not fetched".into())),
+            None => Err(ClipError::Download(format!("{name} was not fetched"))),
         };
-        match Layout::detect(&mut exists, &mut modules)? {
+        match Layout::detect(&mut exists, &mut fetched)? {
             Some(layout) => Ok(layout),
             None => Err(first_error
                 .unwrap_or_else(|| ClipError::Download(format!("{repo_id}: no model files")))),
@@ -309,9 +310,14 @@ fn read_config(files: &ModelFiles) -> Result<ClipConfig> {
         .map_err(|e| in_file(&files.config, e))
 }
 
-/// The model's `tokenizer.json` (made from `vocab.json` and `merges.txt` where it has those).
+/// The model's `tokenizer.json` (made from `vocab.json` and `merges.txt`, or from SigLIP's
+/// `spiece.model`, where it has those).
 fn read_tokenizer(files: &ModelFiles) -> Result<Vec<u8>> {
     let vocab = read(&files.tokenizer)?;
+    if files.tokenizer.file_name() == Some(crate::layout::SPIECE_FILE.as_ref()) {
+        return crate::spiece::siglip_tokenizer_json(&vocab)
+            .map_err(|e| in_file(&files.tokenizer, e));
+    }
     match &files.merges {
         None => Ok(vocab),
         Some(merges) => crate::tokenizer::json_from_vocab_merges(&vocab, &read(merges)?)
@@ -357,8 +363,10 @@ fn in_file(path: &Path, e: ClipError) -> ClipError {
 
 /// Writes the browser bundle into `out`: `config.json`, `tokenizer.json`, one text-tower file per
 /// variant and `manifest.json` (written last, so a reader never sees a manifest whose files are
-/// missing). Returns the manifest. Whatever the family, the bundle is transformers' CLIP: its
-/// `config.json` is [`ClipConfig::to_json`] and its tensors have the Hugging Face names.
+/// missing). Returns the manifest. Whatever the family, the bundle is in transformers' layout:
+/// its `config.json` is the checkpoint's own (CLIP, SigLIP) or [`ClipConfig::to_json`]
+/// (OpenCLIP), its `tokenizer.json` the checkpoint's or the one made from its slow tokenizer's
+/// files, and its tensors have the Hugging Face names.
 pub fn write_browser_bundle(
     files: &ModelFiles,
     variants: &[Variant],
@@ -366,7 +374,9 @@ pub fn write_browser_bundle(
 ) -> Result<Manifest> {
     let config = read_config(files)?;
     let config_bytes = match files.family {
-        Family::Transformers | Family::SentenceTransformers => read(&files.config)?,
+        Family::Transformers | Family::SentenceTransformers | Family::Siglip => {
+            read(&files.config)?
+        }
         Family::OpenClip => serde_json::to_vec_pretty(&config.to_json())
             .map_err(|e| ClipError::Input(e.to_string()))?,
     };

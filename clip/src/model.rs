@@ -9,7 +9,8 @@
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
-use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig};
+use crate::attention_pool::AttentionPool;
+use crate::config::{Activation, ClipConfig, TextConfig, TextHead, VisionConfig, VisionHead};
 use crate::error::{ClipError, Result};
 use crate::weights::{Embedding, Linear, Weights};
 
@@ -61,16 +62,30 @@ impl Attention {
     }
 }
 
-/// `CLIPMLP`: fc1 → activation → fc2.
+/// `CLIPMLP` (and `SiglipMLP`): fc1 → activation → fc2.
 #[derive(Debug, Clone)]
-struct Mlp {
+pub(crate) struct Mlp {
     fc1: Linear,
     fc2: Linear,
     activation: Activation,
 }
 
 impl Mlp {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    /// Reads `fc1` and `fc2` under `w`.
+    pub(crate) fn new(
+        hidden: usize,
+        intermediate: usize,
+        activation: Activation,
+        w: &Weights,
+    ) -> Result<Self> {
+        Ok(Self {
+            fc1: w.pp("fc1").linear(hidden, intermediate, true)?,
+            fc2: w.pp("fc2").linear(intermediate, hidden, true)?,
+            activation,
+        })
+    }
+
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = self.fc1.forward(xs)?;
         let xs = match self.activation {
             // QuickGELUActivation: input * torch.sigmoid(1.702 * input)
@@ -97,11 +112,7 @@ impl EncoderLayer {
             layer_norm1: w.pp("layer_norm1").layer_norm(t.hidden, t.eps)?,
             self_attn: Attention::new(t.hidden, t.heads, &w.pp("self_attn"))?,
             layer_norm2: w.pp("layer_norm2").layer_norm(t.hidden, t.eps)?,
-            mlp: Mlp {
-                fc1: w.pp("mlp.fc1").linear(t.hidden, t.intermediate, true)?,
-                fc2: w.pp("mlp.fc2").linear(t.intermediate, t.hidden, true)?,
-                activation: t.activation,
-            },
+            mlp: Mlp::new(t.hidden, t.intermediate, t.activation, &w.pp("mlp"))?,
         })
     }
 
@@ -167,7 +178,8 @@ pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
     Ok(xs.broadcast_div(&norm)?)
 }
 
-/// The text tower with its projection: `CLIPTextTransformer` + `text_projection`.
+/// The text tower with its projection: `CLIPTextTransformer` + `text_projection`, or
+/// `SiglipTextTransformer` with its `head` (see [`TextHead`]).
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
     token_embedding: Embedding,
@@ -181,8 +193,8 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Reads `text_model.*` and `text_projection.weight` from `w` (the root of a CLIPModel
-    /// checkpoint, or of a text-only export).
+    /// Reads `text_model.*` and `text_projection.weight` (SigLIP: `text_model.head.*`) from `w`
+    /// (the root of a checkpoint, or of a text-only export).
     pub fn new(config: &TextConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
         let c = config;
         let tm = w.pp("text_model");
@@ -198,9 +210,15 @@ impl TextEncoder {
             final_layer_norm: tm
                 .pp("final_layer_norm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
-            projection: w
-                .pp("text_projection")
-                .linear(c.hidden_size, projection_dim, false)?,
+            projection: match c.head {
+                TextHead::EndToken => {
+                    w.pp("text_projection")
+                        .linear(c.hidden_size, projection_dim, false)?
+                }
+                TextHead::LastPosition { .. } => {
+                    tm.pp("head").linear(c.hidden_size, projection_dim, true)?
+                }
+            },
             config: c.clone(),
             projection_dim,
             device: w.device().clone(),
@@ -220,26 +238,58 @@ impl TextEncoder {
     /// The reference computation over every position of `ids` (`[b, t]` u32), pooled at the
     /// first occurrence of the largest id of each row (the end token, 49407, for CLIP's
     /// vocabulary): `CLIPTextTransformer.forward` with
-    /// `pooled_output = last_hidden_state[arange(b), input_ids.argmax(dim=-1)]`.
+    /// `pooled_output = last_hidden_state[arange(b), input_ids.argmax(dim=-1)]`; SigLIP pools
+    /// at the last position, `last_hidden_state[:, -1, :]`.
     /// Returns unnormalised `[b, projection_dim]` f32 features (`get_text_features`).
     pub fn forward_ids(&self, ids: &Tensor) -> Result<Tensor> {
         let rows = ids.to_vec2::<u32>()?;
         let pool = rows
             .iter()
-            .map(|r| first_max_position(r))
+            .map(|r| match self.config.head {
+                TextHead::EndToken => first_max_position(r),
+                TextHead::LastPosition { .. } => r.len().saturating_sub(1),
+            })
             .collect::<Vec<_>>();
         self.forward_pooled(ids, &pool)
     }
 
-    /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]), computing each only
-    /// up to its end token and padding the batch only to its longest member. Because the text
-    /// tower is causal and pools at the end token, this equals [`Self::forward_ids`] on the
-    /// 77-token padded input, at a fraction of the cost for short queries.
+    /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]). A causal tower
+    /// pooled at the end token (CLIP) computes each only up to its end token and pads the batch
+    /// only to its longest member: this equals [`Self::forward_ids`] on the 77-token padded
+    /// input, at a fraction of the cost for short queries. Any other tower (SigLIP) runs the
+    /// whole context, each sequence padded as its model was trained.
     /// Returns unnormalised `[b, projection_dim]` features.
     pub fn encode(&self, sequences: &[Vec<u32>]) -> Result<Tensor> {
         if sequences.is_empty() {
             return Err(ClipError::Input("empty batch of token sequences".into()));
         }
+        if self.config.causal && self.config.head == TextHead::EndToken {
+            return self.encode_trimmed(sequences);
+        }
+        let context = self.config.max_position_embeddings;
+        let rows = sequences
+            .iter()
+            .map(|s| {
+                let pad = match self.config.head {
+                    TextHead::LastPosition { pad_id } => pad_id,
+                    // transformers' CLIP pads with the end token.
+                    TextHead::EndToken => *s.last().unwrap_or(&0),
+                };
+                padded(s, pad, context)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.forward_ids(&self.ids_tensor(rows)?)
+    }
+
+    fn ids_tensor(&self, rows: Vec<Vec<u32>>) -> Result<Tensor> {
+        let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
+        let flat = rows.into_iter().flatten().collect::<Vec<_>>();
+        Ok(Tensor::from_vec(flat, (b, t), &self.device)?)
+    }
+
+    /// The causal tower's short cut: each sequence up to its end token, the batch padded to its
+    /// longest member.
+    fn encode_trimmed(&self, sequences: &[Vec<u32>]) -> Result<Tensor> {
         let trimmed: Vec<&[u32]> = sequences
             .iter()
             .map(|s| {
@@ -300,13 +350,18 @@ impl TextEncoder {
             .token_embedding
             .forward(ids)?
             .broadcast_add(&positions)?;
-        // _create_4d_causal_attention_mask: -inf above the diagonal.
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &self.device)?.to_dtype(xs.dtype())?;
+        let mask = if self.config.causal {
+            // _create_4d_causal_attention_mask: -inf above the diagonal.
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(mask, (t, t), &self.device)?.to_dtype(xs.dtype())?)
+        } else {
+            // SigLIP: "the text model does not use a causal mask"; no padding mask either.
+            None
+        };
         for layer in &self.layers {
-            xs = layer.forward(&xs, Some(&mask))?;
+            xs = layer.forward(&xs, mask.as_ref())?;
         }
         let xs = self.final_layer_norm.forward(&xs)?;
         let hidden = self.config.hidden_size;
@@ -321,6 +376,22 @@ impl TextEncoder {
     }
 }
 
+/// `ids` followed by `pad` up to `context` ids; an error for an empty or too long sequence.
+fn padded(ids: &[u32], pad: u32, context: usize) -> Result<Vec<u32>> {
+    if ids.is_empty() {
+        return Err(ClipError::Input("empty token sequence".into()));
+    }
+    if ids.len() > context {
+        return Err(ClipError::Input(format!(
+            "token sequence of {} tokens is longer than the context of {context}",
+            ids.len()
+        )));
+    }
+    let mut row = ids.to_vec();
+    row.resize(context, pad);
+    Ok(row)
+}
+
 /// Position of the first occurrence of the largest id (torch's `argmax` picks the first maximum).
 fn first_max_position(ids: &[u32]) -> usize {
     let mut best = 0;
@@ -332,16 +403,29 @@ fn first_max_position(ids: &[u32]) -> usize {
     best
 }
 
-/// The vision tower with its projection: `CLIPVisionTransformer` + `visual_projection`.
+/// How the vision tower pools (see [`VisionHead`]).
+#[derive(Debug, Clone)]
+enum VisionPool {
+    /// CLIP: the class token, then `visual_projection`.
+    ClassToken {
+        class_embedding: Tensor,
+        pre_layrnorm: LayerNorm,
+        projection: Linear,
+    },
+    /// SigLIP: `vision_model.head`.
+    Attention(AttentionPool),
+}
+
+/// The vision tower with its projection: `CLIPVisionTransformer` + `visual_projection`, or
+/// `SiglipVisionTransformer` with its attention-pooling head (see [`VisionHead`]).
 #[derive(Debug, Clone)]
 pub struct VisionEncoder {
     patch_embedding: Tensor,
-    class_embedding: Tensor,
+    patch_bias: Option<Tensor>,
     position_embedding: Tensor,
-    pre_layrnorm: LayerNorm,
     layers: Vec<EncoderLayer>,
     post_layernorm: LayerNorm,
-    projection: Linear,
+    pool: VisionPool,
     config: VisionConfig,
     projection_dim: usize,
 }
@@ -353,26 +437,48 @@ impl VisionEncoder {
         let vm = w.pp("vision_model");
         let emb = vm.pp("embeddings");
         let patches = c.grid() * c.grid();
+        let class_token = c.head == VisionHead::ClassToken;
+        let pool = match c.head {
+            VisionHead::ClassToken => VisionPool::ClassToken {
+                class_embedding: emb.tensor("class_embedding", &[c.hidden_size])?,
+                // (sic) the transformers attribute is spelled `pre_layrnorm`.
+                pre_layrnorm: vm
+                    .pp("pre_layrnorm")
+                    .layer_norm(c.hidden_size, c.layer_norm_eps)?,
+                projection: w.pp("visual_projection").linear(
+                    c.hidden_size,
+                    projection_dim,
+                    false,
+                )?,
+            },
+            VisionHead::AttentionPool => {
+                if projection_dim != c.hidden_size {
+                    return Err(ClipError::Config(format!(
+                        "an attention-pooled vision tower makes {}-value vectors, not {projection_dim}",
+                        c.hidden_size
+                    )));
+                }
+                VisionPool::Attention(AttentionPool::new(c, &vm.pp("head"))?)
+            }
+        };
+        let patch = emb.pp("patch_embedding");
         Ok(Self {
-            patch_embedding: emb.pp("patch_embedding").tensor(
+            patch_embedding: patch.tensor(
                 "weight",
                 &[c.hidden_size, c.num_channels, c.patch_size, c.patch_size],
             )?,
-            class_embedding: emb.tensor("class_embedding", &[c.hidden_size])?,
-            position_embedding: emb
-                .pp("position_embedding")
-                .tensor("weight", &[patches + 1, c.hidden_size])?,
-            // (sic) the transformers attribute is spelled `pre_layrnorm`.
-            pre_layrnorm: vm
-                .pp("pre_layrnorm")
-                .layer_norm(c.hidden_size, c.layer_norm_eps)?,
+            patch_bias: (!class_token)
+                .then(|| patch.tensor("bias", &[c.hidden_size]))
+                .transpose()?,
+            position_embedding: emb.pp("position_embedding").tensor(
+                "weight",
+                &[patches + usize::from(class_token), c.hidden_size],
+            )?,
             layers: encoder_layers(Tower::from(c), &vm)?,
             post_layernorm: vm
                 .pp("post_layernorm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
-            projection: w
-                .pp("visual_projection")
-                .linear(c.hidden_size, projection_dim, false)?,
+            pool,
             config: c.clone(),
             projection_dim,
         })
@@ -401,24 +507,42 @@ impl VisionEncoder {
         }
         // The model's float type (f32, or f16 with `Weights::with_dtype`).
         let pixels = pixels.to_dtype(self.patch_embedding.dtype())?;
-        // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch, no bias)
-        let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
+        // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch)
+        let mut patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
+        if let Some(bias) = &self.patch_bias {
+            patches = patches.broadcast_add(&bias.reshape((1, c.hidden_size, 1, 1))?)?;
+        }
         // patch_embeds.flatten(2).transpose(1, 2)
         let patches = patches.flatten_from(2)?.transpose(1, 2)?;
-        let class = self
-            .class_embedding
-            .reshape((1, 1, c.hidden_size))?
-            .broadcast_as((b, 1, c.hidden_size))?;
-        let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let mut xs = self.pre_layrnorm.forward(&xs)?;
+        let mut xs = match &self.pool {
+            VisionPool::ClassToken {
+                class_embedding,
+                pre_layrnorm,
+                ..
+            } => {
+                let class = class_embedding
+                    .reshape((1, 1, c.hidden_size))?
+                    .broadcast_as((b, 1, c.hidden_size))?;
+                let xs =
+                    Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+                pre_layrnorm.forward(&xs)?
+            }
+            VisionPool::Attention(_) => patches.broadcast_add(&self.position_embedding)?,
+        };
         for layer in &self.layers {
             xs = layer.forward(&xs, None)?;
         }
-        // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
-        let pooled = self
-            .post_layernorm
-            .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
-        Ok(self.projection.forward(&pooled)?.to_dtype(DType::F32)?)
+        let pooled = match &self.pool {
+            // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
+            VisionPool::ClassToken { projection, .. } => projection.forward(
+                &self
+                    .post_layernorm
+                    .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?,
+            )?,
+            // last_hidden_state = self.post_layernorm(last_hidden_state); self.head(last_hidden_state)
+            VisionPool::Attention(head) => head.forward(&self.post_layernorm.forward(&xs)?)?,
+        };
+        Ok(pooled.to_dtype(DType::F32)?)
     }
 
     /// [`Self::forward`] followed by L2 normalisation, as plain vectors.

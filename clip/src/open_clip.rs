@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
-use crate::config::{Activation, ClipConfig, Preprocessing, TextConfig, Transform, VisionConfig};
+use crate::config::{
+    Activation, ClipConfig, Preprocessing, TextConfig, TextHead, Transform, VisionConfig,
+    VisionHead,
+};
 use crate::error::{ClipError, Result};
 
 /// The config file of the layout.
@@ -224,6 +227,8 @@ fn text_config(t: &RawText, activation: Activation) -> Result<TextConfig> {
         max_position_embeddings: t.context_length,
         activation,
         layer_norm_eps: t.norm_kwargs.as_ref().and_then(|n| n.eps).unwrap_or(1e-5),
+        causal: true,
+        head: TextHead::EndToken,
     })
 }
 
@@ -274,6 +279,7 @@ fn vision_config(
         activation,
         layer_norm_eps: v.norm_kwargs.as_ref().and_then(|n| n.eps).unwrap_or(1e-5),
         preprocessing,
+        head: VisionHead::ClassToken,
     })
 }
 

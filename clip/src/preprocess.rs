@@ -19,6 +19,10 @@
 //! std are the checkpoint's. Steps 1–3 stay the product's for every family (open_clip itself
 //! converts to RGB after cropping, which resizes palette images by nearest neighbour and drops
 //! alpha instead of compositing it onto white).
+//!
+//! SigLIP checkpoints follow transformers' `SiglipImageProcessor` ([`Transform::Siglip`], chosen
+//! by the checkpoint's config): steps 4–5 become one bicubic resize straight to the model's
+//! square input (aspect not kept, nothing cropped), normalised with mean and std 0.5.
 
 use std::io::Cursor;
 
@@ -198,11 +202,15 @@ impl ImageProcessor {
         Ok(())
     }
 
-    /// Steps 4–5: the 8-bit `size`×`size` crop the model sees.
+    /// Steps 4–5: the 8-bit `size`×`size` crop the model sees. SigLIP's processor resizes
+    /// straight to that size instead (aspect not kept, nothing cropped).
     pub fn resize_crop(&self, img: &RgbImage) -> RgbImage {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let (nw, nh) = resized_size(w, h, self.size as usize);
         let s = self.size as usize;
+        if self.transform == Transform::Siglip {
+            return resize_bicubic(img, s, s);
+        }
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (nw, nh) = resized_size(w, h, s);
         let offset = |n: usize| crop_offset(n.saturating_sub(s), self.transform);
         let (top, left) = (offset(nh), offset(nw));
         // Only the crop is computed: each output pixel depends on the source alone.
@@ -222,6 +230,8 @@ impl ImageProcessor {
         let rescale = |v: u8| match self.transform {
             // transformers: rescale (x * 1/255)
             Transform::Transformers => f32::from(v) * (1.0 / 255.0),
+            // SigLIP's processor: rescale in float64, then float32 (x * 0.00392156862745098).
+            Transform::Siglip => (f64::from(v) * (1.0 / 255.0)) as f32,
             // torchvision's ToTensor: x.float().div(255)
             Transform::OpenClip => f32::from(v) / 255.0,
         };
@@ -294,7 +304,7 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
 pub fn crop_offset(excess: usize, transform: Transform) -> usize {
     let half = excess / 2;
     match transform {
-        Transform::Transformers => half,
+        Transform::Transformers | Transform::Siglip => half,
         Transform::OpenClip if excess % 2 == 1 && half % 2 == 1 => half + 1,
         Transform::OpenClip => half,
     }
@@ -424,7 +434,33 @@ pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
 
 /// [`resize_bicubic`] computed only inside `window`: the same pixels as cropping the full result,
 /// without the work outside it (a quarter of a landscape photo's columns for CLIP's crop).
+///
+/// Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
+/// pixels as the width (`ImagingResampleInner`: "to make the horizontal pass faster"); the
+/// rounding to 8 bits between the passes makes the order visible, so it is followed here, as
+/// the horizontal-first resize of the transposed image.
 fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Window) -> RgbImage {
+    let (in_w, in_h) = (img.width() as i64, img.height() as i64);
+    let shrink_h = in_h - height as i64;
+    if shrink_h > 0 && shrink_h > (in_w - width as i64) * 2 {
+        let swapped = Window {
+            left: window.top,
+            top: window.left,
+            width: window.height,
+            height: window.width,
+        };
+        return transpose(&horizontal_first(&transpose(img), height, width, swapped));
+    }
+    horizontal_first(img, width, height, window)
+}
+
+/// Rows become columns.
+fn transpose(img: &RgbImage) -> RgbImage {
+    RgbImage::from_fn(img.height(), img.width(), |x, y| *img.get_pixel(y, x))
+}
+
+/// Pillow's resize with the horizontal pass first, over the rows the vertical pass reads.
+fn horizontal_first(img: &RgbImage, width: usize, height: usize, window: Window) -> RgbImage {
     let (in_w, in_h) = (img.width() as usize, img.height() as usize);
     let Window {
         left,

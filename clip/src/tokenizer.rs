@@ -2,7 +2,8 @@
 //! model repository, run by the `tokenizers` crate with its pure-Rust regex engine so it also
 //! runs in the browser). Snapshots saved with the slow tokenizer (`vocab.json` + `merges.txt`,
 //! no `tokenizer.json`) get the `tokenizer.json` transformers' `CLIPConverter` would make of
-//! them ([`json_from_vocab_merges`]).
+//! them ([`json_from_vocab_merges`]). SigLIP's tokenizer (no start token, `</s>` at the end) runs
+//! the same way from the `tokenizer.json` [`crate::spiece`] makes of its `spiece.model`.
 
 use tokenizers::Tokenizer;
 
@@ -66,11 +67,11 @@ pub fn json_from_vocab_merges(vocab_json: &[u8], merges_txt: &[u8]) -> Result<Ve
     serde_json::to_vec(&json).map_err(|e| ClipError::Tokenizer(e.to_string()))
 }
 
-/// The CLIP BPE tokenizer with the model's context length.
+/// The model's tokenizer (CLIP's BPE, or SigLIP's unigram) with its context length.
 #[derive(Debug, Clone)]
 pub struct ClipTokenizer {
     inner: Tokenizer,
-    bos: u32,
+    bos: Option<u32>,
     eos: u32,
     max_len: usize,
 }
@@ -80,12 +81,24 @@ impl ClipTokenizer {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| ClipError::Tokenizer(format!("cannot parse tokenizer.json: {e}")))?;
-        let id = |tok: &str| {
-            inner
-                .token_to_id(tok)
-                .ok_or_else(|| ClipError::Tokenizer(format!("vocabulary has no {tok} token")))
+        let (bos, eos) = match inner.token_to_id("<|endoftext|>") {
+            Some(eos) => {
+                let bos = inner.token_to_id("<|startoftext|>").ok_or_else(|| {
+                    ClipError::Tokenizer("vocabulary has no <|startoftext|> token".into())
+                })?;
+                (Some(bos), eos)
+            }
+            None => (
+                None,
+                inner.token_to_id(crate::spiece::EOS).ok_or_else(|| {
+                    ClipError::Tokenizer(
+                        "vocabulary has neither CLIP's <|endoftext|> nor SigLIP's </s> end token \
+                         (SigLIP 2's Gemma tokenizer is not implemented)"
+                            .into(),
+                    )
+                })?,
+            ),
         };
-        let (bos, eos) = (id("<|startoftext|>")?, id("<|endoftext|>")?);
         Ok(Self {
             inner,
             bos,
@@ -105,8 +118,8 @@ impl ClipTokenizer {
         Ok(self)
     }
 
-    /// The start token's id.
-    pub fn bos_id(&self) -> u32 {
+    /// The start token's id (CLIP's; SigLIP has none).
+    pub fn bos_id(&self) -> Option<u32> {
         self.bos
     }
 
@@ -115,8 +128,9 @@ impl ClipTokenizer {
         self.eos
     }
 
-    /// `[BOS, tokens…, EOS]`, truncated to the context length keeping the end token: the same as
-    /// `tokenizer(text, truncation=True, max_length=77)["input_ids"]` in transformers.
+    /// `[BOS, tokens…, EOS]` (SigLIP: `[tokens…, EOS]`), truncated to the context length keeping
+    /// the end token: the same as `tokenizer(text, truncation=True, max_length=77)["input_ids"]`
+    /// in transformers (64 for SigLIP).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .inner
@@ -133,5 +147,21 @@ impl ClipTokenizer {
     /// [`Self::encode`] for each text.
     pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
         texts.iter().map(|t| self.encode(t.as_ref())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tokenizer with neither CLIP's nor SigLIP's end token (SigLIP 2 ships Gemma's, whose
+    /// end token is `<eos>`) is refused with the reason.
+    #[test]
+    fn a_tokenizer_without_a_known_end_token_is_refused() {
+        let json = br#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"<eos>":0,"a":1},"unk_token":"<eos>"}}"#;
+        let err = ClipTokenizer::from_json(json).unwrap_err().to_string();
+        assert!(err.contains("</s>") && err.contains("SigLIP 2"), "{err}");
     }
 }

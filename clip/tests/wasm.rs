@@ -1,7 +1,8 @@
 //! Equality with the reference in WebAssembly, where the browser runs the text tower: token ids
 //! and text embeddings of the tiny reference CLIP must be the same as natively (and as
 //! transformers), and every exported variant must load and run; likewise the tiny OpenCLIP
-//! checkpoint, converted from open_clip's layout in wasm, against open_clip. The fixtures are compiled in,
+//! checkpoint, converted from open_clip's layout in wasm, against open_clip, and the tiny SigLIP
+//! (its tokenizer made from spiece.model in wasm) against transformers. The fixtures are compiled in,
 //! since a wasm test has no file system.
 //!
 //! Run with `cargo test -p clip --target wasm32-unknown-unknown --test wasm` (Node.js through
@@ -259,6 +260,92 @@ fn open_clip_exports_load_and_embed() {
         check_rows(
             &format!("open_clip {variant:?} export"),
             &got,
+            &reference,
+            min_cos,
+            max_abs,
+        );
+    }
+}
+
+// ---- SigLIP (fixtures/generate_siglip.py): spiece.model converted and the text tower run in wasm ----
+
+const SIGLIP_CONFIG: &[u8] = include_bytes!("fixtures/tiny-siglip/config.json");
+const SIGLIP_CHECKPOINT: &[u8] = include_bytes!("fixtures/tiny-siglip/model.safetensors");
+const SIGLIP_SPIECE: &[u8] = include_bytes!("fixtures/tiny-siglip/spiece.model");
+const SIGLIP_TOKENS: &[u8] = include_bytes!("fixtures/siglip_tokens.json");
+const SIGLIP_REFERENCE: &[u8] = include_bytes!("fixtures/siglip.safetensors");
+
+/// transformers' SigLIP text embeddings, normalised, one row per tokens.json case.
+fn siglip_reference() -> Vec<Vec<f32>> {
+    let tensors = candle_core::safetensors::load_buffer(SIGLIP_REFERENCE, &Device::Cpu).unwrap();
+    let rows = tensors["text_embeds"].to_vec2::<f32>().unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+/// Strings → the tokenizer made from spiece.model → SigLIP's text tower (the whole 64-token
+/// context, no causal mask) → unit vectors equal transformers'; the ids equal
+/// `SiglipTokenizer`'s (or, on the one string NOTES.md lists, the same pipeline's in Python).
+#[wasm_bindgen_test]
+fn siglip_text_embeddings_equal_reference() {
+    let config = ClipConfig::from_json(SIGLIP_CONFIG).unwrap();
+    let json = clip::spiece::siglip_tokenizer_json(SIGLIP_SPIECE).unwrap();
+    let tok = ClipTokenizer::from_json(&json)
+        .unwrap()
+        .with_max_len(config.text.max_position_embeddings)
+        .unwrap();
+    let reference = common::parse_siglip_tokens(SIGLIP_TOKENS);
+    let (mut ids, mut expected) = (Vec::new(), Vec::new());
+    for (((s, _), (slow, fast)), r) in token_cases().iter().zip(&reference).zip(siglip_reference())
+    {
+        let ours = tok.encode(s).unwrap();
+        assert_eq!(&ours, fast.as_ref().map_or(slow, |(f, _)| f), "{s:?}");
+        if fast.is_none() {
+            ids.push(ours);
+            expected.push(r);
+        }
+    }
+    assert!(ids.len() >= 390, "only {} strings", ids.len());
+    let weights = Weights::from_safetensors(SIGLIP_CHECKPOINT.to_vec(), &Device::Cpu).unwrap();
+    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+    check_rows(
+        "siglip text",
+        &text.embed(&ids).unwrap(),
+        &expected,
+        0.99999,
+        1e-4,
+    );
+}
+
+/// The browser's downloads of the SigLIP checkpoint, exported and read back in wasm.
+#[wasm_bindgen_test]
+fn siglip_exports_load_and_embed() {
+    let config = ClipConfig::from_json(SIGLIP_CONFIG).unwrap();
+    let ids: Vec<Vec<u32>> = common::parse_siglip_tokens(SIGLIP_TOKENS)
+        .into_iter()
+        .map(|(ids, _)| ids)
+        .collect();
+    let reference = siglip_reference();
+    for variant in Variant::ALL {
+        let bytes = export_text(SIGLIP_CHECKPOINT, variant).unwrap();
+        let weights = match variant {
+            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
+            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
+        }
+        .unwrap();
+        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+        let (min_cos, max_abs) = if variant == Variant::F16 {
+            (0.999, 1e-2)
+        } else {
+            (0.99999, 1e-4)
+        };
+        check_rows(
+            &format!("siglip {variant:?} export"),
+            &text.embed(&ids).unwrap(),
             &reference,
             min_cos,
             max_abs,

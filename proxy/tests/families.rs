@@ -1,7 +1,8 @@
-//! Ingest and search with a model in another checkpoint layout: the tiny OpenCLIP fixture
-//! (`clip/tests/fixtures/tiny-open-clip`, open_clip's own files) goes through `--model DIR`
-//! like any model, and the vectors stored and searched are open_clip's (the reference
-//! embeddings of `generate_open_clip.py`), preprocessing included.
+//! Ingest and search with a model of another family: the tiny OpenCLIP fixture
+//! (`clip/tests/fixtures/tiny-open-clip`, open_clip's own files) and the tiny SigLIP
+//! (`tiny-siglip`, transformers' `SiglipModel`) go through `--model DIR` like any model, and the
+//! vectors stored and searched are the family's reference ones (the embeddings of
+//! `generate_open_clip.py` / `generate_siglip.py`), preprocessing included.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,9 +75,48 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (norm(a) * norm(b))
 }
 
+/// Each row scaled to unit length.
+fn unit(rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    rows.into_iter()
+        .map(|r| {
+            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
 #[test]
 fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
-    let loaded = load_model_dir(&fixtures().join("tiny-open-clip"));
+    ingests_and_searches_as_reference(
+        "tiny-open-clip",
+        16,
+        matrix("open_clip.safetensors", "image_embeds_normalized.gelu"),
+        matrix("open_clip.safetensors", "text_embeds_normalized.gelu"),
+    );
+}
+
+/// SigLIP ranks by `sigmoid(scale · cos + bias)`, increasing in the cosine: the store's cosine
+/// order is SigLIP's.
+#[test]
+fn a_siglip_checkpoint_ingests_and_searches_as_transformers() {
+    ingests_and_searches_as_reference(
+        "tiny-siglip",
+        32,
+        unit(matrix("siglip.safetensors", "image_embeds")),
+        unit(matrix("siglip.safetensors", "text_embeds")),
+    );
+}
+
+/// Ingests the fixture images with the model in `dir` and searches them: every stored vector
+/// is the reference image vector (rows of `images.json`), and a query ranks and scores the
+/// images as the reference text vector (rows of `tokens.json`) does.
+fn ingests_and_searches_as_reference(
+    dir: &str,
+    dim: usize,
+    reference: Vec<Vec<f32>>,
+    text_reference: Vec<Vec<f32>>,
+) {
+    let loaded = load_model_dir(&fixtures().join(dir));
     let root = tempfile::tempdir().expect("tempdir");
     let data = root.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
@@ -84,7 +124,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = EdgeStore::new(root.path().join("qdrant"));
     let spec = collection_spec("images", &loaded);
-    assert_eq!((spec.dim, spec.model.as_str()), (16, "tiny-open-clip"));
+    assert_eq!((spec.dim, spec.model.as_str()), (dim, dir));
     runtime
         .block_on(store.ensure_collection(&spec))
         .expect("collection");
@@ -102,8 +142,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
     .expect("ingest runs");
     assert_eq!(report.indexed, files.len(), "{report:#?}");
 
-    // Every stored vector is open_clip's encode_image of that file (unit length).
-    let reference = matrix("open_clip.safetensors", "image_embeds_normalized.gelu");
+    // Every stored vector is the reference image vector of that file (unit length).
     let ids: Vec<_> = files.iter().map(|f| point_id(f)).collect();
     let records = runtime.block_on(store.get(&ids, true)).expect("get");
     assert_eq!(records.len(), files.len());
@@ -121,7 +160,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
         );
     }
 
-    // A text query ranks the images as open_clip's vectors do.
+    // A text query ranks the images as the reference vectors do.
     let tokens: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(fixtures().join("tokens.json")).expect("tokens"))
             .expect("json");
@@ -130,7 +169,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
         .iter()
         .position(|t| t["text"] == query)
         .expect("the query is a fixture string");
-    let text_ref = &matrix("open_clip.safetensors", "text_embeds_normalized.gelu")[row];
+    let text_ref = &text_reference[row];
     let mut expected: Vec<(&String, f32)> = files
         .iter()
         .zip(&reference)

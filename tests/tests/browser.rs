@@ -504,3 +504,10 @@ fn an_open_clip_model_searches_in_the_browser() {
 fn a_sentence_transformers_model_searches_in_the_browser() {
     family_searches_in_the_browser("tiny-st-clip");
 }
+
+/// The tiny SigLIP (`model_type: "siglip"`, its tokenizer made from `spiece.model`): the worker
+/// runs its text tower over the whole 64-token context, without a causal mask.
+#[test]
+fn a_siglip_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-siglip");
+}

@@ -68,6 +68,31 @@ pub fn parse_open_clip_tokens(json: &[u8]) -> Vec<(Vec<u32>, Option<String>)> {
         .collect()
 }
 
+/// One row of `siglip_tokens.json`: `SiglipTokenizer`'s ids, and where the tokenizer.json made
+/// from spiece.model gives other ids, those and why.
+pub type SiglipTokens = (Vec<u32>, Option<(Vec<u32>, String)>);
+
+/// `SiglipTokenizer`'s ids per `tokens.json` row, from the bytes of `siglip_tokens.json`.
+pub fn parse_siglip_tokens(json: &[u8]) -> Vec<SiglipTokens> {
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(json).unwrap();
+    rows.iter()
+        .map(|r| {
+            let fast = r.get("ids_tokenizers").map(|f| {
+                let why = r["differs_because"].as_str().unwrap().to_string();
+                (ids(f), why)
+            });
+            (ids(&r["ids"]), fast)
+        })
+        .collect()
+}
+
 /// [`token_cases`] from the bytes of `tokens.json` (the wasm tests embed the file).
 pub fn parse_token_cases(json: &[u8]) -> Vec<(String, Vec<u32>)> {
     let cases: Vec<serde_json::Value> = serde_json::from_slice(json).unwrap();
