@@ -44,6 +44,11 @@ pub struct TextConfig {
     pub max_position_embeddings: usize,
     pub activation: Activation,
     pub layer_norm_eps: f64,
+    /// Whether each position attends only to itself and those before it (CLIP). Without the
+    /// causal mask (MobileCLIP's text tower, open_clip's `no_causal_mask`) every position sees
+    /// the whole padded context, so a text is encoded at full context length, padded with 0 as
+    /// open_clip's tokenizer pads.
+    pub causal: bool,
 }
 
 /// Which reference the image preprocessing follows where model families differ.
@@ -57,12 +62,22 @@ pub enum Transform {
     OpenClip,
 }
 
+/// Pillow's resampling filter for the shortest-edge resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// `Image.BICUBIC` (CLIP, OpenCLIP's default).
+    Bicubic,
+    /// `Image.BILINEAR` (MobileCLIP's `preprocess_cfg`).
+    Bilinear,
+}
+
 /// What the vision tower expects of its input pixels besides their size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preprocessing {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub transform: Transform,
+    pub interpolation: Interpolation,
 }
 
 impl Default for Preprocessing {
@@ -72,8 +87,21 @@ impl Default for Preprocessing {
             mean: crate::preprocess::CLIP_MEAN,
             std: crate::preprocess::CLIP_STD,
             transform: Transform::Transformers,
+            interpolation: Interpolation::Bicubic,
         }
     }
+}
+
+/// Which network the vision tower is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VisionTower {
+    /// CLIP's ViT, as the other fields of [`VisionConfig`] describe it.
+    #[default]
+    Vit,
+    /// timm's FastViT MCi (MobileCLIP's image tower) under its `timm_model_name`: the structure
+    /// comes from the checkpoint's tensors ([`crate::fastvit`]); of [`VisionConfig`] only
+    /// `image_size`, `num_channels` and `preprocessing` apply.
+    FastVitMci { timm_model_name: String },
 }
 
 /// The vision tower (`transformers.CLIPVisionConfig`).
@@ -90,6 +118,8 @@ pub struct VisionConfig {
     pub layer_norm_eps: f64,
     /// How images become its input (the family's reference preprocessing).
     pub preprocessing: Preprocessing,
+    /// The network; ViT unless the checkpoint says otherwise.
+    pub tower: VisionTower,
 }
 
 impl VisionConfig {
@@ -121,6 +151,9 @@ struct RawText {
     max_position_embeddings: usize,
     hidden_act: String,
     layer_norm_eps: f64,
+    /// Not a transformers key: written by [`ClipConfig::to_json`] for a text tower without the
+    /// causal mask, so the browser export says how its tower runs.
+    causal: bool,
 }
 
 impl Default for RawText {
@@ -135,6 +168,7 @@ impl Default for RawText {
             max_position_embeddings: 77,
             hidden_act: "quick_gelu".into(),
             layer_norm_eps: 1e-5,
+            causal: true,
         }
     }
 }
@@ -220,6 +254,7 @@ impl ClipConfig {
             max_position_embeddings: t.max_position_embeddings,
             activation: Activation::parse(&t.hidden_act)?,
             layer_norm_eps: t.layer_norm_eps,
+            causal: t.causal,
         };
         let vision = VisionConfig {
             hidden_size: v.hidden_size,
@@ -232,6 +267,7 @@ impl ClipConfig {
             activation: Activation::parse(&v.hidden_act)?,
             layer_norm_eps: v.layer_norm_eps,
             preprocessing: Preprocessing::default(),
+            tower: VisionTower::Vit,
         };
         Self::validated(text, vision, raw.projection_dim.unwrap_or(512))
     }
@@ -244,12 +280,15 @@ impl ClipConfig {
         projection_dim: usize,
     ) -> Result<Self> {
         check_heads("text_config", text.hidden_size, text.num_attention_heads)?;
-        check_heads(
-            "vision_config",
-            vision.hidden_size,
-            vision.num_attention_heads,
-        )?;
-        if vision.patch_size == 0 || !vision.image_size.is_multiple_of(vision.patch_size) {
+        let vit = vision.tower == VisionTower::Vit;
+        if vit {
+            check_heads(
+                "vision_config",
+                vision.hidden_size,
+                vision.num_attention_heads,
+            )?;
+        }
+        if vit && (vision.patch_size == 0 || !vision.image_size.is_multiple_of(vision.patch_size)) {
             return Err(ClipError::Config(format!(
                 "vision_config: image_size {} is not a multiple of patch_size {}",
                 vision.image_size, vision.patch_size
@@ -275,6 +314,8 @@ impl ClipConfig {
     }
 
     /// Serialises back to a transformers-compatible `config.json` (used by the text-only export).
+    /// A vision tower other than ViT has no transformers config: it is left out (the parser's
+    /// default stands in; the export has no vision tower anyway).
     pub fn to_json(&self) -> serde_json::Value {
         fn act(a: Activation) -> &'static str {
             match a {
@@ -284,7 +325,7 @@ impl ClipConfig {
             }
         }
         let (t, v) = (&self.text, &self.vision);
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "model_type": "clip",
             "architectures": ["CLIPModel"],
             "projection_dim": self.projection_dim,
@@ -294,6 +335,7 @@ impl ClipConfig {
                 "num_attention_heads": t.num_attention_heads,
                 "max_position_embeddings": t.max_position_embeddings,
                 "hidden_act": act(t.activation), "layer_norm_eps": t.layer_norm_eps,
+                "causal": t.causal,
             },
             "vision_config": {
                 "hidden_size": v.hidden_size, "intermediate_size": v.intermediate_size,
@@ -301,7 +343,13 @@ impl ClipConfig {
                 "num_channels": v.num_channels, "image_size": v.image_size, "patch_size": v.patch_size,
                 "hidden_act": act(v.activation), "layer_norm_eps": v.layer_norm_eps,
             },
-        })
+        });
+        if v.tower != VisionTower::Vit
+            && let Some(map) = json.as_object_mut()
+        {
+            map.remove("vision_config");
+        }
+        json
     }
 }
 

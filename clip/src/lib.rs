@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod fastvit;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod jpeg;
 pub mod layout;
@@ -22,7 +23,10 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
-pub use config::{Activation, ClipConfig, Preprocessing, TextConfig, Transform, VisionConfig};
+pub use config::{
+    Activation, ClipConfig, Interpolation, Preprocessing, TextConfig, Transform, VisionConfig,
+    VisionTower,
+};
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};
 pub use preprocess::ImageProcessor;

@@ -9,8 +9,9 @@
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
-use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig};
+use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig, VisionTower};
 use crate::error::{ClipError, Result};
+use crate::fastvit::FastVit;
 use crate::weights::{Embedding, Linear, Weights};
 
 /// `CLIPAttention`: multi-head self-attention with biases on every projection.
@@ -231,10 +232,13 @@ impl TextEncoder {
         self.forward_pooled(ids, &pool)
     }
 
-    /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]), computing each only
-    /// up to its end token and padding the batch only to its longest member. Because the text
-    /// tower is causal and pools at the end token, this equals [`Self::forward_ids`] on the
-    /// 77-token padded input, at a fraction of the cost for short queries.
+    /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]). A causal tower
+    /// computes each only up to its end token and pads the batch only to its longest member:
+    /// because it pools at the end token, which sees nothing after it, this equals
+    /// [`Self::forward_ids`] on the 77-token padded input, at a fraction of the cost for short
+    /// queries. A tower without the causal mask ([`TextConfig::causal`] false) sees the padding
+    /// too, so every sequence runs at full context, zero-padded as open_clip pads; it still
+    /// pools at the end token.
     /// Returns unnormalised `[b, projection_dim]` features.
     pub fn encode(&self, sequences: &[Vec<u32>]) -> Result<Tensor> {
         if sequences.is_empty() {
@@ -250,22 +254,26 @@ impl TextEncoder {
             })
             .collect::<Result<_>>()?;
         let longest = trimmed.iter().map(|s| s.len()).max().unwrap_or(1);
-        if longest > self.config.max_position_embeddings {
+        let context = self.config.max_position_embeddings;
+        if longest > context {
             return Err(ClipError::Input(format!(
-                "token sequence of {longest} tokens is longer than the context of {}",
-                self.config.max_position_embeddings
+                "token sequence of {longest} tokens is longer than the context of {context}"
             )));
         }
-        let mut flat = Vec::with_capacity(trimmed.len() * longest);
+        let width = if self.config.causal { longest } else { context };
+        let mut flat = Vec::with_capacity(trimmed.len() * width);
         for s in &trimmed {
             flat.extend_from_slice(s);
-            // Padding sits after the end token, where the causal mask hides it from the pooled position.
-            flat.extend(std::iter::repeat_n(
-                *s.last().unwrap_or(&0),
-                longest - s.len(),
-            ));
+            // Causal: padding after the end token, where the mask hides it from the pooled
+            // position (the end token itself, a valid id). Otherwise open_clip's zeros.
+            let pad = if self.config.causal {
+                *s.last().unwrap_or(&0)
+            } else {
+                0
+            };
+            flat.extend(std::iter::repeat_n(pad, width - s.len()));
         }
-        let ids = Tensor::from_vec(flat, (trimmed.len(), longest), &self.device)?;
+        let ids = Tensor::from_vec(flat, (trimmed.len(), width), &self.device)?;
         let pool = trimmed.iter().map(|s| s.len() - 1).collect::<Vec<_>>();
         self.forward_pooled(&ids, &pool)
     }
@@ -300,13 +308,13 @@ impl TextEncoder {
             .token_embedding
             .forward(ids)?
             .broadcast_add(&positions)?;
-        // _create_4d_causal_attention_mask: -inf above the diagonal.
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &self.device)?.to_dtype(xs.dtype())?;
+        let mask = if self.config.causal {
+            Some(causal_mask(t, &self.device)?.to_dtype(xs.dtype())?)
+        } else {
+            None
+        };
         for layer in &self.layers {
-            xs = layer.forward(&xs, Some(&mask))?;
+            xs = layer.forward(&xs, mask.as_ref())?;
         }
         let xs = self.final_layer_norm.forward(&xs)?;
         let hidden = self.config.hidden_size;
@@ -321,6 +329,14 @@ impl TextEncoder {
     }
 }
 
+/// `_create_4d_causal_attention_mask`: `[t, t]`, -inf above the diagonal.
+fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(mask, (t, t), device)?)
+}
+
 /// Position of the first occurrence of the largest id (torch's `argmax` picks the first maximum).
 fn first_max_position(ids: &[u32]) -> usize {
     let mut best = 0;
@@ -332,9 +348,26 @@ fn first_max_position(ids: &[u32]) -> usize {
     best
 }
 
-/// The vision tower with its projection: `CLIPVisionTransformer` + `visual_projection`.
+/// The vision tower with its projection: CLIP's ViT, or MobileCLIP's FastViT
+/// ([`crate::fastvit`]), as the config's [`VisionTower`] says.
 #[derive(Debug, Clone)]
 pub struct VisionEncoder {
+    tower: Tower2d,
+    config: VisionConfig,
+    projection_dim: usize,
+    /// The float type the tower computes in.
+    dtype: DType,
+}
+
+#[derive(Debug, Clone)]
+enum Tower2d {
+    Vit(Box<Vit>),
+    FastVit(Box<FastVit>),
+}
+
+/// `CLIPVisionTransformer` + `visual_projection`.
+#[derive(Debug, Clone)]
+struct Vit {
     patch_embedding: Tensor,
     class_embedding: Tensor,
     position_embedding: Tensor,
@@ -342,14 +375,11 @@ pub struct VisionEncoder {
     layers: Vec<EncoderLayer>,
     post_layernorm: LayerNorm,
     projection: Linear,
-    config: VisionConfig,
-    projection_dim: usize,
 }
 
-impl VisionEncoder {
+impl Vit {
     /// Reads `vision_model.*` and `visual_projection.weight` from `w`.
-    pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
-        let c = config;
+    fn new(c: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
         let vm = w.pp("vision_model");
         let emb = vm.pp("embeddings");
         let patches = c.grid() * c.grid();
@@ -373,8 +403,47 @@ impl VisionEncoder {
             projection: w
                 .pp("visual_projection")
                 .linear(c.hidden_size, projection_dim, false)?,
-            config: c.clone(),
+        })
+    }
+
+    fn forward(&self, c: &VisionConfig, pixels: &Tensor) -> Result<Tensor> {
+        let b = pixels.dim(0)?;
+        // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch, no bias)
+        let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
+        // patch_embeds.flatten(2).transpose(1, 2)
+        let patches = patches.flatten_from(2)?.transpose(1, 2)?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, c.hidden_size))?
+            .broadcast_as((b, 1, c.hidden_size))?;
+        let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        let mut xs = self.pre_layrnorm.forward(&xs)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, None)?;
+        }
+        // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
+        let pooled = self
+            .post_layernorm
+            .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok(self.projection.forward(&pooled)?)
+    }
+}
+
+impl VisionEncoder {
+    /// Reads the tower from `w`: `vision_model.*` and `visual_projection.weight` for a ViT,
+    /// `visual.trunk.*` for FastViT.
+    pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
+        let tower = match &config.tower {
+            VisionTower::Vit => Tower2d::Vit(Box::new(Vit::new(config, projection_dim, w)?)),
+            VisionTower::FastVitMci { timm_model_name } => Tower2d::FastVit(Box::new(
+                FastVit::new(&w.pp("visual.trunk"), timm_model_name, projection_dim)?,
+            )),
+        };
+        Ok(Self {
+            tower,
+            config: config.clone(),
             projection_dim,
+            dtype: w.dtype(),
         })
     }
 
@@ -400,25 +469,12 @@ impl VisionEncoder {
             )));
         }
         // The model's float type (f32, or f16 with `Weights::with_dtype`).
-        let pixels = pixels.to_dtype(self.patch_embedding.dtype())?;
-        // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch, no bias)
-        let patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
-        // patch_embeds.flatten(2).transpose(1, 2)
-        let patches = patches.flatten_from(2)?.transpose(1, 2)?;
-        let class = self
-            .class_embedding
-            .reshape((1, 1, c.hidden_size))?
-            .broadcast_as((b, 1, c.hidden_size))?;
-        let xs = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let mut xs = self.pre_layrnorm.forward(&xs)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, None)?;
-        }
-        // pooled_output = last_hidden_state[:, 0, :]; pooled_output = self.post_layernorm(pooled_output)
-        let pooled = self
-            .post_layernorm
-            .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
-        Ok(self.projection.forward(&pooled)?.to_dtype(DType::F32)?)
+        let pixels = pixels.to_dtype(self.dtype)?;
+        let features = match &self.tower {
+            Tower2d::Vit(vit) => vit.forward(c, &pixels)?,
+            Tower2d::FastVit(fastvit) => fastvit.forward(&pixels)?,
+        };
+        Ok(features.to_dtype(DType::F32)?)
     }
 
     /// [`Self::forward`] followed by L2 normalisation, as plain vectors.
