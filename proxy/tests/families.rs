@@ -1,7 +1,8 @@
-//! Ingest and search with a model in another checkpoint layout: the tiny OpenCLIP fixture
-//! (`clip/tests/fixtures/tiny-open-clip`, open_clip's own files) goes through `--model DIR`
-//! like any model, and the vectors stored and searched are open_clip's (the reference
-//! embeddings of `generate_open_clip.py`), preprocessing included.
+//! Ingest and search with a model in another checkpoint layout: the tiny OpenCLIP and MobileCLIP
+//! fixtures (`clip/tests/fixtures/tiny-open-clip`, `tiny-mobileclip`, open_clip's own files) go
+//! through `--model DIR` like any model, and the vectors stored and searched are open_clip's
+//! (the reference embeddings of `generate_open_clip.py` and `generate_mobileclip.py`),
+//! preprocessing included.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,12 +48,12 @@ fn options() -> IngestOptions {
     }
 }
 
-/// The fixture images copied next to an `images.tsv` listing them, in `images.json`'s order.
-fn write_images(data: &Path) -> Vec<String> {
-    let images: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(fixtures().join("open_clip.json")).expect("open_clip.json"),
-    )
-    .expect("json");
+/// The fixture images copied next to an `images.tsv` listing them, in the order of `listing`
+/// (a fixture JSON file with an `images` array, the rows of the reference embeddings).
+fn write_images(data: &Path, listing: &str) -> Vec<String> {
+    let images: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join(listing)).expect("image listing"))
+            .expect("json");
     let files: Vec<String> = images["images"]
         .as_array()
         .expect("images")
@@ -74,17 +75,52 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (norm(a) * norm(b))
 }
 
+/// A family's tiny model and where its reference lives.
+struct Family {
+    /// The model folder under `clip/tests/fixtures`.
+    dir: &'static str,
+    /// The JSON file whose `images` are the rows of the image embeddings.
+    listing: &'static str,
+    /// The safetensors file with the reference embeddings.
+    reference: &'static str,
+    /// Its normalised image and text embeddings.
+    image_embeds: &'static str,
+    text_embeds: &'static str,
+}
+
 #[test]
 fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
-    let loaded = load_model_dir(&fixtures().join("tiny-open-clip"));
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-open-clip",
+        listing: "open_clip.json",
+        reference: "open_clip.safetensors",
+        image_embeds: "image_embeds_normalized.gelu",
+        text_embeds: "text_embeds_normalized.gelu",
+    });
+}
+
+/// MobileCLIP: FastViT image tower, bilinear 112-pixel crops, a text tower without causal mask.
+#[test]
+fn a_mobileclip_checkpoint_ingests_and_searches_as_open_clip() {
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-mobileclip",
+        listing: "mobileclip.json",
+        reference: "mobileclip.safetensors",
+        image_embeds: "image_embeds_normalized",
+        text_embeds: "text_embeds_normalized",
+    });
+}
+
+fn ingests_and_searches_as_reference(family: &Family) {
+    let loaded = load_model_dir(&fixtures().join(family.dir));
     let root = tempfile::tempdir().expect("tempdir");
     let data = root.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
-    let files = write_images(&data);
+    let files = write_images(&data, family.listing);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = EdgeStore::new(root.path().join("qdrant"));
     let spec = collection_spec("images", &loaded);
-    assert_eq!((spec.dim, spec.model.as_str()), (16, "tiny-open-clip"));
+    assert_eq!((spec.dim, spec.model.as_str()), (16, family.dir));
     runtime
         .block_on(store.ensure_collection(&spec))
         .expect("collection");
@@ -103,7 +139,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
     assert_eq!(report.indexed, files.len(), "{report:#?}");
 
     // Every stored vector is open_clip's encode_image of that file (unit length).
-    let reference = matrix("open_clip.safetensors", "image_embeds_normalized.gelu");
+    let reference = matrix(family.reference, family.image_embeds);
     let ids: Vec<_> = files.iter().map(|f| point_id(f)).collect();
     let records = runtime.block_on(store.get(&ids, true)).expect("get");
     assert_eq!(records.len(), files.len());
@@ -130,7 +166,7 @@ fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
         .iter()
         .position(|t| t["text"] == query)
         .expect("the query is a fixture string");
-    let text_ref = &matrix("open_clip.safetensors", "text_embeds_normalized.gelu")[row];
+    let text_ref = &matrix(family.reference, family.text_embeds)[row];
     let mut expected: Vec<(&String, f32)> = files
         .iter()
         .zip(&reference)
