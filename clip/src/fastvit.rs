@@ -63,9 +63,112 @@ impl Conv {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let k = self.weight.dim(2)?;
         let padding = ((self.stride - 1) + (k - 1)) / 2;
+        let bias = self.bias.reshape((1, (), 1, 1))?;
+        if self.groups > 1 && self.weight.dim(1)? == 1 {
+            if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+                return self.depthwise_cpu(xs, padding);
+            }
+            return Ok(self.depthwise(xs, padding)?.broadcast_add(&bias)?);
+        }
         let ys = xs.conv2d(&self.weight, padding, self.stride, 1, self.groups)?;
-        Ok(ys.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
+        Ok(ys.broadcast_add(&bias)?)
     }
+
+    /// A convolution with one input channel per group (depthwise, possibly with several
+    /// outputs per channel) as `k²` shifted multiply-adds over the whole tensor: candle's
+    /// grouped convolution runs one small convolution per group, hundreds per layer here.
+    /// Computed at stride 1, then every `stride`-th row and column kept.
+    fn depthwise(&self, xs: &Tensor, padding: usize) -> Result<Tensor> {
+        let (b, c, h, w) = xs.dims4()?;
+        let (out, k) = (self.weight.dim(0)?, self.weight.dim(2)?);
+        let per_channel = out / c;
+        let xs = if per_channel > 1 {
+            // Output channel g·m + j reads input channel g.
+            xs.unsqueeze(2)?
+                .broadcast_as((b, c, per_channel, h, w))?
+                .reshape((b, out, h, w))?
+        } else {
+            xs.clone()
+        };
+        let xs = xs
+            .pad_with_zeros(2, padding, padding)?
+            .pad_with_zeros(3, padding, padding)?;
+        let (h1, w1) = (h + 2 * padding + 1 - k, w + 2 * padding + 1 - k);
+        let mut acc: Option<Tensor> = None;
+        for dy in 0..k {
+            for dx in 0..k {
+                let tap = self.weight.narrow(2, dy, 1)?.narrow(3, dx, 1)?;
+                let term = xs
+                    .narrow(2, dy, h1)?
+                    .narrow(3, dx, w1)?
+                    .broadcast_mul(&tap.reshape((1, out, 1, 1))?)?;
+                acc = Some(match acc {
+                    Some(a) => (a + term)?,
+                    None => term,
+                });
+            }
+        }
+        let acc = acc.ok_or_else(|| ClipError::Weights("an empty convolution kernel".into()))?;
+        subsample(&acc, self.stride)
+    }
+}
+
+impl Conv {
+    /// [`Self::depthwise`] on the CPU in f32, in plain loops (bias first, then the taps in
+    /// row-major order), a plane at a time.
+    fn depthwise_cpu(&self, xs: &Tensor, padding: usize) -> Result<Tensor> {
+        let (b, c, h, w) = xs.dims4()?;
+        let (out, k, s) = (self.weight.dim(0)?, self.weight.dim(2)?, self.stride);
+        let per_channel = out / c;
+        let (ho, wo) = ((h + 2 * padding - k) / s + 1, (w + 2 * padding - k) / s + 1);
+        let x = xs.flatten_all()?.to_vec1::<f32>()?;
+        let weight = self.weight.flatten_all()?.to_vec1::<f32>()?;
+        let bias = self.bias.to_vec1::<f32>()?;
+        // The outputs `o` whose input `o·s + d − padding` lies in `0..n`.
+        let valid = |d: usize, n: usize, len: usize| {
+            let first = padding.saturating_sub(d).div_ceil(s);
+            let end = ((n + padding).saturating_sub(d)).div_ceil(s).min(len);
+            first..end.max(first)
+        };
+        let mut y = vec![0f32; b * out * ho * wo];
+        for (plane, o) in y.chunks_exact_mut(ho * wo).enumerate() {
+            let (bi, oc) = (plane / out, plane % out);
+            let input = &x[(bi * c + oc / per_channel) * h * w..][..h * w];
+            let kernel = &weight[oc * k * k..][..k * k];
+            o.fill(bias[oc]);
+            for dy in 0..k {
+                for dx in 0..k {
+                    let tap = kernel[dy * k + dx];
+                    let cols = valid(dx, w, wo);
+                    for oy in valid(dy, h, ho) {
+                        let row = &input[(oy * s + dy - padding) * w..][..w];
+                        let out_row = &mut o[oy * wo..][..wo];
+                        for ox in cols.clone() {
+                            out_row[ox] += tap * row[ox * s + dx - padding];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Tensor::from_vec(y, (b, out, ho, wo), xs.device())?)
+    }
+}
+
+/// Every `stride`-th row and column, from the first.
+fn subsample(xs: &Tensor, stride: usize) -> Result<Tensor> {
+    if stride == 1 {
+        return Ok(xs.clone());
+    }
+    let (b, c, h, w) = xs.dims4()?;
+    let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+    let xs = xs
+        .pad_with_zeros(2, 0, ho * stride - h)?
+        .pad_with_zeros(3, 0, wo * stride - w)?
+        .reshape((b, c, ho, stride, wo, stride))?;
+    Ok(xs
+        .narrow(3, 0, 1)?
+        .narrow(5, 0, 1)?
+        .reshape((b, c, ho, wo))?)
 }
 
 /// Reads tensors in f32 for folding, and hands the folded ones back in the model's type.
@@ -634,4 +737,57 @@ fn stage_widths(stages: &[Stage], stem_width: usize) -> Vec<usize> {
             dim
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two depthwise paths equal candle's grouped convolution, for strides 1 and 2, one or
+    /// two outputs per channel, odd and even sizes.
+    #[test]
+    fn depthwise_paths_equal_the_grouped_convolution() {
+        let dev = Device::Cpu;
+        for (c, per_channel, k, stride, h, w) in [
+            (3, 1, 3, 1, 7, 6),
+            (4, 2, 7, 2, 9, 8),
+            (5, 1, 3, 2, 8, 7),
+            (2, 2, 3, 1, 4, 5),
+        ] {
+            let out = c * per_channel;
+            let xs = Tensor::randn(0f32, 1.0, (2, c, h, w), &dev).unwrap();
+            let weight = Tensor::randn(0f32, 1.0, (out, 1, k, k), &dev).unwrap();
+            let bias = Tensor::randn(0f32, 1.0, out, &dev).unwrap();
+            let conv = Conv::new(weight.clone(), bias.clone(), stride, c).unwrap();
+            let padding = ((stride - 1) + (k - 1)) / 2;
+            let expected = xs
+                .conv2d(&weight, padding, stride, 1, c)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, out, 1, 1)).unwrap())
+                .unwrap();
+            let tensor_ops = conv
+                .depthwise(&xs, padding)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, out, 1, 1)).unwrap())
+                .unwrap();
+            let loops = conv.depthwise_cpu(&xs, padding).unwrap();
+            for got in [tensor_ops, loops] {
+                assert_eq!(got.dims(), expected.dims());
+                let diff = (got - &expected)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    diff < 1e-5,
+                    "c {c} x{per_channel} k {k} stride {stride}: {diff}"
+                );
+            }
+        }
+    }
 }
