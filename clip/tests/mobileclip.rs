@@ -309,3 +309,31 @@ fn browser_bundle_of_mobileclip_gives_its_text_vectors() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Opt-in: a real-size MobileCLIP with random weights (`fixtures/generate_mobileclip_real.py`,
+/// not committed: 150–200 MB) in the folder `TEXT2IMG_MOBILECLIP_REAL` names loads through the
+/// same code path, its FastViT structure checked against the config's `fastvit_mci*` name, and
+/// equals open_clip on its two random images and one text.
+#[test]
+fn real_size_mobileclip_equals_open_clip_when_generated() {
+    let Some(dir) = std::env::var_os("TEXT2IMG_MOBILECLIP_REAL") else {
+        eprintln!("SKIPPED: real-size MobileCLIP: TEXT2IMG_MOBILECLIP_REAL is not set");
+        return;
+    };
+    let files = load::resolve(&ModelSource::Dir(dir.clone().into()), &mut NoProgress).unwrap();
+    let m = load::load(&files, &Device::Cpu).unwrap();
+    assert!(matches!(
+        m.model.config.vision.tower,
+        VisionTower::FastVitMci { .. }
+    ));
+    let path = std::path::Path::new(&dir).join("reference.safetensors");
+    let r = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let images = m.model.vision.forward(&r["pixels"]).unwrap();
+    check_rows("real-size image", &rows(&images), &rows(&r["image"]));
+    let ids: Vec<u32> = r["ids"].to_vec2::<i64>().unwrap()[0]
+        .iter()
+        .map(|&i| i as u32)
+        .collect();
+    let text = m.model.text.encode(&[ids]).unwrap();
+    check_rows("real-size text", &rows(&text), &rows(&r["text"]));
+}
