@@ -102,6 +102,9 @@ pub enum VisionTower {
     /// comes from the checkpoint's tensors ([`crate::fastvit`]); of [`VisionConfig`] only
     /// `image_size`, `num_channels` and `preprocessing` apply.
     FastVitMci { timm_model_name: String },
+    /// timm's `vit_base_mci_224` (MobileCLIP-B: a ViT behind a convolutional stem), likewise
+    /// read from the tensors ([`crate::timm_vit`]).
+    MciVit { timm_model_name: String },
 }
 
 /// The vision tower (`transformers.CLIPVisionConfig`).

@@ -19,6 +19,7 @@ pub mod open_clip;
 pub mod preprocess;
 pub mod q8;
 pub mod random;
+pub mod timm_vit;
 pub mod tokenizer;
 pub mod weights;
 

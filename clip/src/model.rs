@@ -12,6 +12,7 @@ use candle_nn::LayerNorm;
 use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig, VisionTower};
 use crate::error::{ClipError, Result};
 use crate::fastvit::FastVit;
+use crate::timm_vit::MciVit;
 use crate::weights::{Embedding, Linear, Weights};
 
 /// `CLIPAttention`: multi-head self-attention with biases on every projection.
@@ -349,7 +350,8 @@ fn first_max_position(ids: &[u32]) -> usize {
 }
 
 /// The vision tower with its projection: CLIP's ViT, or MobileCLIP's FastViT
-/// ([`crate::fastvit`]), as the config's [`VisionTower`] says.
+/// ([`crate::fastvit`]) or ViT with a convolutional stem ([`crate::timm_vit`]), as the config's
+/// [`VisionTower`] says.
 #[derive(Debug, Clone)]
 pub struct VisionEncoder {
     tower: Tower2d,
@@ -363,6 +365,7 @@ pub struct VisionEncoder {
 enum Tower2d {
     Vit(Box<Vit>),
     FastVit(Box<FastVit>),
+    MciVit(Box<MciVit>),
 }
 
 /// `CLIPVisionTransformer` + `visual_projection`.
@@ -431,13 +434,18 @@ impl Vit {
 
 impl VisionEncoder {
     /// Reads the tower from `w`: `vision_model.*` and `visual_projection.weight` for a ViT,
-    /// `visual.trunk.*` for FastViT.
+    /// `visual.trunk.*` for MobileCLIP's timm towers.
     pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
         let tower = match &config.tower {
             VisionTower::Vit => Tower2d::Vit(Box::new(Vit::new(config, projection_dim, w)?)),
             VisionTower::FastVitMci { timm_model_name } => Tower2d::FastVit(Box::new(
                 FastVit::new(&w.pp("visual.trunk"), timm_model_name, projection_dim)?,
             )),
+            VisionTower::MciVit { timm_model_name } => Tower2d::MciVit(Box::new(MciVit::new(
+                &w.pp("visual.trunk"),
+                timm_model_name,
+                projection_dim,
+            )?)),
         };
         Ok(Self {
             tower,
@@ -473,6 +481,7 @@ impl VisionEncoder {
         let features = match &self.tower {
             Tower2d::Vit(vit) => vit.forward(c, &pixels)?,
             Tower2d::FastVit(fastvit) => fastvit.forward(&pixels)?,
+            Tower2d::MciVit(vit) => vit.forward(&pixels)?,
         };
         Ok(features.to_dtype(DType::F32)?)
     }

@@ -5,13 +5,14 @@
 //! parameters into linear weights, `ln_pre`/`ln_post`, `c_fc`/`c_proj`). Conversion is exact: a
 //! tensor keeps its values and float type.
 //!
-//! MobileCLIP (S0/S1/S2, `custom_text` with `no_causal_mask`, a timm FastViT MCi image tower)
-//! is read too: its text tower is this one without the causal mask ([`TextConfig::causal`]),
-//! and its image tower keeps timm's tensor names under `visual.trunk.` for [`crate::fastvit`],
-//! which reads the structure from them.
+//! MobileCLIP is read too (`custom_text`; S0/S1/S2 with `no_causal_mask` and a timm FastViT
+//! MCi image tower, B with timm's `vit_base_mci_224`): its text tower is this one, without the
+//! causal mask where the config says so ([`TextConfig::causal`]), and its image tower keeps
+//! timm's tensor names under `visual.trunk.` for [`crate::fastvit`] or [`crate::timm_vit`],
+//! which read the structure from them.
 //!
 //! Anything else open_clip can build that is not this architecture (other timm or Hugging Face
-//! towers, MobileCLIP-B's ViT, layer scale, attentional pooling, custom attention blocks, a text
+//! towers, layer scale, attentional pooling, custom attention blocks, a text
 //! tower with another pooling) is refused with the reason, from the config or from a tensor
 //! name this mapping does not know.
 
@@ -25,7 +26,7 @@ use crate::config::{
     VisionTower,
 };
 use crate::error::{ClipError, Result};
-use crate::fastvit;
+use crate::{fastvit, timm_vit};
 
 /// The config file of the layout.
 pub const CONFIG_FILE: &str = "open_clip_config.json";
@@ -248,7 +249,7 @@ fn vision_config(
 ) -> Result<VisionConfig> {
     check_plain("vision_cfg", &v.unsupported)?;
     if let Some(name) = &v.timm_model_name {
-        return fastvit_config(v, name, activation, preprocessing);
+        return timm_config(v, name, activation, preprocessing);
     }
     let refused = [
         (v.attentional_pool, "attentional_pool"),
@@ -298,27 +299,27 @@ fn square_image_size(v: &RawVision) -> Result<usize> {
     .ok_or_else(|| unsupported(format!("a non-square image_size {}", v.image_size)))
 }
 
-/// A timm tower: MobileCLIP's FastViT MCi as open_clip's `TimmModel` builds it for
-/// `timm_pool: "avg"`, `timm_proj: null` (the trunk's classifier head is the projection). The
-/// structure is read from the tensors at load ([`crate::fastvit`]), so the ViT fields are
-/// left empty.
-fn fastvit_config(
+/// A timm tower, as open_clip's `TimmModel` builds MobileCLIP's with `timm_proj: null` (the
+/// trunk's classifier head is the projection): FastViT MCi with `timm_pool: "avg"`
+/// ([`crate::fastvit`]) or the MCi ViT with `timm_pool: "token"` ([`crate::timm_vit`]). The
+/// structure is read from the tensors at load, so the ViT fields are left empty.
+fn timm_config(
     v: &RawVision,
     name: &str,
     activation: Activation,
     preprocessing: Preprocessing,
 ) -> Result<VisionConfig> {
-    if !fastvit::is_supported(name) {
-        let why = if name.starts_with("vit_base_mci") {
-            " (MobileCLIP-B's ViT with a convolutional stem is not implemented)"
-        } else {
-            ""
-        };
-        return Err(unsupported(format!("the timm vision tower {name:?}{why}")));
-    }
-    if v.timm_pool != "avg" || !v.timm_proj.is_null() {
+    let timm_model_name = name.to_string();
+    let (tower, pool) = if fastvit::is_supported(name) {
+        (VisionTower::FastVitMci { timm_model_name }, "avg")
+    } else if timm_vit::is_supported(name) {
+        (VisionTower::MciVit { timm_model_name }, "token")
+    } else {
+        return Err(unsupported(format!("the timm vision tower {name:?}")));
+    };
+    if v.timm_pool != pool || !v.timm_proj.is_null() {
         return Err(unsupported(format!(
-            "a timm tower with timm_pool {:?} and timm_proj {} (FastViT needs \"avg\" and null)",
+            "{name} with timm_pool {:?} and timm_proj {} (MobileCLIP's are {pool:?} and null)",
             v.timm_pool, v.timm_proj
         )));
     }
@@ -333,9 +334,7 @@ fn fastvit_config(
         activation,
         layer_norm_eps: 0.0,
         preprocessing,
-        tower: VisionTower::FastVitMci {
-            timm_model_name: name.to_string(),
-        },
+        tower,
     })
 }
 
@@ -572,9 +571,9 @@ mod tests {
         );
         refused(
             &format!(
-                r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "vit_base_mci_224"}}, {text}}}"#
+                r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "vit_base_mci_224", "timm_proj": null}}, {text}}}"#
             ),
-            "MobileCLIP-B's ViT with a convolutional stem is not implemented",
+            "vit_base_mci_224 with timm_pool \"avg\"",
         );
         refused(
             &format!(
@@ -635,6 +634,29 @@ mod tests {
             (p.mean, p.std, p.interpolation),
             ([0.0; 3], [1.0; 3], Interpolation::Bilinear)
         );
+    }
+
+    #[test]
+    fn mobileclip_b_is_the_mci_vit_with_a_causal_text_tower() {
+        // open_clip's MobileCLIP-B.json.
+        let c = config_from_json(
+            br#"{"model_cfg": {"embed_dim": 512,
+                 "vision_cfg": {"timm_model_name": "vit_base_mci_224", "timm_model_pretrained": false,
+                   "timm_pool": "token", "timm_proj": null, "timm_drop": 0.0, "timm_drop_path": 0.0,
+                   "image_size": 224},
+                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
+                   "layers": 12, "no_causal_mask": false},
+                 "custom_text": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.vision.tower,
+            VisionTower::MciVit {
+                timm_model_name: "vit_base_mci_224".into()
+            }
+        );
+        assert_eq!(c.vision.image_size, 224);
+        assert!(c.text.causal);
     }
 
     #[test]

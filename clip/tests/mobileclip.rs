@@ -144,7 +144,7 @@ fn a_known_variant_must_match_the_tensors() {
         "{err}"
     );
     assert!(named("fastvit_mci3").contains("fastvit_mci3"));
-    assert!(named("vit_base_mci_224").contains("not implemented"));
+    assert!(named("convnext_base").contains("timm vision tower"));
 }
 
 #[test]
@@ -312,8 +312,8 @@ fn browser_bundle_of_mobileclip_gives_its_text_vectors() {
 
 /// Opt-in: a real-size MobileCLIP with random weights (`fixtures/generate_mobileclip_real.py`,
 /// not committed: 150–200 MB) in the folder `TEXT2IMG_MOBILECLIP_REAL` names loads through the
-/// same code path, its FastViT structure checked against the config's `fastvit_mci*` name, and
-/// equals open_clip on its two random images and one text.
+/// same code path, its structure checked against the config's `fastvit_mci*` or
+/// `vit_base_mci_224`, and equals open_clip on its two random images and one text.
 #[test]
 fn real_size_mobileclip_equals_open_clip_when_generated() {
     let Some(dir) = std::env::var_os("TEXT2IMG_MOBILECLIP_REAL") else {
@@ -324,7 +324,7 @@ fn real_size_mobileclip_equals_open_clip_when_generated() {
     let m = load::load(&files, &Device::Cpu).unwrap();
     assert!(matches!(
         m.model.config.vision.tower,
-        VisionTower::FastVitMci { .. }
+        VisionTower::FastVitMci { .. } | VisionTower::MciVit { .. }
     ));
     let path = std::path::Path::new(&dir).join("reference.safetensors");
     let r = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
@@ -336,4 +336,63 @@ fn real_size_mobileclip_equals_open_clip_when_generated() {
         .collect();
     let text = m.model.text.encode(&[ids]).unwrap();
     check_rows("real-size text", &rows(&text), &rows(&r["text"]));
+}
+
+// ---- MobileCLIP-B (timm's vit_base_mci_224 at tiny sizes, a causal text tower) ----
+
+const B_DIR: &str = "tiny-mobileclip-b";
+
+fn loaded_b() -> load::Loaded {
+    let files = load::resolve(&ModelSource::Dir(fixture(B_DIR)), &mut NoProgress).unwrap();
+    load::load(&files, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn mobileclip_b_is_detected_and_configured() {
+    let c = loaded_b().model.config;
+    assert_eq!(
+        c.vision.tower,
+        VisionTower::MciVit {
+            timm_model_name: "vit_mci_tiny".into()
+        }
+    );
+    assert_eq!((c.projection_dim, c.vision.image_size), (16, 64));
+    assert!(c.text.causal, "MobileCLIP-B keeps the causal mask");
+    assert_eq!(
+        c.vision.preprocessing.interpolation,
+        Interpolation::Bilinear
+    );
+}
+
+/// Image bytes → the 64×64 crop (sha256 equal to open_clip's) → the ViT with a convolutional
+/// stem equals `encode_image`; texts equal `encode_text`.
+#[test]
+fn mobileclip_b_embeddings_equal_open_clip() {
+    use sha2::Digest;
+    let model = loaded_b().model;
+    let proc = ImageProcessor::for_model(&model.config.vision);
+    let images = json("mobileclip_b.json")["images"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut pixels = Vec::new();
+    for case in &images {
+        let file = case["file"].as_str().unwrap();
+        let crop = proc.resize_crop(&proc.decode(&read(&format!("images/{file}"))).unwrap());
+        let sha = hex::encode(sha2::Sha256::digest(crop.as_raw()));
+        assert_eq!(sha, case["crop_sha256"].as_str().unwrap(), "{file}: crop");
+        pixels.push(proc.normalize(&crop));
+    }
+    let reference = tensors("mobileclip_b.safetensors");
+    let batch = pixel_batch(&pixels, 64, &Device::Cpu).unwrap();
+    check_rows(
+        "B image",
+        &rows(&model.vision.forward(&batch).unwrap()),
+        &rows(&reference["image_embeds"]),
+    );
+    check_rows(
+        "B text",
+        &rows(&model.text.encode(&open_clip_ids()).unwrap()),
+        &rows(&reference["text_embeds"]),
+    );
 }

@@ -1,5 +1,6 @@
 //! Ingest and search with a model in another checkpoint layout: the tiny OpenCLIP and MobileCLIP
-//! fixtures (`clip/tests/fixtures/tiny-open-clip`, `tiny-mobileclip`, open_clip's own files) go
+//! fixtures (`clip/tests/fixtures/tiny-open-clip`, `tiny-mobileclip`, `tiny-mobileclip-b`,
+//! open_clip's own files) go
 //! through `--model DIR` like any model, and the vectors stored and searched are open_clip's
 //! (the reference embeddings of `generate_open_clip.py` and `generate_mobileclip.py`),
 //! preprocessing included.
@@ -106,6 +107,18 @@ fn a_mobileclip_checkpoint_ingests_and_searches_as_open_clip() {
         dir: "tiny-mobileclip",
         listing: "mobileclip.json",
         reference: "mobileclip.safetensors",
+        image_embeds: "image_embeds_normalized",
+        text_embeds: "text_embeds_normalized",
+    });
+}
+
+/// MobileCLIP-B: timm's ViT with a convolutional stem, 64-pixel crops, a causal text tower.
+#[test]
+fn a_mobileclip_b_checkpoint_ingests_and_searches_as_open_clip() {
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-mobileclip-b",
+        listing: "mobileclip_b.json",
+        reference: "mobileclip_b.safetensors",
         image_embeds: "image_embeds_normalized",
         text_embeds: "text_embeds_normalized",
     });

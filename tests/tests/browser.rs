@@ -506,6 +506,12 @@ fn a_mobileclip_model_searches_in_the_browser() {
     family_searches_in_the_browser("tiny-mobileclip");
 }
 
+/// The tiny MobileCLIP-B (a ViT with a convolutional stem on the server, a causal text tower).
+#[test]
+fn a_mobileclip_b_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-mobileclip-b");
+}
+
 /// The tiny sentence-transformers CLIP (`modules.json` + `0_CLIPModel/`).
 #[test]
 fn a_sentence_transformers_model_searches_in_the_browser() {
