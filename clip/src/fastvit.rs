@@ -70,8 +70,24 @@ impl Conv {
             }
             return Ok(self.depthwise(xs, padding)?.broadcast_add(&bias)?);
         }
+        if k == 1 && self.stride == 1 && self.groups == 1 {
+            return Ok(self.pointwise(xs)?.broadcast_add(&bias)?);
+        }
         let ys = xs.conv2d(&self.weight, padding, self.stride, 1, self.groups)?;
         Ok(ys.broadcast_add(&bias)?)
+    }
+
+    /// A 1×1 convolution as one matrix product per image, `[out, in] · [in, h·w]`, without
+    /// candle's unfolding copy.
+    fn pointwise(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = xs.dims4()?;
+        let out = self.weight.dim(0)?;
+        let weight = self
+            .weight
+            .reshape((1, out, c))?
+            .broadcast_as((b, out, c))?;
+        let ys = weight.matmul(&xs.reshape((b, c, h * w))?)?;
+        Ok(ys.reshape((b, out, h, w))?)
     }
 
     /// A convolution with one input channel per group (depthwise, possibly with several
