@@ -45,8 +45,10 @@ pub struct TextConfig {
     pub activation: Activation,
     pub layer_norm_eps: f64,
     /// Whether each position sees only itself and the positions before it (CLIP). Without the
-    /// causal mask (SigLIP) every position sees the whole padded context, so the tower runs it
-    /// all: [`crate::TextEncoder::encode`] cannot stop at the end token.
+    /// causal mask (SigLIP; MobileCLIP's text tower, open_clip's `no_causal_mask`) every
+    /// position sees the whole padded context, so the tower runs it all:
+    /// [`crate::TextEncoder::encode`] cannot stop at the end token (MobileCLIP pads with 0 as
+    /// open_clip's tokenizer does, and still pools at the end token).
     pub causal: bool,
     /// Which position becomes the text's vector, and through which projection.
     pub head: TextHead,
@@ -90,12 +92,22 @@ pub enum Transform {
     Siglip,
 }
 
+/// Pillow's resampling filter for the shortest-edge resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// `Image.BICUBIC` (CLIP, OpenCLIP's default).
+    Bicubic,
+    /// `Image.BILINEAR` (MobileCLIP's `preprocess_cfg`).
+    Bilinear,
+}
+
 /// What the vision tower expects of its input pixels besides their size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preprocessing {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub transform: Transform,
+    pub interpolation: Interpolation,
 }
 
 impl Default for Preprocessing {
@@ -105,8 +117,24 @@ impl Default for Preprocessing {
             mean: crate::preprocess::CLIP_MEAN,
             std: crate::preprocess::CLIP_STD,
             transform: Transform::Transformers,
+            interpolation: Interpolation::Bicubic,
         }
     }
+}
+
+/// Which network the vision tower is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VisionTower {
+    /// CLIP's ViT, as the other fields of [`VisionConfig`] describe it.
+    #[default]
+    Vit,
+    /// timm's FastViT MCi (MobileCLIP's image tower) under its `timm_model_name`: the structure
+    /// comes from the checkpoint's tensors ([`crate::fastvit`]); of [`VisionConfig`] only
+    /// `image_size`, `num_channels` and `preprocessing` apply.
+    FastVitMci { timm_model_name: String },
+    /// timm's `vit_base_mci_224` (MobileCLIP-B: a ViT behind a convolutional stem), likewise
+    /// read from the tensors ([`crate::timm_vit`]).
+    MciVit { timm_model_name: String },
 }
 
 /// The vision tower (`transformers.CLIPVisionConfig`).
@@ -125,6 +153,8 @@ pub struct VisionConfig {
     pub preprocessing: Preprocessing,
     /// Which state becomes the image's vector, and how.
     pub head: VisionHead,
+    /// The network; ViT unless the checkpoint says otherwise.
+    pub tower: VisionTower,
 }
 
 impl VisionConfig {
@@ -156,6 +186,9 @@ struct RawText {
     max_position_embeddings: usize,
     hidden_act: String,
     layer_norm_eps: f64,
+    /// Not a transformers key: written by [`ClipConfig::to_json`] for a text tower without the
+    /// causal mask, so the browser export says how its tower runs.
+    causal: bool,
 }
 
 impl Default for RawText {
@@ -170,6 +203,7 @@ impl Default for RawText {
             max_position_embeddings: 77,
             hidden_act: "quick_gelu".into(),
             layer_norm_eps: 1e-5,
+            causal: true,
         }
     }
 }
@@ -262,7 +296,7 @@ impl ClipConfig {
             max_position_embeddings: t.max_position_embeddings,
             activation: Activation::parse(&t.hidden_act)?,
             layer_norm_eps: t.layer_norm_eps,
-            causal: true,
+            causal: t.causal,
             head: TextHead::EndToken,
         };
         let vision = VisionConfig {
@@ -277,6 +311,7 @@ impl ClipConfig {
             layer_norm_eps: v.layer_norm_eps,
             preprocessing: Preprocessing::default(),
             head: VisionHead::ClassToken,
+            tower: VisionTower::Vit,
         };
         Self::validated(text, vision, raw.projection_dim.unwrap_or(512))
     }
@@ -289,16 +324,19 @@ impl ClipConfig {
         projection_dim: usize,
     ) -> Result<Self> {
         check_heads("text_config", text.hidden_size, text.num_attention_heads)?;
-        check_heads(
-            "vision_config",
-            vision.hidden_size,
-            vision.num_attention_heads,
-        )?;
+        let vit = vision.tower == VisionTower::Vit;
+        if vit {
+            check_heads(
+                "vision_config",
+                vision.hidden_size,
+                vision.num_attention_heads,
+            )?;
+        }
         // CLIP's grid must tile the image; SigLIP's convolution drops what is left over
         // (so400m-patch14-384: 27 patches of 14 cover 378 of the 384 pixels).
         let tiles = vision.head == VisionHead::AttentionPool
             || vision.image_size.is_multiple_of(vision.patch_size);
-        if vision.patch_size == 0 || vision.patch_size > vision.image_size || !tiles {
+        if vit && (vision.patch_size == 0 || vision.patch_size > vision.image_size || !tiles) {
             return Err(ClipError::Config(format!(
                 "vision_config: image_size {} is not a multiple of patch_size {}",
                 vision.image_size, vision.patch_size
@@ -324,7 +362,9 @@ impl ClipConfig {
     }
 
     /// Serialises back to a transformers-compatible `config.json` (used by the text-only export):
-    /// a `CLIPModel`'s, or a `SiglipModel`'s for SigLIP's heads.
+    /// a `CLIPModel`'s, or a `SiglipModel`'s for SigLIP's heads. A vision tower other than ViT
+    /// has no transformers config: it is left out (the parser's default stands in; the export
+    /// has no vision tower anyway).
     pub fn to_json(&self) -> serde_json::Value {
         fn act(a: Activation) -> &'static str {
             match a {
@@ -337,7 +377,7 @@ impl ClipConfig {
         if let TextHead::LastPosition { pad_id } = t.head {
             return crate::siglip::config_json(self, pad_id, act(t.activation), act(v.activation));
         }
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "model_type": "clip",
             "architectures": ["CLIPModel"],
             "projection_dim": self.projection_dim,
@@ -347,6 +387,7 @@ impl ClipConfig {
                 "num_attention_heads": t.num_attention_heads,
                 "max_position_embeddings": t.max_position_embeddings,
                 "hidden_act": act(t.activation), "layer_norm_eps": t.layer_norm_eps,
+                "causal": t.causal,
             },
             "vision_config": {
                 "hidden_size": v.hidden_size, "intermediate_size": v.intermediate_size,
@@ -354,7 +395,13 @@ impl ClipConfig {
                 "num_channels": v.num_channels, "image_size": v.image_size, "patch_size": v.patch_size,
                 "hidden_act": act(v.activation), "layer_norm_eps": v.layer_norm_eps,
             },
-        })
+        });
+        if v.tower != VisionTower::Vit
+            && let Some(map) = json.as_object_mut()
+        {
+            map.remove("vision_config");
+        }
+        json
     }
 }
 

@@ -9,6 +9,7 @@ pub mod attention_pool;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod fastvit;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod jpeg;
 pub mod layout;
@@ -21,13 +22,14 @@ pub mod q8;
 pub mod random;
 pub mod siglip;
 pub mod spiece;
+pub mod timm_vit;
 pub mod tokenizer;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
 pub use config::{
-    Activation, ClipConfig, Preprocessing, TextConfig, TextHead, Transform, VisionConfig,
-    VisionHead,
+    Activation, ClipConfig, Interpolation, Preprocessing, TextConfig, TextHead, Transform,
+    VisionConfig, VisionHead, VisionTower,
 };
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};

@@ -10,8 +10,12 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use crate::attention_pool::AttentionPool;
-use crate::config::{Activation, ClipConfig, TextConfig, TextHead, VisionConfig, VisionHead};
+use crate::config::{
+    Activation, ClipConfig, TextConfig, TextHead, VisionConfig, VisionHead, VisionTower,
+};
 use crate::error::{ClipError, Result};
+use crate::fastvit::FastVit;
+use crate::timm_vit::MciVit;
 use crate::weights::{Embedding, Linear, Weights};
 
 /// `CLIPAttention`: multi-head self-attention with biases on every projection.
@@ -255,9 +259,11 @@ impl TextEncoder {
 
     /// Encodes token sequences (each as produced by [`crate::ClipTokenizer`]). A causal tower
     /// pooled at the end token (CLIP) computes each only up to its end token and pads the batch
-    /// only to its longest member: this equals [`Self::forward_ids`] on the 77-token padded
-    /// input, at a fraction of the cost for short queries. Any other tower (SigLIP) runs the
-    /// whole context, each sequence padded as its model was trained.
+    /// only to its longest member: because the end token sees nothing after it, this equals
+    /// [`Self::forward_ids`] on the 77-token padded input, at a fraction of the cost for short
+    /// queries. A tower without the causal mask sees the padding too, so it runs the whole
+    /// context, each sequence padded as its model was trained: SigLIP with its pad id, pooled
+    /// at the last position; MobileCLIP with open_clip's zeros, pooled at the end token.
     /// Returns unnormalised `[b, projection_dim]` features.
     pub fn encode(&self, sequences: &[Vec<u32>]) -> Result<Tensor> {
         if sequences.is_empty() {
@@ -272,8 +278,8 @@ impl TextEncoder {
             .map(|s| {
                 let pad = match self.config.head {
                     TextHead::LastPosition { pad_id } => pad_id,
-                    // transformers' CLIP pads with the end token.
-                    TextHead::EndToken => *s.last().unwrap_or(&0),
+                    // Not causal, pooled at the end token: MobileCLIP, padded as open_clip pads.
+                    TextHead::EndToken => 0,
                 };
                 padded(s, pad, context)
             })
@@ -416,24 +422,40 @@ enum VisionPool {
     Attention(AttentionPool),
 }
 
-/// The vision tower with its projection: `CLIPVisionTransformer` + `visual_projection`, or
-/// `SiglipVisionTransformer` with its attention-pooling head (see [`VisionHead`]).
+/// The vision tower with its projection: CLIP's ViT (`CLIPVisionTransformer` +
+/// `visual_projection`) or SigLIP's (`SiglipVisionTransformer` with its attention-pooling head,
+/// see [`VisionHead`]), or MobileCLIP's FastViT ([`crate::fastvit`]) or ViT with a
+/// convolutional stem ([`crate::timm_vit`]), as the config's [`VisionTower`] says.
 #[derive(Debug, Clone)]
 pub struct VisionEncoder {
+    tower: Tower2d,
+    config: VisionConfig,
+    projection_dim: usize,
+    /// The float type the tower computes in.
+    dtype: DType,
+}
+
+#[derive(Debug, Clone)]
+enum Tower2d {
+    Vit(Box<Vit>),
+    FastVit(Box<FastVit>),
+    MciVit(Box<MciVit>),
+}
+
+/// The transformers ViT towers: CLIP's and SigLIP's.
+#[derive(Debug, Clone)]
+struct Vit {
     patch_embedding: Tensor,
     patch_bias: Option<Tensor>,
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
     post_layernorm: LayerNorm,
     pool: VisionPool,
-    config: VisionConfig,
-    projection_dim: usize,
 }
 
-impl VisionEncoder {
+impl Vit {
     /// Reads `vision_model.*` and `visual_projection.weight` from `w`.
-    pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
-        let c = config;
+    fn new(c: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
         let vm = w.pp("vision_model");
         let emb = vm.pp("embeddings");
         let patches = c.grid() * c.grid();
@@ -479,34 +501,12 @@ impl VisionEncoder {
                 .pp("post_layernorm")
                 .layer_norm(c.hidden_size, c.layer_norm_eps)?,
             pool,
-            config: c.clone(),
-            projection_dim,
         })
     }
 
-    /// The tower's configuration.
-    pub fn config(&self) -> &VisionConfig {
-        &self.config
-    }
-
-    /// Size of the output vectors.
-    pub fn dim(&self) -> usize {
-        self.projection_dim
-    }
-
-    /// `get_image_features`: preprocessed pixels `[b, 3, S, S]` → unnormalised
-    /// `[b, projection_dim]` f32 features, whatever float type the model computes in.
-    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let c = &self.config;
-        let (b, ch, h, w) = pixels.dims4()?;
-        if (ch, h, w) != (c.num_channels, c.image_size, c.image_size) {
-            return Err(ClipError::Input(format!(
-                "pixels have shape [{b}, {ch}, {h}, {w}], the model needs [b, {}, {}, {}]",
-                c.num_channels, c.image_size, c.image_size
-            )));
-        }
-        // The model's float type (f32, or f16 with `Weights::with_dtype`).
-        let pixels = pixels.to_dtype(self.patch_embedding.dtype())?;
+    /// Preprocessed pixels in the model's float type → unnormalised features.
+    fn forward(&self, c: &VisionConfig, pixels: &Tensor) -> Result<Tensor> {
+        let b = pixels.dim(0)?;
         // patch_embeds = self.patch_embedding(pixel_values)  (Conv2d, stride = patch)
         let mut patches = pixels.conv2d(&self.patch_embedding, 0, c.patch_size, 1, 1)?;
         if let Some(bias) = &self.patch_bias {
@@ -542,7 +542,62 @@ impl VisionEncoder {
             // last_hidden_state = self.post_layernorm(last_hidden_state); self.head(last_hidden_state)
             VisionPool::Attention(head) => head.forward(&self.post_layernorm.forward(&xs)?)?,
         };
-        Ok(pooled.to_dtype(DType::F32)?)
+        Ok(pooled)
+    }
+}
+
+impl VisionEncoder {
+    /// Reads the tower from `w`: `vision_model.*` (and `visual_projection.weight`) for a ViT,
+    /// `visual.trunk.*` for MobileCLIP's timm towers.
+    pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
+        let tower = match &config.tower {
+            VisionTower::Vit => Tower2d::Vit(Box::new(Vit::new(config, projection_dim, w)?)),
+            VisionTower::FastVitMci { timm_model_name } => Tower2d::FastVit(Box::new(
+                FastVit::new(&w.pp("visual.trunk"), timm_model_name, projection_dim)?,
+            )),
+            VisionTower::MciVit { timm_model_name } => Tower2d::MciVit(Box::new(MciVit::new(
+                &w.pp("visual.trunk"),
+                timm_model_name,
+                projection_dim,
+            )?)),
+        };
+        Ok(Self {
+            tower,
+            config: config.clone(),
+            projection_dim,
+            dtype: w.dtype(),
+        })
+    }
+
+    /// The tower's configuration.
+    pub fn config(&self) -> &VisionConfig {
+        &self.config
+    }
+
+    /// Size of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.projection_dim
+    }
+
+    /// `get_image_features`: preprocessed pixels `[b, 3, S, S]` → unnormalised
+    /// `[b, projection_dim]` f32 features, whatever float type the model computes in.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, ch, h, w) = pixels.dims4()?;
+        if (ch, h, w) != (c.num_channels, c.image_size, c.image_size) {
+            return Err(ClipError::Input(format!(
+                "pixels have shape [{b}, {ch}, {h}, {w}], the model needs [b, {}, {}, {}]",
+                c.num_channels, c.image_size, c.image_size
+            )));
+        }
+        // The model's float type (f32, or f16 with `Weights::with_dtype`).
+        let pixels = pixels.to_dtype(self.dtype)?;
+        let features = match &self.tower {
+            Tower2d::Vit(vit) => vit.forward(c, &pixels)?,
+            Tower2d::FastVit(fastvit) => fastvit.forward(&pixels)?,
+            Tower2d::MciVit(vit) => vit.forward(&pixels)?,
+        };
+        Ok(features.to_dtype(DType::F32)?)
     }
 
     /// [`Self::forward`] followed by L2 normalisation, as plain vectors.

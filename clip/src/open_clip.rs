@@ -5,10 +5,16 @@
 //! parameters into linear weights, `ln_pre`/`ln_post`, `c_fc`/`c_proj`). Conversion is exact: a
 //! tensor keeps its values and float type.
 //!
-//! Anything open_clip can build that is not this architecture (timm or Hugging Face towers,
-//! layer scale, attentional pooling, custom attention blocks, a text tower without causal mask
-//! or with another pooling) is refused with the reason, from the config or from a tensor name
-//! this mapping does not know.
+//! MobileCLIP is read too (`custom_text`; S0/S1/S2 with `no_causal_mask` and a timm FastViT
+//! MCi image tower, B with timm's `vit_base_mci_224`): its text tower is this one, without the
+//! causal mask where the config says so ([`TextConfig::causal`]), and its image tower keeps
+//! timm's tensor names under `visual.trunk.` for [`crate::fastvit`] or [`crate::timm_vit`],
+//! which read the structure from them.
+//!
+//! Anything else open_clip can build that is not this architecture (other timm or Hugging Face
+//! towers, layer scale, attentional pooling, custom attention blocks, a text
+//! tower with another pooling) is refused with the reason, from the config or from a tensor
+//! name this mapping does not know.
 
 use std::collections::HashMap;
 
@@ -16,10 +22,11 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::config::{
-    Activation, ClipConfig, Preprocessing, TextConfig, TextHead, Transform, VisionConfig,
-    VisionHead,
+    Activation, ClipConfig, Interpolation, Preprocessing, TextConfig, TextHead, Transform,
+    VisionConfig, VisionHead, VisionTower,
 };
 use crate::error::{ClipError, Result};
+use crate::{fastvit, timm_vit};
 
 /// The config file of the layout.
 pub const CONFIG_FILE: &str = "open_clip_config.json";
@@ -73,6 +80,9 @@ struct RawVision {
     pos_embed_type: String,
     pool_type: String,
     timm_model_name: Option<String>,
+    timm_pool: String,
+    /// `null` (the trunk's own head projects) or a string; absent means `"linear"`.
+    timm_proj: serde_json::Value,
     norm_kwargs: Option<NormKwargs>,
     #[serde(flatten)]
     unsupported: Unsupported,
@@ -93,6 +103,8 @@ impl Default for RawVision {
             pos_embed_type: "learnable".into(),
             pool_type: "tok".into(),
             timm_model_name: None,
+            timm_pool: "avg".into(),
+            timm_proj: "linear".into(),
             norm_kwargs: None,
             unsupported: Unsupported::default(),
         }
@@ -210,7 +222,6 @@ fn text_config(t: &RawText, activation: Activation) -> Result<TextConfig> {
     }
     let refused = [
         (t.embed_cls, "embed_cls"),
-        (t.no_causal_mask, "no_causal_mask"),
         (t.proj_bias, "proj_bias"),
         (t.pool_type != "argmax", "a pool_type other than argmax"),
         (t.proj_type != "linear", "a proj_type other than linear"),
@@ -227,7 +238,7 @@ fn text_config(t: &RawText, activation: Activation) -> Result<TextConfig> {
         max_position_embeddings: t.context_length,
         activation,
         layer_norm_eps: t.norm_kwargs.as_ref().and_then(|n| n.eps).unwrap_or(1e-5),
-        causal: true,
+        causal: !t.no_causal_mask,
         head: TextHead::EndToken,
     })
 }
@@ -239,7 +250,7 @@ fn vision_config(
 ) -> Result<VisionConfig> {
     check_plain("vision_cfg", &v.unsupported)?;
     if let Some(name) = &v.timm_model_name {
-        return Err(unsupported(format!("the timm vision tower {name:?}")));
+        return timm_config(v, name, activation, preprocessing);
     }
     let refused = [
         (v.attentional_pool, "attentional_pool"),
@@ -257,11 +268,7 @@ fn vision_config(
         .layers
         .as_u64()
         .ok_or_else(|| unsupported(format!("a ResNet vision tower (layers {})", v.layers)))?;
-    let image_size = match &v.image_size {
-        serde_json::Value::Array(hw) if hw.len() == 2 && hw[0] == hw[1] => hw[0].as_u64(),
-        other => other.as_u64(),
-    }
-    .ok_or_else(|| unsupported(format!("a non-square image_size {}", v.image_size)))?;
+    let image_size = square_image_size(v)?;
     if v.head_width == 0 || !v.width.is_multiple_of(v.head_width) {
         return Err(ClipError::Config(format!(
             "vision_cfg: width {} is not a multiple of head_width {}",
@@ -280,13 +287,66 @@ fn vision_config(
         layer_norm_eps: v.norm_kwargs.as_ref().and_then(|n| n.eps).unwrap_or(1e-5),
         preprocessing,
         head: VisionHead::ClassToken,
+        tower: VisionTower::Vit,
+    })
+}
+
+/// `image_size` as one side: a number, or `[h, w]` with `h == w`.
+fn square_image_size(v: &RawVision) -> Result<usize> {
+    match &v.image_size {
+        serde_json::Value::Array(hw) if hw.len() == 2 && hw[0] == hw[1] => hw[0].as_u64(),
+        other => other.as_u64(),
+    }
+    .map(|s| s as usize)
+    .ok_or_else(|| unsupported(format!("a non-square image_size {}", v.image_size)))
+}
+
+/// A timm tower, as open_clip's `TimmModel` builds MobileCLIP's with `timm_proj: null` (the
+/// trunk's classifier head is the projection): FastViT MCi with `timm_pool: "avg"`
+/// ([`crate::fastvit`]) or the MCi ViT with `timm_pool: "token"` ([`crate::timm_vit`]). The
+/// structure is read from the tensors at load, so the ViT fields are left empty.
+fn timm_config(
+    v: &RawVision,
+    name: &str,
+    activation: Activation,
+    preprocessing: Preprocessing,
+) -> Result<VisionConfig> {
+    let timm_model_name = name.to_string();
+    let (tower, pool) = if fastvit::is_supported(name) {
+        (VisionTower::FastVitMci { timm_model_name }, "avg")
+    } else if timm_vit::is_supported(name) {
+        (VisionTower::MciVit { timm_model_name }, "token")
+    } else {
+        return Err(unsupported(format!("the timm vision tower {name:?}")));
+    };
+    if v.timm_pool != pool || !v.timm_proj.is_null() {
+        return Err(unsupported(format!(
+            "{name} with timm_pool {:?} and timm_proj {} (MobileCLIP's are {pool:?} and null)",
+            v.timm_pool, v.timm_proj
+        )));
+    }
+    Ok(VisionConfig {
+        hidden_size: 0,
+        intermediate_size: 0,
+        num_hidden_layers: 0,
+        num_attention_heads: 0,
+        num_channels: 3,
+        image_size: square_image_size(v)?,
+        patch_size: 0,
+        activation,
+        layer_norm_eps: 0.0,
+        preprocessing,
+        head: VisionHead::ClassToken,
+        tower,
     })
 }
 
 fn preprocessing(p: &RawPreprocess) -> Result<Preprocessing> {
-    if p.interpolation != "bicubic" {
-        return Err(unsupported(format!("interpolation {:?}", p.interpolation)));
-    }
+    let interpolation = match p.interpolation.as_str() {
+        "bicubic" => Interpolation::Bicubic,
+        "bilinear" => Interpolation::Bilinear,
+        other => return Err(unsupported(format!("interpolation {other:?}"))),
+    };
     if p.resize_mode != "shortest" {
         return Err(unsupported(format!("resize_mode {:?}", p.resize_mode)));
     }
@@ -295,6 +355,7 @@ fn preprocessing(p: &RawPreprocess) -> Result<Preprocessing> {
         mean: p.mean.unwrap_or(default.mean),
         std: p.std.unwrap_or(default.std),
         transform: Transform::OpenClip,
+        interpolation,
     })
 }
 
@@ -388,6 +449,14 @@ fn text_target(name: &str) -> Option<Target> {
 
 fn vision_target(name: &str) -> Option<Target> {
     let rename = |hf: &str| Some(Target::Rename(hf.to_string()));
+    if name.starts_with("trunk.") {
+        // A timm tower keeps timm's names (read by `crate::fastvit`); batch norms' training
+        // counters play no part at inference.
+        if name.ends_with(".num_batches_tracked") {
+            return Some(Target::Drop);
+        }
+        return rename(&format!("visual.{name}"));
+    }
     match name {
         "conv1.weight" => rename("vision_model.embeddings.patch_embedding.weight"),
         "class_embedding" => rename("vision_model.embeddings.class_embedding"),
@@ -426,6 +495,9 @@ pub fn to_transformers(checkpoint: &[u8]) -> Result<Vec<u8>> {
     for (name, view) in st.tensors() {
         let t = target(&name, custom_text)
             .ok_or_else(|| unsupported(format!("the tensor {name:?}, which CLIP does not have")))?;
+        if t == Target::Drop {
+            continue;
+        }
         let tensor = candle_core::safetensors::Load::load(&view, &Device::Cpu)?;
         match t {
             Target::Drop => {}
@@ -496,17 +568,32 @@ mod tests {
         let text = r#""text_cfg": {}"#;
         refused(
             &format!(
+                r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "convnext_base"}}, {text}}}"#
+            ),
+            "timm vision tower \"convnext_base\"",
+        );
+        refused(
+            &format!(
+                r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "vit_base_mci_224", "timm_proj": null}}, {text}}}"#
+            ),
+            "vit_base_mci_224 with timm_pool \"avg\"",
+        );
+        refused(
+            &format!(
+                r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "fastvit_mci3", "timm_proj": null}}, {text}}}"#
+            ),
+            "timm vision tower \"fastvit_mci3\"",
+        );
+        // FastViT with open_clip's own projection after the pooled trunk: not MobileCLIP.
+        refused(
+            &format!(
                 r#"{{"embed_dim": 512, "vision_cfg": {{"timm_model_name": "fastvit_mci1"}}, {text}}}"#
             ),
-            "timm vision tower \"fastvit_mci1\"",
+            "timm_proj \"linear\"",
         );
         refused(
             &format!(r#"{{"embed_dim": 512, "vision_cfg": {{"layers": [3, 4, 6, 3]}}, {text}}}"#),
             "ResNet",
-        );
-        refused(
-            r#"{"embed_dim": 512, "vision_cfg": {}, "text_cfg": {"no_causal_mask": true}}"#,
-            "no_causal_mask",
         );
         refused(
             r#"{"embed_dim": 512, "vision_cfg": {"ls_init_value": 0.1}, "text_cfg": {}}"#,
@@ -520,6 +607,71 @@ mod tests {
             r#"{"embed_dim": 512, "vision_cfg": {}, "text_cfg": {"hf_model_name": "xlm-roberta-base"}}"#,
             "xlm-roberta-base",
         );
+    }
+
+    #[test]
+    fn mobileclip_s1_is_fastvit_without_causal_mask() {
+        // open_clip's MobileCLIP-S1.json with the preprocess_cfg of its pretrained entry.
+        let c = config_from_json(
+            br#"{"model_cfg": {"embed_dim": 512,
+                 "vision_cfg": {"timm_model_name": "fastvit_mci1", "timm_model_pretrained": false,
+                   "timm_pool": "avg", "timm_proj": null, "timm_drop": 0.0, "timm_drop_path": 0.0,
+                   "image_size": 256},
+                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
+                   "layers": 12, "no_causal_mask": true},
+                 "custom_text": true},
+               "preprocess_cfg": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+                 "interpolation": "bilinear", "resize_mode": "shortest"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.vision.tower,
+            VisionTower::FastVitMci {
+                timm_model_name: "fastvit_mci1".into()
+            }
+        );
+        assert_eq!((c.vision.image_size, c.projection_dim), (256, 512));
+        assert!(!c.text.causal);
+        let p = c.vision.preprocessing;
+        assert_eq!(
+            (p.mean, p.std, p.interpolation),
+            ([0.0; 3], [1.0; 3], Interpolation::Bilinear)
+        );
+    }
+
+    #[test]
+    fn mobileclip_b_is_the_mci_vit_with_a_causal_text_tower() {
+        // open_clip's MobileCLIP-B.json.
+        let c = config_from_json(
+            br#"{"model_cfg": {"embed_dim": 512,
+                 "vision_cfg": {"timm_model_name": "vit_base_mci_224", "timm_model_pretrained": false,
+                   "timm_pool": "token", "timm_proj": null, "timm_drop": 0.0, "timm_drop_path": 0.0,
+                   "image_size": 224},
+                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
+                   "layers": 12, "no_causal_mask": false},
+                 "custom_text": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.vision.tower,
+            VisionTower::MciVit {
+                timm_model_name: "vit_base_mci_224".into()
+            }
+        );
+        assert_eq!(c.vision.image_size, 224);
+        assert!(c.text.causal);
+    }
+
+    #[test]
+    fn no_causal_mask_is_a_text_tower_without_the_mask() {
+        let parse = |text: &str| {
+            let json = format!(
+                r#"{{"model_cfg": {{"embed_dim": 512, "vision_cfg": {{}}, "text_cfg": {text}}}}}"#
+            );
+            config_from_json(json.as_bytes()).unwrap().text.causal
+        };
+        assert!(parse("{}"));
+        assert!(!parse(r#"{"no_causal_mask": true}"#));
     }
 
     #[test]
@@ -546,5 +698,18 @@ mod tests {
             None
         );
         assert_eq!(target("text.token_embedding.weight", false), None);
+        assert_eq!(
+            target(
+                "visual.trunk.stages.3.blocks.0.token_mixer.qkv.weight",
+                true
+            ),
+            Some(Target::Rename(
+                "visual.trunk.stages.3.blocks.0.token_mixer.qkv.weight".into()
+            ))
+        );
+        assert_eq!(
+            target("visual.trunk.stem.0.identity.num_batches_tracked", true),
+            Some(Target::Drop)
+        );
     }
 }

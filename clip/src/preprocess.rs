@@ -16,7 +16,9 @@
 //! OpenCLIP checkpoints follow open_clip's val transform instead ([`Transform::OpenClip`], chosen
 //! by the checkpoint's layout): the same resize, but torchvision's center crop rounds the offset
 //! (`round((height - 224) / 2)`, halves to even), the rescale divides by 255, and the mean and
-//! std are the checkpoint's. Steps 1–3 stay the product's for every family (open_clip itself
+//! std are the checkpoint's; MobileCLIP's configs ask for Pillow's bilinear filter instead of
+//! bicubic ([`Interpolation::Bilinear`], the same fixed-point arithmetic with a triangle kernel
+//! of support 1). Steps 1–3 stay the product's for every family (open_clip itself
 //! converts to RGB after cropping, which resizes palette images by nearest neighbour and drops
 //! alpha instead of compositing it onto white).
 //!
@@ -25,10 +27,11 @@
 //! square input (aspect not kept, nothing cropped), normalised with mean and std 0.5.
 
 use std::io::Cursor;
+use std::ops::Range;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use crate::config::{Transform, VisionConfig};
+use crate::config::{Interpolation, Transform, VisionConfig};
 use crate::error::{ClipError, Result};
 
 /// CLIP's per-channel mean (`OPENAI_CLIP_MEAN` in transformers).
@@ -54,6 +57,8 @@ pub struct ImageProcessor {
     pub std: [f32; 3],
     /// Whose crop rounding and rescale (the model family's reference).
     pub transform: Transform,
+    /// Pillow's filter for the resize (bicubic but for MobileCLIP).
+    pub interpolation: Interpolation,
     /// Images whose header announces more pixels than this are refused before decoding.
     pub max_pixels: u64,
     /// Images whose decoding would hold more bytes than this ([`decode_footprint`]) are refused
@@ -68,6 +73,7 @@ impl Default for ImageProcessor {
             mean: CLIP_MEAN,
             std: CLIP_STD,
             transform: Transform::Transformers,
+            interpolation: Interpolation::Bicubic,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
         }
@@ -83,6 +89,7 @@ impl ImageProcessor {
             mean: p.mean,
             std: p.std,
             transform: p.transform,
+            interpolation: p.interpolation,
             ..Self::default()
         }
     }
@@ -220,7 +227,7 @@ impl ImageProcessor {
             width: s.min(nw),
             height: s.min(nh),
         };
-        resize_bicubic_window(img, nw, nh, window)
+        resize_window(img, nw, nh, window, self.interpolation)
     }
 
     /// Step 6: `[3, size, size]` channels-first f32, normalised.
@@ -230,10 +237,10 @@ impl ImageProcessor {
         let rescale = |v: u8| match self.transform {
             // transformers: rescale (x * 1/255)
             Transform::Transformers => f32::from(v) * (1.0 / 255.0),
-            // SigLIP's processor: rescale in float64, then float32 (x * 0.00392156862745098).
-            Transform::Siglip => (f64::from(v) * (1.0 / 255.0)) as f32,
             // torchvision's ToTensor: x.float().div(255)
             Transform::OpenClip => f32::from(v) / 255.0,
+            // SigLIP's processor: rescale in float64, then float32 (x * 0.00392156862745098).
+            Transform::Siglip => (f64::from(v) * (1.0 / 255.0)) as f32,
         };
         for (i, px) in crop.pixels().enumerate() {
             for c in 0..3 {
@@ -344,6 +351,20 @@ fn bicubic_filter(x: f64) -> f64 {
     }
 }
 
+/// Pillow's `bilinear_filter` (a triangle), support 1.
+fn bilinear_filter(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 { 1.0 - x } else { 0.0 }
+}
+
+/// A filter as Pillow describes one: the kernel and its support at scale 1.
+fn filter(interpolation: Interpolation) -> (fn(f64) -> f64, f64) {
+    match interpolation {
+        Interpolation::Bicubic => (bicubic_filter, 2.0),
+        Interpolation::Bilinear => (bilinear_filter, 1.0),
+    }
+}
+
 /// For the output pixels `first..first + bounds.len()`: first input index, taps, and
 /// fixed-point weights (`precompute_coeffs` + `normalize_coeffs_8bpc`).
 struct Coeffs {
@@ -360,15 +381,28 @@ impl Coeffs {
         let (min, n) = self.bounds[i];
         (min, &self.weights[i * self.ksize..i * self.ksize + n])
     }
+
+    /// The input pixels the output pixels `out` read (`out` within those computed).
+    fn span(&self, out: &Range<usize>) -> Range<usize> {
+        let (last, k) = self.of(out.end - 1);
+        self.of(out.start).0..last + k.len()
+    }
 }
 
 /// Pillow's coefficients for resizing `in_size` pixels to `out_size`, computed only for the
 /// output pixels `first..first + count` (each depends on its index alone, so a crop of a huge
 /// resize costs no more than the crop).
-fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize) -> Coeffs {
+fn precompute_coeffs(
+    in_size: usize,
+    out_size: usize,
+    first: usize,
+    count: usize,
+    interpolation: Interpolation,
+) -> Coeffs {
+    let (kernel, support) = filter(interpolation);
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
+    let support = support * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let mut bounds = Vec::with_capacity(count);
     let mut weights = vec![0i32; count * ksize];
@@ -381,7 +415,7 @@ fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate().take(xmax) {
-            let w = bicubic_filter((x as f64 + xmin as f64 - center + 0.5) * ss);
+            let w = kernel((x as f64 + xmin as f64 - center + 0.5) * ss);
             *kx = w;
             ww += w;
         }
@@ -420,8 +454,8 @@ struct Window {
     height: usize,
 }
 
-/// `Image.resize((width, height), Image.BICUBIC)` for RGB: a horizontal pass over the rows the
-/// vertical pass needs, rounded to 8 bits, then a vertical pass (`ImagingResampleInner`).
+/// `Image.resize((width, height), Image.BICUBIC)` for RGB: two separable passes, each rounded
+/// to 8 bits, in the order Pillow chooses (`ImagingResampleInner`, see [`vertical_first`]).
 pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
     let all = Window {
         left: 0,
@@ -429,72 +463,56 @@ pub fn resize_bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
         width,
         height,
     };
-    resize_bicubic_window(img, width, height, all)
+    resize_window(img, width, height, all, Interpolation::Bicubic)
 }
 
-/// [`resize_bicubic`] computed only inside `window`: the same pixels as cropping the full result,
-/// without the work outside it (a quarter of a landscape photo's columns for CLIP's crop).
-///
-/// Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
-/// pixels as the width (`ImagingResampleInner`: "to make the horizontal pass faster"); the
-/// rounding to 8 bits between the passes makes the order visible, so it is followed here, as
-/// the horizontal-first resize of the transposed image.
-fn resize_bicubic_window(img: &RgbImage, width: usize, height: usize, window: Window) -> RgbImage {
-    let (in_w, in_h) = (img.width() as i64, img.height() as i64);
-    let shrink_h = in_h - height as i64;
-    if shrink_h > 0 && shrink_h > (in_w - width as i64) * 2 {
-        let swapped = Window {
-            left: window.top,
-            top: window.left,
-            width: window.height,
-            height: window.width,
-        };
-        return transpose(&horizontal_first(&transpose(img), height, width, swapped));
+/// Pillow 13's order of the passes: vertical first when the height shrinks by more than twice
+/// as many pixels as the width does (`(in_h - h) > 0 && (in_h - h) > (in_w - w) * 2`), else
+/// horizontal first. The order changes the 8-bit rounding between the passes.
+fn vertical_first(in_w: usize, in_h: usize, width: usize, height: usize) -> bool {
+    let shrink_h = in_h as i64 - height as i64;
+    let shrink_w = in_w as i64 - width as i64;
+    shrink_h > 0 && shrink_h > shrink_w * 2
+}
+
+/// 8-bit RGB pixels holding columns `left..left + width` and rows `top..` of some image.
+struct Raster<'a> {
+    data: std::borrow::Cow<'a, [u8]>,
+    width: usize,
+    left: usize,
+    top: usize,
+}
+
+impl Raster<'_> {
+    /// Row `y` (in the image's coordinates), columns `xs`.
+    fn row(&self, y: usize, xs: &Range<usize>) -> &[u8] {
+        let start = ((y - self.top) * self.width + xs.start - self.left) * 3;
+        &self.data[start..start + xs.len() * 3]
     }
-    horizontal_first(img, width, height, window)
-}
 
-/// Rows become columns.
-fn transpose(img: &RgbImage) -> RgbImage {
-    RgbImage::from_fn(img.height(), img.width(), |x, y| *img.get_pixel(y, x))
-}
-
-/// Pillow's resize with the horizontal pass first, over the rows the vertical pass reads.
-fn horizontal_first(img: &RgbImage, width: usize, height: usize, window: Window) -> RgbImage {
-    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
-    let Window {
-        left,
-        top,
-        width: out_w,
-        height: out_h,
-    } = window;
-    let src = img.as_raw();
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let vert = (height != in_h).then(|| precompute_coeffs(in_h, height, top, out_h));
-    // Source rows the vertical pass reads (all of the window's rows when there is none).
-    let (y_first, y_end) = match &vert {
-        Some(v) => {
-            let (last, k) = v.of(top + out_h - 1);
-            (v.of(top).0, last + k.len())
+    /// Columns `xs` of rows `ys`.
+    fn crop(&self, xs: Range<usize>, ys: Range<usize>) -> Raster<'static> {
+        let mut data = Vec::with_capacity(xs.len() * ys.len() * 3);
+        for y in ys.clone() {
+            data.extend_from_slice(self.row(y, &xs));
         }
-        None => (top, top + out_h),
-    };
-
-    // Horizontal pass: rows y_first..y_end, the window's columns, 8 bits.
-    let row_len = out_w * 3;
-    let mut tmp = vec![0u8; (y_end - y_first) * row_len];
-    if width == in_w {
-        for (y, out_row) in tmp.chunks_exact_mut(row_len).enumerate() {
-            let start = ((y + y_first) * in_w + left) * 3;
-            out_row.copy_from_slice(&src[start..start + row_len]);
+        Raster {
+            data: data.into(),
+            width: xs.len(),
+            left: xs.start,
+            top: ys.start,
         }
-    } else {
-        let horiz = precompute_coeffs(in_w, width, left, out_w);
-        for (y, out_row) in tmp.chunks_exact_mut(row_len).enumerate() {
-            let in_row = &src[(y + y_first) * in_w * 3..(y + y_first + 1) * in_w * 3];
-            for (xx, out) in (left..left + out_w).zip(out_row.chunks_exact_mut(3)) {
-                let (xmin, k) = horiz.of(xx);
-                let taps = &in_row[xmin * 3..(xmin + k.len()) * 3];
+    }
+
+    /// The horizontal pass (`ImagingResampleHorizontal_8bpc`): output columns `xs` of rows `ys`.
+    fn horizontal(&self, c: &Coeffs, xs: Range<usize>, ys: Range<usize>) -> Raster<'static> {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let row_len = xs.len() * 3;
+        let mut data = vec![0u8; ys.len() * row_len];
+        for (y, out_row) in ys.clone().zip(data.chunks_exact_mut(row_len)) {
+            for (xx, out) in xs.clone().zip(out_row.chunks_exact_mut(3)) {
+                let (xmin, k) = c.of(xx);
+                let taps = self.row(y, &(xmin..xmin + k.len()));
                 let mut acc = [half; 3];
                 for (p, &kx) in taps.chunks_exact(3).zip(k) {
                     acc[0] += i32::from(p[0]) * kx;
@@ -506,29 +524,94 @@ fn horizontal_first(img: &RgbImage, width: usize, height: usize, window: Window)
                 out[2] = clip8(acc[2]);
             }
         }
+        Raster {
+            data: data.into(),
+            width: xs.len(),
+            left: xs.start,
+            top: ys.start,
+        }
     }
 
-    let Some(vert) = vert else {
-        return RgbImage::from_raw(out_w as u32, out_h as u32, tmp)
-            .expect("buffer has width*height*3 bytes");
-    };
-    // Vertical pass, a whole output row at a time (tap-major, so it vectorises).
-    let mut out = vec![0u8; out_h * row_len];
-    let mut acc = vec![0i32; row_len];
-    for (yy, out_row) in (top..top + out_h).zip(out.chunks_exact_mut(row_len)) {
-        let (ymin, k) = vert.of(yy);
-        acc.fill(half);
-        for (y, &ky) in k.iter().enumerate() {
-            let row = &tmp[(ymin - y_first + y) * row_len..(ymin - y_first + y + 1) * row_len];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a += i32::from(p) * ky;
+    /// The vertical pass (`ImagingResampleVertical_8bpc`): output rows `ys` of columns `xs`, a
+    /// whole row at a time (tap-major, so it vectorises).
+    fn vertical(&self, c: &Coeffs, xs: Range<usize>, ys: Range<usize>) -> Raster<'static> {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let row_len = xs.len() * 3;
+        let mut data = vec![0u8; ys.len() * row_len];
+        let mut acc = vec![0i32; row_len];
+        for (yy, out_row) in ys.clone().zip(data.chunks_exact_mut(row_len)) {
+            let (ymin, k) = c.of(yy);
+            acc.fill(half);
+            for (y, &ky) in k.iter().enumerate() {
+                for (a, &p) in acc.iter_mut().zip(self.row(ymin + y, &xs)) {
+                    *a += i32::from(p) * ky;
+                }
+            }
+            for (o, &a) in out_row.iter_mut().zip(&acc) {
+                *o = clip8(a);
             }
         }
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
-            *o = clip8(a);
+        Raster {
+            data: data.into(),
+            width: xs.len(),
+            left: xs.start,
+            top: ys.start,
         }
     }
-    RgbImage::from_raw(out_w as u32, out_h as u32, out).expect("buffer has width*height*3 bytes")
+}
+
+/// `Image.resize((width, height), filter)` computed only inside `window`: the same pixels as
+/// cropping the full result, without the work outside it (a quarter of a landscape photo's
+/// columns for CLIP's crop). Each pass runs only over the source rows or columns the other
+/// pass reads.
+fn resize_window(
+    img: &RgbImage,
+    width: usize,
+    height: usize,
+    window: Window,
+    interpolation: Interpolation,
+) -> RgbImage {
+    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    let xs = window.left..window.left + window.width;
+    let ys = window.top..window.top + window.height;
+    let coeffs = |n: usize, out: usize, r: &Range<usize>| {
+        (out != n).then(|| precompute_coeffs(n, out, r.start, r.len(), interpolation))
+    };
+    let (horiz, vert) = (coeffs(in_w, width, &xs), coeffs(in_h, height, &ys));
+    // The source columns and rows the passes read.
+    let x_need = horiz.as_ref().map_or(xs.clone(), |c| c.span(&xs));
+    let y_need = vert.as_ref().map_or(ys.clone(), |c| c.span(&ys));
+    let src = Raster {
+        data: img.as_raw().as_slice().into(),
+        width: in_w,
+        left: 0,
+        top: 0,
+    };
+    let out = if vertical_first(in_w, in_h, width, height) {
+        let mid = match &vert {
+            Some(v) => src.vertical(v, x_need, ys.clone()),
+            None => src.crop(x_need, ys.clone()),
+        };
+        match &horiz {
+            Some(h) => mid.horizontal(h, xs, ys),
+            None => mid.crop(xs, ys),
+        }
+    } else {
+        let mid = match &horiz {
+            Some(h) => src.horizontal(h, xs.clone(), y_need),
+            None => src.crop(xs.clone(), y_need),
+        };
+        match &vert {
+            Some(v) => mid.vertical(v, xs, ys),
+            None => mid.crop(xs, ys),
+        }
+    };
+    RgbImage::from_raw(
+        window.width as u32,
+        window.height as u32,
+        out.data.into_owned(),
+    )
+    .expect("buffer has width*height*3 bytes")
 }
 
 #[cfg(test)]
@@ -567,8 +650,12 @@ mod tests {
 
     #[test]
     fn filter_weights_sum_to_one() {
-        for (i, o) in [(640, 224), (17, 224), (224, 224), (1000, 3)] {
-            let c = precompute_coeffs(i, o, 0, o);
+        let sizes = [(640, 224), (17, 224), (224, 224), (1000, 3)];
+        for ((i, o), f) in sizes
+            .into_iter()
+            .flat_map(|s| [Interpolation::Bicubic, Interpolation::Bilinear].map(|f| (s, f)))
+        {
+            let c = precompute_coeffs(i, o, 0, o, f);
             for xx in 0..o {
                 let (_, k) = c.of(xx);
                 let sum: i64 = k.iter().map(|&w| i64::from(w)).sum();
@@ -583,8 +670,8 @@ mod tests {
     #[test]
     fn coefficients_of_a_range_equal_those_of_the_whole() {
         for (i, o, first, count) in [(640, 298, 37, 224), (17, 423, 99, 224), (1000, 3, 1, 2)] {
-            let whole = precompute_coeffs(i, o, 0, o);
-            let part = precompute_coeffs(i, o, first, count);
+            let whole = precompute_coeffs(i, o, 0, o, Interpolation::Bicubic);
+            let part = precompute_coeffs(i, o, first, count, Interpolation::Bicubic);
             for xx in first..first + count {
                 assert_eq!(part.of(xx), whole.of(xx), "{i}->{o} pixel {xx}");
             }
@@ -599,6 +686,26 @@ mod tests {
         let crop = ImageProcessor::default().resize_crop(&img);
         assert_eq!(crop.dimensions(), (224, 224));
         assert!(crop.pixels().all(|p| p.0 == [9, 99, 199]));
+    }
+
+    #[test]
+    fn pillow_runs_the_vertical_pass_first_when_the_height_shrinks_most() {
+        // (in_w, in_h, w, h) and Pillow 13's order, observed with Image.resize.
+        for (w0, h0, w, h, vertical) in [
+            (150, 500, 112, 373, true),
+            (116, 151, 195, 110, true),
+            (68, 154, 61, 126, true),
+            (119, 15, 110, 13, false),
+            (69, 86, 192, 151, false),
+            (176, 121, 62, 28, false),
+            (640, 480, 298, 224, false),
+        ] {
+            assert_eq!(
+                vertical_first(w0, h0, w, h),
+                vertical,
+                "{w0}x{h0} -> {w}x{h}"
+            );
+        }
     }
 
     #[test]

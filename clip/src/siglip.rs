@@ -21,8 +21,8 @@
 use serde::Deserialize;
 
 use crate::config::{
-    Activation, ClipConfig, Preprocessing, TextConfig, TextHead, Transform, VisionConfig,
-    VisionHead,
+    Activation, ClipConfig, Interpolation, Preprocessing, TextConfig, TextHead, Transform,
+    VisionConfig, VisionHead, VisionTower,
 };
 use crate::error::{ClipError, Result};
 
@@ -195,8 +195,10 @@ fn vision_config(v: &RawVision) -> Result<VisionConfig> {
             mean: MEAN_STD,
             std: MEAN_STD,
             transform: Transform::Siglip,
+            interpolation: Interpolation::Bicubic,
         },
         head: VisionHead::AttentionPool,
+        tower: VisionTower::Vit,
     })
 }
 

@@ -102,6 +102,35 @@ impl<'a> Weights<'a> {
         &self.device
     }
 
+    /// The float type dense tensors are given in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Whether the tensor `name` exists (for models whose structure is read from their tensors).
+    pub fn contains(&self, name: &str) -> bool {
+        match &self.inner {
+            Inner::Dense(vb) => vb.contains_tensor(name),
+            Inner::Quantized(map) => map.contains_key(&self.full_name(name)),
+        }
+    }
+
+    /// The tensor `name` whatever its shape (the caller reads the structure from it), in the
+    /// dtype of [`Self::with_dtype`].
+    pub fn tensor_any(&self, name: &str) -> Result<Tensor> {
+        match &self.inner {
+            Inner::Dense(vb) => {
+                if !vb.contains_tensor(name) {
+                    return Err(ClipError::MissingTensor {
+                        name: self.full_name(name),
+                    });
+                }
+                Ok(vb.get_unchecked_dtype(name, self.dtype)?)
+            }
+            Inner::Quantized(map) => Ok(self.qtensor(name, map)?.dequantize(&self.device)?),
+        }
+    }
+
     /// The same source, scoped one level deeper (`pp("encoder")`).
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
         let prefix = if self.prefix.is_empty() {
@@ -150,17 +179,7 @@ impl<'a> Weights<'a> {
     /// A dense tensor of the given shape, in the dtype of [`Self::with_dtype`] (f32 from GGUF
     /// files).
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = match &self.inner {
-            Inner::Dense(vb) => {
-                if !vb.contains_tensor(name) {
-                    return Err(ClipError::MissingTensor {
-                        name: self.full_name(name),
-                    });
-                }
-                vb.get_unchecked_dtype(name, self.dtype)?
-            }
-            Inner::Quantized(map) => self.qtensor(name, map)?.dequantize(&self.device)?,
-        };
+        let t = self.tensor_any(name)?;
         self.check_shape(name, t.dims(), shape)?;
         Ok(t)
     }

@@ -1,8 +1,9 @@
 //! Equality with the reference in WebAssembly, where the browser runs the text tower: token ids
 //! and text embeddings of the tiny reference CLIP must be the same as natively (and as
 //! transformers), and every exported variant must load and run; likewise the tiny OpenCLIP
-//! checkpoint, converted from open_clip's layout in wasm, against open_clip, and the tiny SigLIP
-//! (its tokenizer made from spiece.model in wasm) against transformers. The fixtures are compiled in,
+//! checkpoint, converted from open_clip's layout in wasm, against open_clip, the tiny
+//! MobileCLIP's text tower (no causal mask), and the tiny SigLIP (its tokenizer made from
+//! spiece.model in wasm) against transformers. The fixtures are compiled in,
 //! since a wasm test has no file system.
 //!
 //! Run with `cargo test -p clip --target wasm32-unknown-unknown --test wasm` (Node.js through
@@ -346,6 +347,84 @@ fn siglip_exports_load_and_embed() {
         check_rows(
             &format!("siglip {variant:?} export"),
             &text.embed(&ids).unwrap(),
+            &reference,
+            min_cos,
+            max_abs,
+        );
+    }
+}
+
+// ---- MobileCLIP (fixtures/generate_mobileclip.py): a text tower without causal mask ----
+
+const MOBILECLIP_CONFIG: &[u8] = include_bytes!("fixtures/tiny-mobileclip/open_clip_config.json");
+const MOBILECLIP_CHECKPOINT: &[u8] =
+    include_bytes!("fixtures/tiny-mobileclip/open_clip_model.safetensors");
+const MOBILECLIP_REFERENCE: &[u8] = include_bytes!("fixtures/mobileclip.safetensors");
+
+/// The MobileCLIP checkpoint converted in wasm, its config as the browser bundle writes it and
+/// the worker reads it back (the missing causal mask must survive), and open_clip's normalised
+/// text embeddings.
+fn mobileclip_text() -> (ClipConfig, Vec<u8>, Vec<Vec<f32>>) {
+    let config = Family::OpenClip.config(MOBILECLIP_CONFIG).unwrap();
+    let config = ClipConfig::from_json(config.to_json().to_string().as_bytes()).unwrap();
+    assert!(!config.text.causal);
+    let weights = Family::OpenClip
+        .weights(MOBILECLIP_CHECKPOINT.to_vec())
+        .unwrap();
+    let tensors =
+        candle_core::safetensors::load_buffer(MOBILECLIP_REFERENCE, &Device::Cpu).unwrap();
+    let reference = tensors["text_embeds_normalized"].to_vec2::<f32>().unwrap();
+    (config, weights, reference)
+}
+
+/// Strings → tokenizer → MobileCLIP's text tower (full padded context, no mask) → unit vectors
+/// equal open_clip's `encode_text` wherever its text cleaning leaves the string alone.
+#[wasm_bindgen_test]
+fn mobileclip_text_embeddings_equal_reference() {
+    let (config, checkpoint, reference) = mobileclip_text();
+    let weights = Weights::from_safetensors(checkpoint, &Device::Cpu).unwrap();
+    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+    let tok = tokenizer();
+    let (mut got, mut expected) = (Vec::new(), Vec::new());
+    for (((s, _), (ids, cleaned)), r) in
+        token_cases().iter().zip(open_clip_tokens()).zip(&reference)
+    {
+        if cleaned {
+            continue;
+        }
+        let ours = tok.encode(s).unwrap();
+        assert_eq!(ours, ids, "{s:?}");
+        got.push(ours);
+        expected.push(r.clone());
+    }
+    assert!(got.len() >= 350, "only {} strings", got.len());
+    let got = text.embed(&got).unwrap();
+    check_rows("mobileclip text", &got, &expected, 0.99999, 1e-5);
+}
+
+/// The browser's downloads of the MobileCLIP text tower, exported and read back in wasm (f16
+/// and q8, which quantises the 32-wide `fc2` matrices, within their rounding).
+#[wasm_bindgen_test]
+fn mobileclip_exports_load_and_embed() {
+    let (config, checkpoint, reference) = mobileclip_text();
+    let ids: Vec<Vec<u32>> = open_clip_tokens().into_iter().map(|(ids, _)| ids).collect();
+    for variant in Variant::ALL {
+        let bytes = export_text(&checkpoint, variant).unwrap();
+        let weights = match variant {
+            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
+            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
+        }
+        .unwrap();
+        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+        let (min_cos, max_abs) = if variant == Variant::F32 {
+            (0.99999, 1e-5)
+        } else {
+            (0.999, 1e-2)
+        };
+        let got = text.embed(&ids).unwrap();
+        check_rows(
+            &format!("mobileclip {variant:?} export"),
+            &got,
             &reference,
             min_cos,
             max_abs,

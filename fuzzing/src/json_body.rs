@@ -129,6 +129,7 @@ fn points(dim: usize) -> Vec<Point> {
             Point {
                 id: point_id(&format!("img{i}")),
                 vector,
+                caption: None,
                 payload,
             }
         })

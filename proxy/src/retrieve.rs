@@ -90,6 +90,16 @@ pub struct Retrieval {
     pub fusion: Fusion,
 }
 
+impl Retrieval {
+    /// The image vectors alone (what every collection has).
+    pub fn image() -> Self {
+        Retrieval {
+            vectors: Vectors::Image,
+            fusion: Fusion::default(),
+        }
+    }
+}
+
 impl fmt::Display for Retrieval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.vectors {

@@ -1,8 +1,9 @@
-//! Ingest and search with a model of another family: the tiny OpenCLIP fixture
-//! (`clip/tests/fixtures/tiny-open-clip`, open_clip's own files) and the tiny SigLIP
-//! (`tiny-siglip`, transformers' `SiglipModel`) go through `--model DIR` like any model, and the
-//! vectors stored and searched are the family's reference ones (the embeddings of
-//! `generate_open_clip.py` / `generate_siglip.py`), preprocessing included.
+//! Ingest and search with a model of another family: the tiny OpenCLIP and MobileCLIP fixtures
+//! (`clip/tests/fixtures/tiny-open-clip`, `tiny-mobileclip`, `tiny-mobileclip-b`, open_clip's
+//! own files) and the tiny SigLIP (`tiny-siglip`, transformers' `SiglipModel`) go through
+//! `--model DIR` like any model, and the vectors stored and searched are the family's reference
+//! ones (the embeddings of `generate_open_clip.py`, `generate_mobileclip.py` and
+//! `generate_siglip.py`), preprocessing included.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,12 +49,12 @@ fn options() -> IngestOptions {
     }
 }
 
-/// The fixture images copied next to an `images.tsv` listing them, in `images.json`'s order.
-fn write_images(data: &Path) -> Vec<String> {
-    let images: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(fixtures().join("open_clip.json")).expect("open_clip.json"),
-    )
-    .expect("json");
+/// The fixture images copied next to an `images.tsv` listing them, in the order of `listing`
+/// (a fixture JSON file with an `images` array, the rows of the reference embeddings).
+fn write_images(data: &Path, listing: &str) -> Vec<String> {
+    let images: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join(listing)).expect("image listing"))
+            .expect("json");
     let files: Vec<String> = images["images"]
         .as_array()
         .expect("images")
@@ -75,56 +76,105 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (norm(a) * norm(b))
 }
 
-/// Each row scaled to unit length.
-fn unit(rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
-    rows.into_iter()
-        .map(|r| {
-            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
-            r.into_iter().map(|x| x / norm).collect()
-        })
-        .collect()
+/// A family's tiny model and where its reference lives.
+struct Family {
+    /// The model folder under `clip/tests/fixtures`.
+    dir: &'static str,
+    /// The JSON file whose `images` are the rows of the image embeddings.
+    listing: &'static str,
+    /// The safetensors file with the reference embeddings.
+    reference: &'static str,
+    /// Its image and text embeddings.
+    image_embeds: &'static str,
+    text_embeds: &'static str,
+    /// Whether they are stored unnormalised (then scaled to unit length here).
+    unnormalised: bool,
+    /// The vectors' dimension.
+    dim: usize,
+}
+
+impl Family {
+    /// The rows of one of its reference matrices, of unit length.
+    fn reference(&self, name: &str) -> Vec<Vec<f32>> {
+        let rows = matrix(self.reference, name);
+        if !self.unnormalised {
+            return rows;
+        }
+        rows.into_iter()
+            .map(|r| {
+                let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                r.into_iter().map(|x| x / norm).collect()
+            })
+            .collect()
+    }
 }
 
 #[test]
 fn an_open_clip_checkpoint_ingests_and_searches_as_open_clip() {
-    ingests_and_searches_as_reference(
-        "tiny-open-clip",
-        16,
-        matrix("open_clip.safetensors", "image_embeds_normalized.gelu"),
-        matrix("open_clip.safetensors", "text_embeds_normalized.gelu"),
-    );
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-open-clip",
+        listing: "open_clip.json",
+        reference: "open_clip.safetensors",
+        image_embeds: "image_embeds_normalized.gelu",
+        text_embeds: "text_embeds_normalized.gelu",
+        unnormalised: false,
+        dim: 16,
+    });
 }
 
 /// SigLIP ranks by `sigmoid(scale · cos + bias)`, increasing in the cosine: the store's cosine
 /// order is SigLIP's.
 #[test]
 fn a_siglip_checkpoint_ingests_and_searches_as_transformers() {
-    ingests_and_searches_as_reference(
-        "tiny-siglip",
-        32,
-        unit(matrix("siglip.safetensors", "image_embeds")),
-        unit(matrix("siglip.safetensors", "text_embeds")),
-    );
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-siglip",
+        listing: "open_clip.json",
+        reference: "siglip.safetensors",
+        image_embeds: "image_embeds",
+        text_embeds: "text_embeds",
+        unnormalised: true,
+        dim: 32,
+    });
 }
 
-/// Ingests the fixture images with the model in `dir` and searches them: every stored vector
-/// is the reference image vector (rows of `images.json`), and a query ranks and scores the
-/// images as the reference text vector (rows of `tokens.json`) does.
-fn ingests_and_searches_as_reference(
-    dir: &str,
-    dim: usize,
-    reference: Vec<Vec<f32>>,
-    text_reference: Vec<Vec<f32>>,
-) {
-    let loaded = load_model_dir(&fixtures().join(dir));
+/// MobileCLIP: FastViT image tower, bilinear 112-pixel crops, a text tower without causal mask.
+#[test]
+fn a_mobileclip_checkpoint_ingests_and_searches_as_open_clip() {
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-mobileclip",
+        listing: "mobileclip.json",
+        reference: "mobileclip.safetensors",
+        image_embeds: "image_embeds_normalized",
+        text_embeds: "text_embeds_normalized",
+        unnormalised: false,
+        dim: 16,
+    });
+}
+
+/// MobileCLIP-B: timm's ViT with a convolutional stem, 64-pixel crops, a causal text tower.
+#[test]
+fn a_mobileclip_b_checkpoint_ingests_and_searches_as_open_clip() {
+    ingests_and_searches_as_reference(&Family {
+        dir: "tiny-mobileclip-b",
+        listing: "mobileclip_b.json",
+        reference: "mobileclip_b.safetensors",
+        image_embeds: "image_embeds_normalized",
+        text_embeds: "text_embeds_normalized",
+        unnormalised: false,
+        dim: 16,
+    });
+}
+
+fn ingests_and_searches_as_reference(family: &Family) {
+    let loaded = load_model_dir(&fixtures().join(family.dir));
     let root = tempfile::tempdir().expect("tempdir");
     let data = root.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
-    let files = write_images(&data);
+    let files = write_images(&data, family.listing);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = EdgeStore::new(root.path().join("qdrant"));
     let spec = collection_spec("images", &loaded);
-    assert_eq!((spec.dim, spec.model.as_str()), (dim, dir));
+    assert_eq!((spec.dim, spec.model.as_str()), (family.dim, family.dir));
     runtime
         .block_on(store.ensure_collection(&spec))
         .expect("collection");
@@ -143,6 +193,7 @@ fn ingests_and_searches_as_reference(
     assert_eq!(report.indexed, files.len(), "{report:#?}");
 
     // Every stored vector is the reference image vector of that file (unit length).
+    let reference = family.reference(family.image_embeds);
     let ids: Vec<_> = files.iter().map(|f| point_id(f)).collect();
     let records = runtime.block_on(store.get(&ids, true)).expect("get");
     assert_eq!(records.len(), files.len());
@@ -169,7 +220,7 @@ fn ingests_and_searches_as_reference(
         .iter()
         .position(|t| t["text"] == query)
         .expect("the query is a fixture string");
-    let text_ref = &text_reference[row];
+    let text_ref = &family.reference(family.text_embeds)[row];
     let mut expected: Vec<(&String, f32)> = files
         .iter()
         .zip(&reference)

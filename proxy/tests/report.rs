@@ -240,7 +240,7 @@ fn the_eval_page_ranks_the_missing_relevant_images() {
             0,
             &f.encoder,
             f.store.as_ref(),
-            image_only(),
+            proxy::retrieve::Retrieval::image(),
         ))
         .expect("eval");
     let (worst, best) =
@@ -335,12 +335,4 @@ fn the_report_command_writes_the_page() {
         "{written}"
     );
     assert!(Path::new(&f.data.data_report()).is_file());
-}
-
-/// Search the image vectors (the collection here has no others).
-fn image_only() -> proxy::retrieve::Retrieval {
-    proxy::retrieve::Retrieval {
-        vectors: proxy::retrieve::Vectors::Image,
-        fusion: Default::default(),
-    }
 }

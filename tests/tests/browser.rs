@@ -499,6 +499,19 @@ fn an_open_clip_model_searches_in_the_browser() {
     family_searches_in_the_browser("tiny-open-clip");
 }
 
+/// The tiny MobileCLIP (open_clip's files, a FastViT image tower on the server): its text tower
+/// has no causal mask, so the worker encodes at the full context, as the bundle's config says.
+#[test]
+fn a_mobileclip_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-mobileclip");
+}
+
+/// The tiny MobileCLIP-B (a ViT with a convolutional stem on the server, a causal text tower).
+#[test]
+fn a_mobileclip_b_model_searches_in_the_browser() {
+    family_searches_in_the_browser("tiny-mobileclip-b");
+}
+
 /// The tiny sentence-transformers CLIP (`modules.json` + `0_CLIPModel/`).
 #[test]
 fn a_sentence_transformers_model_searches_in_the_browser() {

@@ -27,7 +27,13 @@ fn write_reports(state: &AppState) {
     let encoder = state.encoder.clone().expect("a text encoder");
     let store = state.store.as_ref();
     let result = rt
-        .block_on(evaluate(&judged, skipped, encoder.as_ref(), store))
+        .block_on(evaluate(
+            &judged,
+            skipped,
+            encoder.as_ref(),
+            store,
+            proxy::retrieve::Retrieval::image(),
+        ))
         .expect("eval");
     let out = state.data.eval_reports();
     let title = "text2img eval: the demo collection";

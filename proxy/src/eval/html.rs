@@ -292,10 +292,7 @@ mod tests {
             .map(|q| query_metrics(q, &["x", "a"], &relevant))
             .collect();
         EvalReport {
-            retrieval: crate::retrieve::Retrieval {
-                vectors: crate::retrieve::Vectors::Image,
-                fusion: Default::default(),
-            },
+            retrieval: crate::retrieve::Retrieval::image(),
             vectors: Vec::new(),
             summary: summarize(&per_query),
             per_query,

@@ -259,10 +259,7 @@ mod tests {
     fn small_report() -> EvalReport {
         let per_query = vec![query_metrics("sunset", &["a", "x"], &set(&["a"]))];
         EvalReport {
-            retrieval: crate::retrieve::Retrieval {
-                vectors: crate::retrieve::Vectors::Image,
-                fusion: Default::default(),
-            },
+            retrieval: crate::retrieve::Retrieval::image(),
             vectors: Vec::new(),
             summary: summarize(&per_query),
             per_query,
