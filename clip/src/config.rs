@@ -355,7 +355,7 @@ impl ClipConfig {
         })
     }
 
-    /// `openai/clip-vit-base-patch32`, the default model.
+    /// ViT-B/32's shapes (`openai/clip-vit-base-patch32`, and the default model's).
     pub fn vit_base_patch32() -> Self {
         Self::from_json(br#"{"model_type":"clip","projection_dim":512}"#)
             .expect("built-in config is valid")
