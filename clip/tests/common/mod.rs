@@ -142,3 +142,45 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// The text tower of a browser bundle in `out`: its file for `variant`, under `config`.
+pub fn bundle_text_tower(
+    out: &std::path::Path,
+    file: &str,
+    variant: clip::export::Variant,
+    config: &ClipConfig,
+) -> clip::TextEncoder {
+    let bytes = std::fs::read(out.join(file)).unwrap();
+    let weights = match variant {
+        clip::export::Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
+        clip::export::Variant::F16 | clip::export::Variant::F32 => {
+            Weights::from_safetensors(bytes, &Device::Cpu)
+        }
+    }
+    .unwrap();
+    clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap()
+}
+
+/// Every row of `got` within `(min_cos, max_abs)` of its `reference` row (scaled to unit length
+/// first), except the rows `skip` names.
+pub fn assert_rows_close(
+    what: &str,
+    got: &[Vec<f32>],
+    reference: &[Vec<f32>],
+    (min_cos, max_abs): (f32, f32),
+    skip: impl Fn(usize) -> bool,
+) {
+    assert_eq!(got.len(), reference.len(), "{what}: row count");
+    for (i, (g, r)) in got.iter().zip(reference).enumerate() {
+        if skip(i) {
+            continue;
+        }
+        let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let r: Vec<f32> = r.iter().map(|x| x / norm).collect();
+        let (cos, diff) = (clip::cosine(g, &r), max_abs_diff(g, &r));
+        assert!(
+            cos >= min_cos && diff <= max_abs,
+            "{what} row {i}: cosine {cos}, max abs diff {diff}"
+        );
+    }
+}
