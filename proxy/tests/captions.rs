@@ -322,3 +322,63 @@ fn eval_measures_every_way_on_the_same_queries() {
     }
     assert!(compared.iter().all(|c| c.summary.queries == judged.len()));
 }
+
+/// The binaries: `ingest` embeds captions unless `--no-captions`, `proxy eval` then refuses to
+/// search caption vectors that are not there, and a bad `--fusion` is refused naming the flag.
+#[test]
+fn the_binaries_ask_for_captions_and_check_the_fusion_rule() {
+    use testkit::{command, tiny_model_dir};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = dir.path().join("empty.env");
+    std::fs::write(&env, "").expect("env file");
+    let run = |bin: &str, storage: &str, args: &[&str]| {
+        let out = command(bin)
+            .args(args)
+            .arg("--storage")
+            .arg(dir.path().join(storage))
+            .arg("--model")
+            .arg(tiny_model_dir())
+            .arg("--env-file")
+            .arg(&env)
+            .output()
+            .expect("the binary runs");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.code(), log)
+    };
+    let tsv = workspace().join("data/images.tsv");
+    let tsv = tsv.to_str().expect("a UTF-8 path");
+    let queries = workspace().join("data/queries.tsv");
+    let queries = queries.to_str().expect("a UTF-8 path");
+    let ingest = env!("CARGO_BIN_EXE_ingest");
+    let proxy = env!("CARGO_BIN_EXE_proxy");
+
+    let (code, log) = run(ingest, "with", &["--tsv", tsv]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("captions are embedded too"), "{log}");
+    let (code, log) = run(ingest, "without", &["--tsv", tsv, "--no-captions"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("captions are embedded"), "{log}");
+
+    let eval = |storage: &str, extra: &[&str]| {
+        let out = dir.path().join(format!("eval-{storage}"));
+        let mut args = vec!["eval", "--queries", queries, "--out"];
+        let out = out.to_str().expect("a UTF-8 path").to_string();
+        args.push(&out);
+        args.extend_from_slice(extra);
+        run(proxy, storage, &args)
+    };
+    let (code, log) = eval("with", &["--vectors", "caption"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("caption vectors"), "{log}");
+    assert!(log.contains("## Image, caption and fused vectors"), "{log}");
+    let (code, log) = eval("without", &["--vectors", "fused"]);
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("has no caption vectors"), "{log}");
+    let (code, log) = eval("with", &["--fusion", "weighted:1.5"]);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains("--fusion") && log.contains("with W from 0 to 1"),
+        "{log}"
+    );
+}
