@@ -33,8 +33,8 @@ pub async fn search(
     let (limit, offset) = page(body.limit, body.offset)?;
     check_filter(&body.filter)?;
     let feedback = Feedback::take(&mut body)?;
-    // The learned line is fitted on plain query vectors' image cosines; composed, fused and
-    // example-based rankings score otherwise.
+    // The learned line is fitted on plain query vectors' cosines; composed and example-based
+    // rankings score otherwise (see `ranked` for fused ones).
     let plain = body.terms.is_empty() && feedback.is_none();
     let asked = body.vectors.map(vectors_of);
     let vector = query_vector(&state, body.vector, body.text, body.terms).await?;
@@ -57,10 +57,6 @@ pub async fn search(
             Ok(Json(results(hits, limit, offset, started)))
         }
         (None, Some(vector)) => {
-            let collection = state.collection().await?;
-            let vectors = asked.unwrap_or_else(|| retrieve::default_vectors(collection));
-            retrieve::check(vectors, collection)
-                .map_err(|e| ApiError::bad("no_caption_vectors", e))?;
             let query = SearchQuery {
                 vector,
                 using: VectorName::Image,
@@ -68,18 +64,7 @@ pub async fn search(
                 offset,
                 filter: body.filter,
             };
-            let how = retrieve::Retrieval {
-                vectors,
-                fusion: state.fusion,
-            };
-            let hits = retrieve::search(store.as_ref(), &query, how).await?;
-            let top = cutoff::top_of(&hits, offset, !query.filter.is_empty());
-            let mut page = results_of(hits, vectors, (limit, offset), started);
-            if plain && vectors == Vectors::Image {
-                cutoff::mark(&state, store.as_ref(), &query.vector, top, &mut page).await?;
-                cutoff::schedule(&state);
-            }
-            Ok(Json(page))
+            Ok(Json(ranked(&state, query, asked, plain, started).await?))
         }
         (None, None) => Err(ApiError::bad(
             "bad_request",
@@ -122,6 +107,34 @@ async fn query_vector(
         )),
         (None, None) => Ok(None),
     }
+}
+
+/// One page of `query` compared with the vectors `asked` (the collection's default when none),
+/// marked by the learned cut-off when it is a `plain` query's image ranking (the line is fitted
+/// on those cosines).
+async fn ranked(
+    state: &Arc<AppState>,
+    query: SearchQuery,
+    asked: Option<Vectors>,
+    plain: bool,
+    started: Instant,
+) -> Result<Results, ApiError> {
+    let store = state.store().await?;
+    let collection = state.collection().await?;
+    let vectors = asked.unwrap_or_else(|| retrieve::default_vectors(collection));
+    retrieve::check(vectors, collection).map_err(|e| ApiError::bad("no_caption_vectors", e))?;
+    let how = retrieve::Retrieval {
+        vectors,
+        fusion: state.fusion,
+    };
+    let hits = retrieve::search(store.as_ref(), &query, how).await?;
+    let top = cutoff::top_of(&hits, query.offset, !query.filter.is_empty());
+    let mut page = results_of(hits, vectors, (query.limit, query.offset), started);
+    if plain && vectors == Vectors::Image {
+        cutoff::mark(state, store.as_ref(), &query.vector, top, &mut page).await?;
+        cutoff::schedule(state);
+    }
+    Ok(page)
 }
 
 pub async fn similar(
