@@ -181,6 +181,64 @@ fn q8_matmul_matches_dense() {
     }
 }
 
+/// Every exported variant of `checkpoint`'s text tower, read back in wasm, embeds `ids` as
+/// `reference` within `bounds(variant)` (min cosine, max abs difference).
+fn exports_equal_reference(
+    what: &str,
+    config: &ClipConfig,
+    checkpoint: &[u8],
+    ids: &[Vec<u32>],
+    reference: &[Vec<f32>],
+    bounds: impl Fn(Variant) -> (f32, f32),
+) {
+    for variant in Variant::ALL {
+        let bytes = export_text(checkpoint, variant).unwrap();
+        let weights = match variant {
+            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
+            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
+        }
+        .unwrap();
+        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+        let (min_cos, max_abs) = bounds(variant);
+        let got = text.embed(ids).unwrap();
+        check_rows(
+            &format!("{what} {variant:?} export"),
+            &got,
+            reference,
+            min_cos,
+            max_abs,
+        );
+    }
+}
+
+/// Strings → CLIP's tokenizer → an open_clip-layout text tower (`checkpoint`, converted) →
+/// unit vectors equal `reference` (open_clip's `encode_text`) wherever open_clip's text
+/// cleaning leaves the string alone; the ids equal open_clip's too.
+fn open_clip_text_equals_reference(
+    what: &str,
+    config: &ClipConfig,
+    checkpoint: Vec<u8>,
+    reference: &[Vec<f32>],
+) {
+    let weights = Weights::from_safetensors(checkpoint, &Device::Cpu).unwrap();
+    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+    let tok = tokenizer();
+    let (mut got, mut expected) = (Vec::new(), Vec::new());
+    for (((s, _), (ids, cleaned)), r) in token_cases().iter().zip(open_clip_tokens()).zip(reference)
+    {
+        if cleaned {
+            continue;
+        }
+        let ours = tok.encode(s).unwrap();
+        assert_eq!(ours, ids, "{s:?}");
+        got.push(ours);
+        expected.push(r.clone());
+    }
+    assert!(got.len() >= 350, "only {} strings", got.len());
+    let got = text.embed(&got).unwrap();
+    check_rows(&format!("{what} text"), &got, &expected, 0.99999, 1e-5);
+}
+
 // ---- The OpenCLIP layout (fixtures/generate_open_clip.py): converted in wasm as natively ----
 
 const OPEN_CLIP_CONFIG: &[u8] = include_bytes!("fixtures/tiny-open-clip/open_clip_config.json");
@@ -197,75 +255,47 @@ fn open_clip_tokens() -> Vec<(Vec<u32>, bool)> {
         .collect()
 }
 
-/// The open_clip checkpoint as transformers' CLIP (config and renamed tensors).
-fn open_clip_text() -> (ClipConfig, Vec<u8>) {
+/// The open_clip checkpoint as transformers' CLIP (config and renamed tensors), and open_clip's
+/// normalised text embeddings.
+fn open_clip_text() -> (ClipConfig, Vec<u8>, Vec<Vec<f32>>) {
     let config = Family::OpenClip.config(OPEN_CLIP_CONFIG).unwrap();
     let weights = Family::OpenClip
         .weights(OPEN_CLIP_CHECKPOINT.to_vec())
         .unwrap();
-    (config, weights)
+    let tensors = candle_core::safetensors::load_buffer(OPEN_CLIP_REFERENCE, &Device::Cpu).unwrap();
+    let reference = tensors["text_embeds_normalized.gelu"]
+        .to_vec2::<f32>()
+        .unwrap();
+    (config, weights, reference)
 }
 
 /// Strings → tokenizer → converted open_clip text tower → unit vectors equal open_clip's
 /// `encode_text` wherever open_clip's text cleaning leaves the string alone (the ids too).
 #[wasm_bindgen_test]
 fn open_clip_text_embeddings_equal_reference() {
-    let (config, checkpoint) = open_clip_text();
-    let weights = Weights::from_safetensors(checkpoint, &Device::Cpu).unwrap();
-    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
-    let tensors = candle_core::safetensors::load_buffer(OPEN_CLIP_REFERENCE, &Device::Cpu).unwrap();
-    let reference = tensors["text_embeds_normalized.gelu"]
-        .to_vec2::<f32>()
-        .unwrap();
-    let tok = tokenizer();
-    let (mut got, mut expected) = (Vec::new(), Vec::new());
-    for (((s, _), (ids, cleaned)), r) in
-        token_cases().iter().zip(open_clip_tokens()).zip(&reference)
-    {
-        if cleaned {
-            continue;
-        }
-        let ours = tok.encode(s).unwrap();
-        assert_eq!(ours, ids, "{s:?}");
-        got.push(ours);
-        expected.push(r.clone());
-    }
-    assert!(got.len() >= 350, "only {} strings", got.len());
-    let got = text.embed(&got).unwrap();
-    check_rows("open_clip text", &got, &expected, 0.99999, 1e-5);
+    let (config, checkpoint, reference) = open_clip_text();
+    open_clip_text_equals_reference("open_clip", &config, checkpoint, &reference);
 }
 
 /// The browser's downloads of the open_clip checkpoint, exported and read back in wasm.
 #[wasm_bindgen_test]
 fn open_clip_exports_load_and_embed() {
-    let (config, checkpoint) = open_clip_text();
+    let (config, checkpoint, reference) = open_clip_text();
     let ids: Vec<Vec<u32>> = open_clip_tokens().into_iter().map(|(ids, _)| ids).collect();
-    let tensors = candle_core::safetensors::load_buffer(OPEN_CLIP_REFERENCE, &Device::Cpu).unwrap();
-    let reference = tensors["text_embeds_normalized.gelu"]
-        .to_vec2::<f32>()
-        .unwrap();
-    for variant in Variant::ALL {
-        let bytes = export_text(&checkpoint, variant).unwrap();
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
-        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
-        let (min_cos, max_abs) = if variant == Variant::F16 {
-            (0.999, 1e-2)
-        } else {
-            (0.99999, 1e-5)
-        };
-        let got = text.embed(&ids).unwrap();
-        check_rows(
-            &format!("open_clip {variant:?} export"),
-            &got,
-            &reference,
-            min_cos,
-            max_abs,
-        );
-    }
+    exports_equal_reference(
+        "open_clip",
+        &config,
+        &checkpoint,
+        &ids,
+        &reference,
+        |variant| {
+            if variant == Variant::F16 {
+                (0.999, 1e-2)
+            } else {
+                (0.99999, 1e-5)
+            }
+        },
+    );
 }
 
 // ---- SigLIP (fixtures/generate_siglip.py): spiece.model converted and the text tower run in wasm ----
@@ -331,27 +361,20 @@ fn siglip_exports_load_and_embed() {
         .map(|(ids, _)| ids)
         .collect();
     let reference = siglip_reference();
-    for variant in Variant::ALL {
-        let bytes = export_text(SIGLIP_CHECKPOINT, variant).unwrap();
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
-        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
-        let (min_cos, max_abs) = if variant == Variant::F16 {
-            (0.999, 1e-2)
-        } else {
-            (0.99999, 1e-4)
-        };
-        check_rows(
-            &format!("siglip {variant:?} export"),
-            &text.embed(&ids).unwrap(),
-            &reference,
-            min_cos,
-            max_abs,
-        );
-    }
+    exports_equal_reference(
+        "siglip",
+        &config,
+        SIGLIP_CHECKPOINT,
+        &ids,
+        &reference,
+        |variant| {
+            if variant == Variant::F16 {
+                (0.999, 1e-2)
+            } else {
+                (0.99999, 1e-4)
+            }
+        },
+    );
 }
 
 // ---- MobileCLIP (fixtures/generate_mobileclip.py): a text tower without causal mask ----
@@ -382,24 +405,7 @@ fn mobileclip_text() -> (ClipConfig, Vec<u8>, Vec<Vec<f32>>) {
 #[wasm_bindgen_test]
 fn mobileclip_text_embeddings_equal_reference() {
     let (config, checkpoint, reference) = mobileclip_text();
-    let weights = Weights::from_safetensors(checkpoint, &Device::Cpu).unwrap();
-    let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
-    let tok = tokenizer();
-    let (mut got, mut expected) = (Vec::new(), Vec::new());
-    for (((s, _), (ids, cleaned)), r) in
-        token_cases().iter().zip(open_clip_tokens()).zip(&reference)
-    {
-        if cleaned {
-            continue;
-        }
-        let ours = tok.encode(s).unwrap();
-        assert_eq!(ours, ids, "{s:?}");
-        got.push(ours);
-        expected.push(r.clone());
-    }
-    assert!(got.len() >= 350, "only {} strings", got.len());
-    let got = text.embed(&got).unwrap();
-    check_rows("mobileclip text", &got, &expected, 0.99999, 1e-5);
+    open_clip_text_equals_reference("mobileclip", &config, checkpoint, &reference);
 }
 
 /// The browser's downloads of the MobileCLIP text tower, exported and read back in wasm (f16
@@ -408,26 +414,18 @@ fn mobileclip_text_embeddings_equal_reference() {
 fn mobileclip_exports_load_and_embed() {
     let (config, checkpoint, reference) = mobileclip_text();
     let ids: Vec<Vec<u32>> = open_clip_tokens().into_iter().map(|(ids, _)| ids).collect();
-    for variant in Variant::ALL {
-        let bytes = export_text(&checkpoint, variant).unwrap();
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
-        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
-        let (min_cos, max_abs) = if variant == Variant::F32 {
-            (0.99999, 1e-5)
-        } else {
-            (0.999, 1e-2)
-        };
-        let got = text.embed(&ids).unwrap();
-        check_rows(
-            &format!("mobileclip {variant:?} export"),
-            &got,
-            &reference,
-            min_cos,
-            max_abs,
-        );
-    }
+    exports_equal_reference(
+        "mobileclip",
+        &config,
+        &checkpoint,
+        &ids,
+        &reference,
+        |variant| {
+            if variant == Variant::F32 {
+                (0.99999, 1e-5)
+            } else {
+                (0.999, 1e-2)
+            }
+        },
+    );
 }
