@@ -291,7 +291,7 @@ impl VectorStore for EdgeStore {
         let found = self
             .with_shard(move |shard| shard.retrieve(request).map_err(internal))
             .await?;
-        let mut records = found
+        let records = found
             .into_iter()
             .map(|r| {
                 let (vector, caption) = r.vector.map(dense).unwrap_or_default();
@@ -303,8 +303,7 @@ impl VectorStore for EdgeStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        records.sort_by_key(|r| wanted.iter().position(|id| *id == r.id));
-        Ok(records)
+        Ok(super::in_asked_order(records, &wanted))
     }
 
     async fn scroll(

@@ -290,6 +290,12 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<()>;
 }
 
+/// `records` in the order `ids` asks for them (both backends answer a `get` in their own order).
+fn in_asked_order(mut records: Vec<Record>, ids: &[Uuid]) -> Vec<Record> {
+    records.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+    records
+}
+
 /// Every point's payload, page by page.
 pub async fn all_records(store: &dyn VectorStore) -> Result<Vec<Record>> {
     let mut out = Vec::new();

@@ -350,13 +350,12 @@ impl VectorStore for RemoteStore {
             )
             .await
             .map_err(|e| self.error(e))?;
-        let mut records = response
+        let records = response
             .result
             .into_iter()
             .map(record_of)
             .collect::<Result<Vec<_>>>()?;
-        records.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
-        Ok(records)
+        Ok(super::in_asked_order(records, ids))
     }
 
     async fn scroll(
