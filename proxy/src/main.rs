@@ -398,10 +398,11 @@ async fn eval(
         vectors,
         fusion: how.fusion,
     };
+    // Each query is encoded once, for every ranking below.
+    let query_vectors = proxy::eval::embed_queries(&judged, &encoder)?;
     let mut report =
-        proxy::eval::evaluate(&judged, skipped, &encoder, store.as_ref(), retrieval).await?;
+        proxy::eval::evaluate(&judged, skipped, &query_vectors, store.as_ref(), retrieval).await?;
     if found.captions {
-        let query_vectors = proxy::eval::embed_queries(&judged, &encoder)?;
         report.vectors =
             proxy::eval::vectors::compare(&judged, &query_vectors, store.as_ref()).await?;
     }
@@ -409,7 +410,7 @@ async fn eval(
         let strategies = [Strategy::AverageVector, Strategy::BestScore];
         report.feedback = proxy::eval::feedback::simulate(
             &judged,
-            &encoder,
+            &query_vectors,
             (store.as_ref(), retrieval),
             &strategies,
         )

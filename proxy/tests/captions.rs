@@ -308,7 +308,7 @@ fn eval_measures_every_way_on_the_same_queries() {
             f.rt.block_on(proxy::eval::evaluate(
                 &judged,
                 0,
-                &encoder,
+                &vectors,
                 f.store.as_ref(),
                 c.retrieval,
             ))

@@ -234,11 +234,12 @@ fn the_eval_page_ranks_the_missing_relevant_images() {
         query: query.clone(),
         relevant: BTreeSet::from([top.clone(), deep.clone(), "ghost".to_string()]),
     }];
+    let vectors = proxy::eval::embed_queries(&judged, &f.encoder).expect("query vectors");
     let report =
         f.rt.block_on(evaluate(
             &judged,
             0,
-            &f.encoder,
+            &vectors,
             f.store.as_ref(),
             proxy::retrieve::Retrieval::image(),
         ))

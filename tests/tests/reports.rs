@@ -26,11 +26,12 @@ fn write_reports(state: &AppState) {
     let (judged, skipped) = judgments(&tsv, &[]);
     let encoder = state.encoder.clone().expect("a text encoder");
     let store = state.store.as_ref();
+    let vectors = proxy::eval::embed_queries(&judged, encoder.as_ref()).expect("query vectors");
     let result = rt
         .block_on(evaluate(
             &judged,
             skipped,
-            encoder.as_ref(),
+            &vectors,
             store,
             proxy::retrieve::Retrieval::image(),
         ))

@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 
 use super::Judged;
 use super::metrics::{ndcg_at_k, recall_at_k};
-use crate::model::TextEncoder;
 use crate::payload::external_id;
 use crate::retrieve::Retrieval;
 use crate::store::{self, RecommendQuery, SearchQuery, Strategy, VectorStore};
@@ -231,20 +230,18 @@ pub fn json(reports: &[FeedbackReport]) -> Value {
         .into()
 }
 
-/// Run the round for every judged query with each strategy, the first page ranked by `first`
+/// Run the round for every judged query (its vector in `query_vectors`, in order) with each
+/// strategy, the first page ranked by `first`
 /// (the eval's own ranking: what the visitor was shown; the second compares image vectors, as
 /// examples do).
 pub async fn simulate(
     judged: &[Judged],
-    encoder: &dyn TextEncoder,
+    query_vectors: &[Vec<f32>],
     (store, first): (&dyn VectorStore, Retrieval),
     strategies: &[Strategy],
 ) -> anyhow::Result<Vec<FeedbackReport>> {
     let mut firsts = Vec::with_capacity(judged.len());
-    for j in judged {
-        let vector = encoder
-            .embed_text(&j.query)
-            .map_err(|e| anyhow::anyhow!("encoding `{}`: {e}", j.query))?;
+    for vector in query_vectors {
         let query = SearchQuery {
             using: crate::store::VectorName::Image,
             vector: vector.clone(),
@@ -254,7 +251,7 @@ pub async fn simulate(
         };
         let hits = crate::retrieve::search(store, &query, first).await?;
         let ids: Vec<String> = hits.iter().map(|h| external_id(h.id, &h.payload)).collect();
-        firsts.push((vector, ids));
+        firsts.push((vector.clone(), ids));
     }
     let mut reports = Vec::new();
     for &strategy in strategies {

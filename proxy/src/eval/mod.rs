@@ -90,16 +90,16 @@ pub async fn rank(
     Ok(ranked)
 }
 
-/// Embed, search and score every judged query.
+/// Search and score every judged query, by its vector in `query_vectors` (from
+/// [`embed_queries`], in order).
 pub async fn evaluate(
     judged: &[Judged],
     skipped: usize,
-    encoder: &dyn TextEncoder,
+    query_vectors: &[Vec<f32>],
     store: &dyn VectorStore,
     retrieval: Retrieval,
 ) -> anyhow::Result<EvalReport> {
-    let vectors = embed_queries(judged, encoder)?;
-    let ranked_all = rank(judged, &vectors, store, retrieval).await?;
+    let ranked_all = rank(judged, query_vectors, store, retrieval).await?;
     let (per_query, summary, curve) = score(judged, &ranked_all);
     Ok(EvalReport {
         summary,
