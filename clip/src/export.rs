@@ -1,6 +1,6 @@
 //! The browser's model files: the text tower alone (the browser never encodes images), as f32 or
-//! f16 safetensors, or as GGUF with 8-bit (`Q8_0`) matrices, plus a manifest with each file's
-//! sha256 so the browser can verify what it downloaded and cache it by content.
+//! f16 safetensors, or as GGUF with 8-bit (`Q8_0`) or 5-bit (`Q5_0`) matrices, plus a manifest
+//! with each file's sha256 so the browser can verify what it downloaded and cache it by content.
 //!
 //! Only `text_model.*` and `text_projection.weight` are kept (SigLIP's text projection is
 //! `text_model.head`); tensor names stay the Hugging Face ones, so [`crate::TextEncoder::new`] reads every variant through [`crate::Weights`].
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ClipError, Result};
 
-/// Precision of an exported text tower: `f32`, `f16` or `q8`. The type and its names live in
+/// Precision of an exported text tower: `f32`, `f16`, `q8` or `q5`. The type and its names live in
 /// the `wire` crate (the proxy's manifest and the browser speak them too); the files are clip's.
 pub use wire::{UnknownVariant, Variant};
 
@@ -22,6 +22,25 @@ pub fn file_name(variant: Variant) -> &'static str {
         Variant::F32 => "text-f32.safetensors",
         Variant::F16 => "text-f16.safetensors",
         Variant::Q8 => "text-q8.gguf",
+        Variant::Q5 => "text-q5.gguf",
+    }
+}
+
+/// Whether `variant` is published as GGUF (otherwise safetensors).
+pub fn is_gguf(variant: Variant) -> bool {
+    matches!(variant, Variant::Q8 | Variant::Q5)
+}
+
+/// The weights of a file published as `variant`.
+pub fn read_weights(
+    variant: Variant,
+    bytes: Vec<u8>,
+    device: &Device,
+) -> Result<crate::Weights<'static>> {
+    if is_gguf(variant) {
+        crate::Weights::from_gguf(&bytes, device)
+    } else {
+        crate::Weights::from_safetensors(bytes, device)
     }
 }
 
@@ -118,10 +137,13 @@ pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
             safetensors::serialize(converted.iter().map(|(n, t)| (n.as_str(), t)), None)
                 .map_err(|e| ClipError::Weights(format!("cannot write safetensors: {e}")))
         }
-        Variant::Q8 => {
+        Variant::Q8 | Variant::Q5 => {
             let mut q = Vec::with_capacity(tensors.len());
             for (name, t) in &tensors {
-                q.push((name.as_str(), QTensor::quantize(t, q8_dtype(name, t))?));
+                q.push((
+                    name.as_str(),
+                    QTensor::quantize(t, block_dtype(name, t, variant))?,
+                ));
             }
             let refs: Vec<(&str, &QTensor)> = q.iter().map(|(n, t)| (*n, t)).collect();
             let mut out = std::io::Cursor::new(Vec::new());
@@ -131,15 +153,21 @@ pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
     }
 }
 
-/// Which tensors get 8 bits: the matrices of the linear layers and the token embedding, where
-/// nearly all the bytes are, when their rows split into whole `Q8_0` blocks of 32. Biases, layer
-/// norms and position embeddings are tiny and stay f32 (they also matter most for accuracy).
-fn q8_dtype(name: &str, t: &Tensor) -> GgmlDType {
+/// The block type of each tensor in a GGUF variant. The matrices of the linear layers and the
+/// token embedding hold nearly all the bytes; they are quantized when their rows split into
+/// whole blocks of 32. Biases, layer norms and position embeddings are tiny and stay f32 (they
+/// also matter most for accuracy).
+fn block_dtype(name: &str, t: &Tensor, variant: Variant) -> GgmlDType {
     let dims = t.dims();
     let matrix =
         dims.len() == 2 && name.ends_with(".weight") && !name.contains("position_embedding");
-    if matrix && dims[1].is_multiple_of(GgmlDType::Q8_0.block_size()) {
+    let block = if variant == Variant::Q5 {
+        GgmlDType::Q5_0
+    } else {
         GgmlDType::Q8_0
+    };
+    if matrix && dims[1].is_multiple_of(block.block_size()) {
+        block
     } else {
         GgmlDType::F32
     }

@@ -1,15 +1,16 @@
-//! 8-bit linear layers (GGUF `Q8_0`, the browser's default download) computed the way a short
-//! query needs them.
+//! 8-, 5- and 4-bit linear layers (GGUF `Q8_0`, `Q5_0` and `Q4_0`, the browser's downloads)
+//! computed the way a short query needs them.
 //!
 //! A query has 7–77 token rows, and every product multiplies them with a whole weight matrix.
-//! candle's `Q8_0` path calls a block dot product per (row, column, block): each call reloads and
-//! widens the weight block and converts two f16 scales in software (wasm has no f16 unit), which
-//! is most of its time in the browser. Here the weights are unpacked once at load into `i8`
-//! values and `f32` scales (the same bytes, +6% for the scales), and each weight block is widened
-//! once and then dotted with every row while it sits in registers. The arithmetic is `Q8_0`'s
-//! own (llama.cpp's `ggml_vec_dot_q8_0_q8_0`): rows are quantized to 8 bits per block of 32 with
-//! scale `max|x| / 127`, products are summed exactly in `i32` and scaled in `f32` (the row scale
-//! stays `f32` here, where ggml rounds it to f16).
+//! candle's quantized path calls a block dot product per (row, column, block): each call reloads
+//! and widens the weight block and converts two f16 scales in software (wasm has no f16 unit),
+//! which is most of its time in the browser. Here the weights are unpacked once at load into `i8`
+//! values and `f32` scales (a `Q5_0` value becomes -16..=15, a `Q4_0` one -8..=7), and each weight
+//! block is widened once and then dotted with every row while it sits in registers. The
+//! arithmetic is llama.cpp's `ggml_vec_dot_q8_0_q8_0` (and its `q5_0` and `q4_0` twins): rows are quantized to 8 bits
+//! per block of 32 with scale `max|x| / 127`, products are summed exactly in `i32` and scaled in
+//! `f32` (the row scale stays `f32` here, where ggml rounds it to f16). The smaller downloads
+//! take the same memory and time as the 8-bit one once unpacked.
 //!
 //! The loops are written with fixed-size arrays and independent partial sums so that the compiler
 //! emits SIMD (SSE/AVX natively, SIMD128 in wasm) without `unsafe` intrinsics.
@@ -18,12 +19,10 @@ use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::error::{ClipError, Result};
 
-/// Values per `Q8_0` block.
+/// Values per `Q8_0`, `Q5_0` or `Q4_0` block.
 const BLOCK: usize = 32;
-/// Bytes per `Q8_0` block: an f16 scale, then 32 `i8`.
-const BLOCK_BYTES: usize = 2 + BLOCK;
 
-/// A `[rows, cols]` matrix of `Q8_0` blocks, unpacked.
+/// A `[rows, cols]` matrix of `Q8_0`, `Q5_0` or `Q4_0` blocks, unpacked.
 #[derive(Debug, Clone)]
 pub struct Q8Matrix {
     rows: usize,
@@ -35,28 +34,31 @@ pub struct Q8Matrix {
 }
 
 impl Q8Matrix {
-    /// The matrix of a 2-D `Q8_0` tensor; `None` for any other type or shape.
+    /// The matrix of a 2-D `Q8_0`, `Q5_0` or `Q4_0` tensor; `None` for any other type or shape.
     pub fn from_qtensor(q: &QTensor) -> Result<Option<Q8Matrix>> {
         let &[rows, cols] = q.shape().dims() else {
             return Ok(None);
         };
-        if q.dtype() != GgmlDType::Q8_0 || !cols.is_multiple_of(BLOCK) {
+        let dtype = q.dtype();
+        let block_types = [GgmlDType::Q8_0, GgmlDType::Q5_0, GgmlDType::Q4_0];
+        if !block_types.contains(&dtype) || !cols.is_multiple_of(BLOCK) {
             return Ok(None);
         }
         let data = q.data()?;
         let blocks = rows * cols / BLOCK;
-        if data.len() != blocks * BLOCK_BYTES {
+        let block_bytes = dtype.type_size();
+        if data.len() != blocks * block_bytes {
             return Err(ClipError::Weights(format!(
-                "a Q8_0 tensor of shape [{rows}, {cols}] has {} bytes, expected {}",
+                "a {dtype:?} tensor of shape [{rows}, {cols}] has {} bytes, expected {}",
                 data.len(),
-                blocks * BLOCK_BYTES
+                blocks * block_bytes
             )));
         }
         let mut quants = Vec::with_capacity(rows * cols);
         let mut scales = Vec::with_capacity(blocks);
-        for block in data.chunks_exact(BLOCK_BYTES) {
+        for block in data.chunks_exact(block_bytes) {
             scales.push(half::f16::from_le_bytes([block[0], block[1]]).to_f32());
-            quants.extend(block[2..].iter().map(|&b| b as i8));
+            unpack(dtype, &block[2..], &mut quants);
         }
         Ok(Some(Q8Matrix {
             rows,
@@ -120,6 +122,27 @@ impl Q8Matrix {
         for (i, outputs) in acc.chunks_exact(group).enumerate() {
             out[i * n + j..i * n + j + group].copy_from_slice(outputs);
         }
+    }
+}
+
+/// Appends the 32 values of one block (after its f16 scale) as `i8`, in order.
+fn unpack(dtype: GgmlDType, block: &[u8], out: &mut Vec<i8>) {
+    match dtype {
+        GgmlDType::Q5_0 => {
+            // 32 fifth bits, then byte j holds the low four bits of value j in its low nibble and
+            // those of value j + 16 in its high one.
+            let high = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+            let low = &block[4..];
+            let value =
+                |j: usize, nibble: u8| ((nibble | (((high >> j) & 1) << 4) as u8) as i8) - 16;
+            out.extend((0..16).map(|j| value(j, low[j] & 0x0f)));
+            out.extend((0..16).map(|j| value(j + 16, low[j] >> 4)));
+        }
+        GgmlDType::Q4_0 => {
+            out.extend(block.iter().map(|&b| (b & 0x0f) as i8 - 8));
+            out.extend(block.iter().map(|&b| (b >> 4) as i8 - 8));
+        }
+        _ => out.extend(block.iter().map(|&b| b as i8)),
     }
 }
 
@@ -268,45 +291,53 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
-    /// Against candle's own `Q8_0` product on the same tensor: the same arithmetic up to the f16
-    /// rounding of the row scales and the order of the f32 sums.
+    /// Against candle's own `Q8_0`, `Q5_0` and `Q4_0` products on the same tensor: the same arithmetic up
+    /// to the f16 rounding of the row scales and the order of the f32 sums.
     #[test]
-    fn equals_candles_q8_0_product() {
+    fn equals_candles_block_products() {
         let device = Device::Cpu;
-        let (n, k) = (48, 96);
+        // candle's Q5_0 product wants an even number of blocks per row.
+        let (n, k) = (48, 128);
         let w = Tensor::randn(0f32, 0.05, (n, k), &device).unwrap();
-        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
-        let matrix = Q8Matrix::from_qtensor(&q).unwrap().expect("a Q8_0 matrix");
-        assert_eq!(matrix.dims(), (n, k));
-        for m in [1, 7, 20] {
-            let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
-            let ours = matrix.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m);
-            let theirs = candle_core::quantized::QMatMul::from_qtensor(
-                QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(),
-            )
-            .unwrap();
-            let theirs = candle_core::Module::forward(&theirs, &x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
+        let types = [
+            (GgmlDType::Q8_0, 0.05),
+            (GgmlDType::Q5_0, 0.1),
+            (GgmlDType::Q4_0, 0.2),
+        ];
+        for (dtype, to_f32) in types {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let matrix = Q8Matrix::from_qtensor(&q).unwrap().expect("a block matrix");
+            assert_eq!(matrix.dims(), (n, k));
+            for m in [1, 7, 20] {
+                let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+                let ours = matrix.matmul(&x.flatten_all().unwrap().to_vec1().unwrap(), m);
+                let theirs = candle_core::quantized::QMatMul::from_qtensor(
+                    QTensor::quantize(&w, dtype).unwrap(),
+                )
                 .unwrap();
-            let exact = x
-                .matmul(&w.t().unwrap())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            for ((o, t), e) in ours.iter().zip(&theirs).zip(&exact) {
-                assert!(
-                    (o - t).abs() <= 2e-3 * (1.0 + t.abs()),
-                    "m={m}: {o} vs candle {t}"
-                );
-                assert!(
-                    (o - e).abs() <= 0.05 * (1.0 + e.abs()),
-                    "m={m}: {o} vs f32 {e}"
-                );
+                let theirs = candle_core::Module::forward(&theirs, &x)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                let exact = x
+                    .matmul(&w.t().unwrap())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                for ((o, t), e) in ours.iter().zip(&theirs).zip(&exact) {
+                    assert!(
+                        (o - t).abs() <= 2e-3 * (1.0 + t.abs()),
+                        "{dtype:?}, m={m}: {o} vs candle {t}"
+                    );
+                    assert!(
+                        (o - e).abs() <= to_f32 * (1.0 + e.abs()),
+                        "{dtype:?}, m={m}: {o} vs f32 {e}"
+                    );
+                }
             }
         }
     }

@@ -235,11 +235,11 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A linear layer, dense or with 8-bit weights.
+/// A linear layer, dense or with 8- or 4-bit weights.
 #[derive(Debug, Clone)]
 pub enum Linear {
     Dense(candle_nn::Linear),
-    /// `Q8_0` weights (the browser's default): [`Q8Matrix`].
+    /// `Q8_0` or `Q4_0` weights (the browser's downloads): [`Q8Matrix`].
     Q8 {
         weight: Arc<Q8Matrix>,
         bias: Option<Tensor>,
@@ -299,7 +299,7 @@ impl Module for Linear {
     }
 }
 
-/// A lookup table, dense or with 8-bit rows.
+/// A lookup table, dense or with 8- or 4-bit rows.
 #[derive(Debug, Clone)]
 pub enum Embedding {
     Dense(Tensor),

@@ -140,7 +140,7 @@ fn browser_bundle_matches_its_manifest() {
     // Keyed by the variants' names, every variant once.
     assert_eq!(
         manifest.variants.keys().copied().collect::<Vec<_>>(),
-        [Variant::F16, Variant::F32, Variant::Q8]
+        [Variant::F16, Variant::F32, Variant::Q5, Variant::Q8]
     );
     for entry in manifest
         .variants

@@ -292,6 +292,7 @@ fn browser_bundle_of_mobileclip_gives_its_text_vectors() {
         let (min_cos, max_abs) = match variant {
             Variant::F32 => (0.99999, 1e-5),
             Variant::F16 | Variant::Q8 => (0.999, 1e-2),
+            Variant::Q5 => (0.99, 5e-2),
         };
         let what = format!("{variant:?} export");
         assert_rows_close(&what, &got, &reference, (min_cos, max_abs), |_| false);

@@ -118,11 +118,7 @@ fn browser_bundle_of_sentence_transformers_gives_its_text_vectors() {
     let expected = rows(&tensors("sentence_transformers.safetensors")["text_embeds"]);
     for (variant, entry) in &manifest.variants {
         let bytes = std::fs::read(out.join(&entry.file)).unwrap();
-        let weights = match variant {
-            Variant::Q8 => clip::Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => clip::Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
+        let weights = clip::export::read_weights(*variant, bytes, &Device::Cpu).unwrap();
         let text = clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
         let got = text.embed(&ids).unwrap();
         let min_cos = if *variant == Variant::F16 {

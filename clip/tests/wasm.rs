@@ -111,11 +111,7 @@ fn exported_variants_load_and_embed() {
     let reference = reference_rows();
     for variant in Variant::ALL {
         let bytes = export_text(CHECKPOINT, variant).unwrap();
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
+        let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
         let got = encoder(&weights).embed(&ids).unwrap();
         let (min_cos, max_abs) = if variant == Variant::F16 {
             (0.999, 1e-2)
@@ -132,8 +128,8 @@ fn exported_variants_load_and_embed() {
     }
 }
 
-/// The `Q8_0` matrix product the browser's default download runs (candle's wasm SIMD128 kernel)
-/// agrees with the dense f32 product of the same matrix.
+/// The `Q8_0` and `Q5_0` matrix products the browser's downloads run (candle's wasm SIMD128
+/// kernels, and `clip::q8`'s) agree with the dense f32 product of the same matrix.
 #[wasm_bindgen_test]
 fn q8_matmul_matches_dense() {
     // 50 weight rows: groups of `clip::q8`'s eight rows per pass, and two rows left over.
@@ -148,36 +144,39 @@ fn q8_matmul_matches_dense() {
     let x_values = values(batch * cols, 2);
     let x = Tensor::from_vec(x_values.clone(), (batch, cols), &Device::Cpu).unwrap();
     let dense = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
-    let q = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
-    assert!(
-        matches!(q, QMatMul::QTensor(_)),
-        "the matrix stayed dense; the 8-bit kernel was not used"
-    );
-    let quantized = q.forward(&x).unwrap().to_vec2::<f32>().unwrap();
-    // The few-rows kernel the text tower uses for Q8_0 layers (clip::q8), in wasm's SIMD.
-    let matrix = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap())
-        .unwrap()
-        .expect("a Q8_0 matrix");
-    let ours: Vec<Vec<f32>> = matrix
-        .matmul(&x_values, batch)
-        .chunks(rows)
-        .map(<[f32]>::to_vec)
-        .collect();
-    for (i, ((d, g), o)) in dense.iter().zip(&quantized).zip(&ours).enumerate() {
-        let cos = cosine(d, g);
+    // The 8-bit download and the 5-bit default: (block type, min cosine to f32).
+    for (dtype, min_cos) in [(GgmlDType::Q8_0, 0.999), (GgmlDType::Q5_0, 0.99)] {
+        let q = QMatMul::from_qtensor(QTensor::quantize(&w, dtype).unwrap()).unwrap();
         assert!(
-            cos >= 0.999,
-            "row {i}: cosine {cos} between the q8 and f32 products"
+            matches!(q, QMatMul::QTensor(_)),
+            "the matrix stayed dense; the {dtype:?} kernel was not used"
         );
-        let cos = cosine(d, o);
-        assert!(
-            cos >= 0.999,
-            "row {i}: cosine {cos} between clip::q8 and the f32 product"
-        );
-        assert!(
-            max_abs_diff(g, o) <= 1e-2,
-            "row {i}: clip::q8 vs candle's Q8_0"
-        );
+        let quantized = q.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        // The few-rows kernel the text tower uses for these layers (clip::q8), in wasm's SIMD.
+        let matrix = Q8Matrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap())
+            .unwrap()
+            .expect("a block matrix");
+        let ours: Vec<Vec<f32>> = matrix
+            .matmul(&x_values, batch)
+            .chunks(rows)
+            .map(<[f32]>::to_vec)
+            .collect();
+        for (i, ((d, g), o)) in dense.iter().zip(&quantized).zip(&ours).enumerate() {
+            let cos = cosine(d, g);
+            assert!(
+                cos >= min_cos,
+                "{dtype:?} row {i}: cosine {cos} between candle's product and f32"
+            );
+            let cos = cosine(d, o);
+            assert!(
+                cos >= min_cos,
+                "{dtype:?} row {i}: cosine {cos} between clip::q8 and the f32 product"
+            );
+            assert!(
+                max_abs_diff(g, o) <= 1e-2,
+                "{dtype:?} row {i}: clip::q8 vs candle's product"
+            );
+        }
     }
 }
 
@@ -193,11 +192,7 @@ fn exports_equal_reference(
 ) {
     for variant in Variant::ALL {
         let bytes = export_text(checkpoint, variant).unwrap();
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu),
-        }
-        .unwrap();
+        let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
         let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
         let (min_cos, max_abs) = bounds(variant);
         let got = text.embed(ids).unwrap();
@@ -420,12 +415,10 @@ fn mobileclip_exports_load_and_embed() {
         &checkpoint,
         &ids,
         &reference,
-        |variant| {
-            if variant == Variant::F32 {
-                (0.99999, 1e-5)
-            } else {
-                (0.999, 1e-2)
-            }
+        |variant| match variant {
+            Variant::F32 => (0.99999, 1e-5),
+            Variant::Q5 => (0.99, 5e-2),
+            _ => (0.999, 1e-2),
         },
     );
 }

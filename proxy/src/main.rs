@@ -97,8 +97,8 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "public/model")]
         out: PathBuf,
-        /// Variants to write (f32, f16, q8).
-        #[arg(long, value_delimiter = ',', default_value = "q8,f16,f32")]
+        /// Variants to write (f32, f16, q8, q5).
+        #[arg(long, value_delimiter = ',', default_value = "q5,q8,f16,f32")]
         variants: Vec<String>,
     },
 }

@@ -714,10 +714,10 @@ fn model_manifest_and_cached_files() {
     assert_eq!(m.status, 200, "{}", m.text());
     let m = m.json();
     assert_eq!(m["dim"], DIM);
-    assert_eq!(m["default_variant"], "q8");
-    let q8 = &m["variants"]["q8"];
-    let sha = q8["sha256"].as_str().expect("sha256").to_string();
-    let url = q8["url"].as_str().expect("url").to_string();
+    assert_eq!(m["default_variant"], "q5");
+    let q5 = &m["variants"]["q5"];
+    let sha = q5["sha256"].as_str().expect("sha256").to_string();
+    let url = q5["url"].as_str().expect("url").to_string();
     assert!(
         url.starts_with("/model/") && url.ends_with(&format!("?sha256={sha}")),
         "{url}"
@@ -725,7 +725,7 @@ fn model_manifest_and_cached_files() {
 
     let file = get(&server.url(&url), &[]);
     assert_eq!(file.status, 200);
-    assert_eq!(file.body.len() as u64, q8["bytes"].as_u64().expect("bytes"));
+    assert_eq!(file.body.len() as u64, q5["bytes"].as_u64().expect("bytes"));
     assert_eq!(clip::export::sha256_hex(&file.body), sha);
     assert_eq!(file.header("etag"), Some(format!("\"{sha}\"").as_str()));
     assert!(

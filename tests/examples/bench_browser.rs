@@ -1,12 +1,12 @@
 //! The browser's side in numbers, in headless Chromium against a local proxy: time to first
 //! result on a cold start (fresh profile: page, worker, model download, checks, build, encode,
 //! search) and warm (the model from Cache Storage), and the per-query encode latency of a 7-token
-//! query, for the q8, f16 and f32 text towers at ViT-B/32 shapes (random weights: the cost is the
+//! query, for the q5, q8, f16 and f32 text towers at ViT-B/32 shapes (random weights: the cost is the
 //! same). The same files run natively in the same run, for the ratio.
 //!
 //! ```text
 //! (cd frontend && trunk build --release --offline)
-//! cargo run --release -p e2e --example bench_browser -- [--queries 50] [--variants q8,f16,f32]
+//! cargo run --release -p e2e --example bench_browser -- [--queries 50] [--variants q5,q8,f16,f32]
 //!     [--model DIR] [--peer tests/peer [--python python3]]
 //! ```
 //!
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clip::export::{Variant, file_name};
 use clip::load::{ModelFiles, write_browser_bundle};
-use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
+use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder};
 use serde_json::json;
 use testkit::browser::{Browser, ENTER};
 use testkit::{Server, ServerOptions, command, public_dir, tiny_model_dir};
@@ -81,10 +81,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
 fn native_latency(bundle: &Path, variant: Variant, ids: &[u32], n: usize) -> Res<f64> {
     let config = ClipConfig::from_json(&std::fs::read(bundle.join("config.json"))?)?;
     let bytes = std::fs::read(bundle.join(file_name(variant)))?;
-    let weights = match variant {
-        Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu)?,
-        Variant::F16 | Variant::F32 => Weights::from_safetensors(bytes, &Device::Cpu)?,
-    };
+    let weights = clip::export::read_weights(variant, bytes, &Device::Cpu)?;
     let encoder = TextEncoder::new(&config.text, config.projection_dim, &weights)?;
     let input = vec![ids.to_vec()];
     encoder.embed(&input)?;

@@ -114,12 +114,12 @@ fn search_label_and_reload_from_cache() {
     // The model: downloaded once, each file checked, then ready.
     let status = wait_model(&browser);
     assert!(
-        status.starts_with(&format!("Model ready ({}, ", Variant::Q8))
+        status.starts_with(&format!("Model ready ({}, ", Variant::Q5))
             && status.contains("downloaded"),
         "status {status:?}\nbrowser console:\n{}",
         browser.console()
     );
-    for file in ["config.json", "tokenizer.json", file_name(Variant::Q8)] {
+    for file in ["config.json", "tokenizer.json", file_name(Variant::Q5)] {
         assert_eq!(server.requests_for(&format!("/model/{file}")), 1, "{file}");
     }
     let f32_file = format!("/model/{}", file_name(Variant::F32));
@@ -232,7 +232,7 @@ fn search_label_and_reload_from_cache() {
         status.contains("from this browser's cache"),
         "status after reload {status:?}"
     );
-    for file in ["config.json", "tokenizer.json", file_name(Variant::Q8)] {
+    for file in ["config.json", "tokenizer.json", file_name(Variant::Q5)] {
         assert_eq!(
             server.requests_for(&format!("/model/{file}")),
             1,
@@ -266,9 +266,9 @@ fn search_label_and_reload_from_cache() {
 
 #[test]
 fn a_failed_download_says_so_and_retry_loads_the_model() {
-    let q8_file = format!("/model/{}", file_name(Variant::Q8));
+    let default_file = format!("/model/{}", file_name(Variant::Q5));
     let (server, _model) = tiny_model_server(ServerOptions {
-        fail_once: &[q8_file.as_str()],
+        fail_once: &[default_file.as_str()],
         ..ServerOptions::default()
     });
     let browser = Browser::start();
@@ -276,7 +276,7 @@ fn a_failed_download_says_so_and_retry_loads_the_model() {
     let status = wait_model(&browser);
     assert!(
         status.starts_with("The model did not load: cannot download")
-            && status.contains(&q8_file)
+            && status.contains(&default_file)
             && status.contains("HTTP 500"),
         "status {status:?}"
     );
@@ -286,7 +286,7 @@ fn a_failed_download_says_so_and_retry_loads_the_model() {
             t.starts_with("Model ready")
         })
         .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
-    assert_eq!(server.requests_for(&q8_file), 2);
+    assert_eq!(server.requests_for(&default_file), 2);
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn family_searches_in_the_browser(fixture: &str) {
     browser.goto(&server.url("/"));
     let status = wait_model(&browser);
     assert!(
-        status.starts_with(&format!("Model ready ({}, ", Variant::Q8)),
+        status.starts_with(&format!("Model ready ({}, ", Variant::Q5)),
         "{fixture}: status {status:?}\nbrowser console:\n{}",
         browser.console()
     );

@@ -1,5 +1,5 @@
 //! The text tower's precisions, as the browser bundle, `GET /api/model` and the page name them:
-//! `f32`, `f16`, `q8`. One definition of the names: `clip::export::Variant` is this type (clip
+//! `f32`, `f16`, `q8`, `q5`. One definition of the names: `clip::export::Variant` is this type (clip
 //! adds the file names), the worker and the page pass it around, the proxy picks its default
 //! with [`Variant::preferred`].
 
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Precision of an exported text tower.
 ///
-/// Ordered by name (`f16` < `f32` < `q8`), so a map keyed by `Variant` lists its entries in the
+/// Ordered by name (`f16` < `f32` < `q5` < `q8`), so a map keyed by `Variant` lists its entries in the
 /// same order as one keyed by the names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,24 +20,28 @@ pub enum Variant {
     F32,
     /// f16 safetensors: half the bytes, cosine to f32 ≥ 0.999.
     F16,
-    /// GGUF with `Q8_0` matrices and token embedding: about a quarter of f32, the default download.
+    /// GGUF with `Q8_0` matrices and token embedding: about a quarter of f32.
     Q8,
+    /// GGUF with `Q5_0` matrices and token embedding: about a sixth of f32, the default
+    /// download.
+    Q5,
 }
 
 impl Variant {
     /// All variants, smallest download first: also the order of preference for the default.
-    pub const ALL: [Variant; 3] = [Variant::Q8, Variant::F16, Variant::F32];
+    pub const ALL: [Variant; 4] = [Variant::Q5, Variant::Q8, Variant::F16, Variant::F32];
 
-    /// The name on the wire and in file names: `f32`, `f16` or `q8`.
+    /// The name on the wire and in file names: `f32`, `f16`, `q8` or `q5`.
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::F32 => "f32",
             Variant::F16 => "f16",
             Variant::Q8 => "q8",
+            Variant::Q5 => "q5",
         }
     }
 
-    /// Parses `f32`, `f16` or `q8`.
+    /// Parses `f32`, `f16`, `q8` or `q5`.
     pub fn parse(name: &str) -> Result<Self, UnknownVariant> {
         Self::ALL
             .into_iter()
@@ -45,7 +49,7 @@ impl Variant {
             .ok_or_else(|| UnknownVariant(name.to_string()))
     }
 
-    /// The default among `available`: the first of [`Variant::ALL`] present (q8 > f16 > f32), or
+    /// The default among `available`: the first of [`Variant::ALL`] present (q5 > q8 > f16 > f32), or
     /// `None` when nothing is available.
     pub fn preferred(available: impl IntoIterator<Item = Variant>) -> Option<Variant> {
         let available: Vec<Variant> = available.into_iter().collect();
@@ -79,7 +83,7 @@ impl Ord for Variant {
     }
 }
 
-/// A variant name that is none of `f32`, `f16`, `q8`.
+/// A variant name that is none of `f32`, `f16`, `q8`, `q5`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVariant(pub String);
 
@@ -87,7 +91,7 @@ impl fmt::Display for UnknownVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown model variant {:?} (expected f32, f16 or q8)",
+            "unknown model variant {:?} (expected f32, f16, q8 or q5)",
             self.0
         )
     }
@@ -109,16 +113,17 @@ mod tests {
                 format!("\"{}\"", v.as_str())
             );
         }
-        let e = Variant::parse("q4").unwrap_err();
+        let e = Variant::parse("q2").unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"unknown model variant "q4" (expected f32, f16 or q8)"#
+            r#"unknown model variant "q2" (expected f32, f16, q8 or q5)"#
         );
     }
 
     #[test]
     fn the_default_prefers_the_smallest_download() {
         use Variant::*;
+        assert_eq!(Variant::preferred([F32, F16, Q8, Q5]), Some(Q5));
         assert_eq!(Variant::preferred([F32, F16, Q8]), Some(Q8));
         assert_eq!(Variant::preferred([F32, F16]), Some(F16));
         assert_eq!(Variant::preferred([F32]), Some(F32));
@@ -129,6 +134,6 @@ mod tests {
     fn order_follows_the_names() {
         let mut all = Variant::ALL;
         all.sort();
-        assert_eq!(all.map(Variant::as_str), ["f16", "f32", "q8"]);
+        assert_eq!(all.map(Variant::as_str), ["f16", "f32", "q5", "q8"]);
     }
 }

@@ -151,13 +151,7 @@ pub fn bundle_text_tower(
     config: &ClipConfig,
 ) -> clip::TextEncoder {
     let bytes = std::fs::read(out.join(file)).unwrap();
-    let weights = match variant {
-        clip::export::Variant::Q8 => Weights::from_gguf(&bytes, &Device::Cpu),
-        clip::export::Variant::F16 | clip::export::Variant::F32 => {
-            Weights::from_safetensors(bytes, &Device::Cpu)
-        }
-    }
-    .unwrap();
+    let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
     clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap()
 }
 

@@ -1,8 +1,8 @@
 //! The text model built from the downloaded bytes: `config.json`, `tokenizer.json` and the text
-//! tower in the chosen [`Variant`] (GGUF for `q8`, safetensors otherwise), and the one thing it
+//! tower in the chosen [`Variant`] (GGUF for `q8` and `q5`, safetensors otherwise), and the one thing it
 //! does, a query text to a unit-length vector.
 
-use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights};
+use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder};
 use wire::Variant;
 
 /// A ready text model.
@@ -27,11 +27,7 @@ impl Model {
         let tokenizer = ClipTokenizer::from_json(tokenizer)
             .and_then(|t| t.with_max_len(config.text.max_position_embeddings))
             .map_err(text)?;
-        let weights = match variant {
-            Variant::Q8 => Weights::from_gguf(&weights, &Device::Cpu),
-            Variant::F16 | Variant::F32 => Weights::from_safetensors(weights, &Device::Cpu),
-        }
-        .map_err(text)?;
+        let weights = clip::export::read_weights(variant, weights, &Device::Cpu).map_err(text)?;
         let encoder =
             TextEncoder::new(&config.text, config.projection_dim, &weights).map_err(text)?;
         if encoder.dim() != dim {

@@ -45,6 +45,7 @@ fn model_status(state: &ModelState) -> String {
 
 fn variant_label(variant: Variant, bytes: u64) -> String {
     let kind = match variant {
+        Variant::Q5 => "5-bit",
         Variant::Q8 => "8-bit",
         Variant::F16 => "16-bit",
         Variant::F32 => "32-bit",
