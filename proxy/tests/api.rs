@@ -745,7 +745,7 @@ fn model_manifest_and_cached_files() {
         .to_string();
     assert_eq!(get(&server.url(&tok), &[]).status, 200);
     assert_eq!(get(&server.url("/model/nothing.bin"), &[]).status, 404);
-    // Model files go out as they are, whatever the browser accepts.
+    // Weights go out as they are, whatever the browser accepts.
     let addr = server.url("").trim_start_matches("http://").to_string();
     let (headers, body) = testkit::http::raw_get(&addr, &url, "gzip, br");
     assert!(
@@ -753,6 +753,30 @@ fn model_manifest_and_cached_files() {
         "{headers:?}"
     );
     assert_eq!(clip::export::sha256_hex(&body), sha);
+    // The tokenizer (JSON) is compressed for a browser that accepts it, and unpacks to the bytes
+    // the manifest's sha256 names.
+    let (headers, body) = testkit::http::raw_get(&addr, &tok, "gzip");
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v == "gzip"),
+        "{headers:?}"
+    );
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(body.as_slice()),
+        &mut unpacked,
+    )
+    .expect("gunzip");
+    assert!(
+        body.len() < unpacked.len(),
+        "{} bytes compressed",
+        body.len()
+    );
+    assert_eq!(
+        clip::export::sha256_hex(&unpacked),
+        m["tokenizer"]["sha256"].as_str().expect("tokenizer sha256")
+    );
 }
 
 /// The site goes out compressed to a browser that accepts it, and as it is to one that does not.
