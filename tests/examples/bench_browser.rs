@@ -17,8 +17,8 @@
 //! quantized as transformers.js ships them (`tests/peer/export_onnx.py`, run with `--python`),
 //! encoded by ONNX Runtime Web (`tests/peer/package.json`; `npm ci` there first) on one thread:
 //! its cold time to the first vector, its warm 7- and 77-token latencies, and every byte its
-//! page transferred; text2img's first visit likewise (the model bundle, and the site as sent to a
-//! browser that accepts brotli).
+//! page transferred; text2img's first visit likewise (the weights, and the model's JSON and the
+//! site as sent to a browser that accepts brotli).
 #![allow(
     clippy::print_stdout,
     reason = "the report on standard output is what a benchmark produces"
@@ -173,7 +173,6 @@ fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f
 /// and JavaScript, the style sheet, the settings and the worker, each as `server` sends it to a
 /// browser that accepts brotli.
 fn site_bytes(public: &Path, server: &Server) -> Res<u64> {
-    let addr = server.url("").trim_start_matches("http://").to_string();
     let mut total = 0;
     for entry in std::fs::read_dir(public)? {
         let path = entry?.path();
@@ -184,11 +183,16 @@ fn site_bytes(public: &Path, server: &Server) -> Res<u64> {
         ) || name.starts_with("frontend-")
             || name.starts_with("style-");
         if loaded && path.is_file() {
-            let (_, body) = testkit::http::raw_get(&addr, &format!("/{name}"), "gzip, br");
-            total += body.len() as u64;
+            total += transferred(server, &format!("/{name}"));
         }
     }
     Ok(total)
+}
+
+/// The bytes `server` sends for `path` to a browser that accepts brotli.
+fn transferred(server: &Server, path: &str) -> u64 {
+    let addr = server.url("").trim_start_matches("http://").to_string();
+    testkit::http::raw_get(&addr, path, "gzip, br").1.len() as u64
 }
 
 /// The peer: the same weights in ONNX, 8-bit as transformers.js ships them, run by ONNX Runtime
@@ -396,6 +400,11 @@ fn main() -> Res<()> {
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[&variant];
         let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
+        // As transferred: the weights as they are, the JSON compressed as the proxy sends it.
+        let json = [&manifest.config.file, &manifest.tokenizer.file]
+            .into_iter()
+            .map(|file| transferred(&server, &format!("/model/{file}")))
+            .sum::<u64>();
         let site = site_bytes(&public, &server)?;
         let row = json!({
             "variant": key,
@@ -407,7 +416,7 @@ fn main() -> Res<()> {
             "round_trip_ms_median": median(&mut round_trip),
             "encode77_ms_median": median(&mut long_in_worker),
             "encode77_ms_p90": p90(&mut long_in_worker),
-            "first_visit_mb": (download + site) as f64 / 1e6,
+            "first_visit_mb": (entry.bytes + json + site) as f64 / 1e6,
             "native_ms_median": native,
             "native_one_thread_ms_median": native_one,
         });
