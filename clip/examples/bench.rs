@@ -36,6 +36,10 @@ use std::time::Instant;
 
 use clip::{ClipConfig, ClipModel, Device, Tensor, TextEncoder, Weights};
 
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const BOS: u32 = 49406;
