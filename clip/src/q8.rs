@@ -5,12 +5,12 @@
 //! candle's quantized path calls a block dot product per (row, column, block): each call reloads
 //! and widens the weight block and converts two f16 scales in software (wasm has no f16 unit),
 //! which is most of its time in the browser. Here the weights are unpacked once at load into `i8`
-//! values and `f32` scales (a `Q5_0` value becomes -16..=15, a `Q4_0` one -8..=7), and each weight
-//! block is widened once and then dotted with every row while it sits in registers. The
-//! arithmetic is llama.cpp's `ggml_vec_dot_q8_0_q8_0` (and its `q5_0` and `q4_0` twins): rows are quantized to 8 bits
-//! per block of 32 with scale `max|x| / 127`, products are summed exactly in `i32` and scaled in
-//! `f32` (the row scale stays `f32` here, where ggml rounds it to f16). The smaller downloads
-//! take the same memory and time as the 8-bit one once unpacked.
+//! values and `f32` scales (a `Q5_0` value becomes -16..=15, a `Q4_0` one -8..=7), and each
+//! weight block is widened once and then dotted with every row while it sits in registers. The
+//! arithmetic is llama.cpp's `ggml_vec_dot_q8_0_q8_0` (and its `q5_0` and `q4_0` twins): rows
+//! are quantized to 8 bits per block of 32 with scale `max|x| / 127`, products are summed
+//! exactly in `i32` and scaled in `f32` (the row scale stays `f32` here, where ggml rounds it to
+//! f16). The smaller downloads take the same memory and time as the 8-bit one once unpacked.
 //!
 //! The loops are written with fixed-size arrays and independent partial sums so that the compiler
 //! emits SIMD (SSE/AVX natively, SIMD128 in wasm) without `unsafe` intrinsics.
@@ -291,8 +291,8 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
-    /// Against candle's own `Q8_0`, `Q5_0` and `Q4_0` products on the same tensor: the same arithmetic up
-    /// to the f16 rounding of the row scales and the order of the f32 sums.
+    /// Against candle's own `Q8_0`, `Q5_0` and `Q4_0` products on the same tensor: the same
+    /// arithmetic up to the f16 rounding of the row scales and the order of the f32 sums.
     #[test]
     fn equals_candles_block_products() {
         let device = Device::Cpu;

@@ -1,6 +1,6 @@
 //! The text tower's precisions, as the browser bundle, `GET /api/model` and the page name them:
-//! `f32`, `f16`, `q8`, `q5`. One definition of the names: `clip::export::Variant` is this type (clip
-//! adds the file names), the worker and the page pass it around, the proxy picks its default
+//! `f32`, `f16`, `q8`, `q5`. One definition of the names: `clip::export::Variant` is this type
+//! (clip adds the file names), the worker and the page pass it around, the proxy picks its default
 //! with [`Variant::preferred`].
 
 use std::cmp::Ordering;
@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// Precision of an exported text tower.
 ///
-/// Ordered by name (`f16` < `f32` < `q5` < `q8`), so a map keyed by `Variant` lists its entries in the
-/// same order as one keyed by the names.
+/// Ordered by name (`f16` < `f32` < `q5` < `q8`), so a map keyed by `Variant` lists its entries
+/// in the same order as one keyed by the names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
@@ -49,8 +49,8 @@ impl Variant {
             .ok_or_else(|| UnknownVariant(name.to_string()))
     }
 
-    /// The default among `available`: the first of [`Variant::ALL`] present (q5 > q8 > f16 > f32), or
-    /// `None` when nothing is available.
+    /// The default among `available`: the first of [`Variant::ALL`] present (q5 > q8 > f16 >
+    /// f32), or `None` when nothing is available.
     pub fn preferred(available: impl IntoIterator<Item = Variant>) -> Option<Variant> {
         let available: Vec<Variant> = available.into_iter().collect();
         Self::ALL.into_iter().find(|v| available.contains(v))

@@ -1,6 +1,6 @@
 //! The text model built from the downloaded bytes: `config.json`, `tokenizer.json` and the text
-//! tower in the chosen [`Variant`] (GGUF for `q8` and `q5`, safetensors otherwise), and the one thing it
-//! does, a query text to a unit-length vector.
+//! tower in the chosen [`Variant`] (GGUF for `q8` and `q5`, safetensors otherwise), and the one
+//! thing it does, a query text to a unit-length vector.
 
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder};
 use wire::Variant;

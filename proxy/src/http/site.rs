@@ -2,8 +2,8 @@
 //!
 //! The static site from `public/` (with `index.html` as the fallback for client-side routes,
 //! compressed for browsers that accept gzip or brotli),
-//! the model files of the bundle under `/model/` (their JSON compressed too), the API's CORS policy for a site hosted on
-//! another origin, and the request-body limit.
+//! the model files of the bundle under `/model/` (their JSON compressed too), the API's CORS
+//! policy for a site hosted on another origin, and the request-body limit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,8 +72,8 @@ impl Predicate for SiteText {
 
 /// `/model/…`: the bundle's files, or a plain 404 without a bundle (not the site's index.html
 /// fallback), so the web app can say that no model is installed. The tokenizer and config (JSON)
-/// are compressed like the site's text (the 1.5 MB `tokenizer.json` goes out as about 0.4 MB
-/// with brotli); the weights go out as they are.
+/// are compressed like the site's text (the 1.5 MB `tokenizer.json` goes out as about 0.55 MB
+/// with gzip or brotli); the weights go out as they are.
 pub fn model_files(state: &Arc<AppState>) -> Router {
     match &state.bundle {
         Some(bundle) => Router::new()
