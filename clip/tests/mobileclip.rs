@@ -13,8 +13,7 @@ use clip::fastvit::FastVit;
 use clip::layout::Family;
 use clip::load::{self, ModelSource, NoProgress};
 use clip::{
-    ClipModel, Device, ImageProcessor, Interpolation, Transform, VisionTower, Weights, cosine,
-    pixel_batch,
+    ClipModel, Device, ImageProcessor, Interpolation, Transform, VisionTower, Weights, pixel_batch,
 };
 use common::*;
 
@@ -50,24 +49,6 @@ fn open_clip_ids() -> Vec<Vec<u32>> {
         .into_iter()
         .map(|(ids, _)| ids)
         .collect()
-}
-
-fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>]) {
-    assert_eq!(got.len(), expected.len(), "{what}: rows");
-    let mut worst = (1.0f32, 0.0f32);
-    let bad: Vec<String> = got
-        .iter()
-        .zip(expected)
-        .enumerate()
-        .filter_map(|(i, (g, e))| {
-            let (cos, diff) = (cosine(g, e), max_abs_diff(g, e));
-            worst = (worst.0.min(cos), worst.1.max(diff));
-            (cos < 0.99999 || diff > 1e-4)
-                .then(|| format!("row {i}: cosine {cos}, max abs diff {diff}"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
-    eprintln!("{what}: worst cosine {}, max abs diff {}", worst.0, worst.1);
 }
 
 #[test]
@@ -212,13 +193,13 @@ fn text_embeddings_equal_open_clip() {
     let ids = open_clip_ids();
     let expected = rows(&tensors("mobileclip.safetensors")["text_embeds"]);
     let text = loaded().model.text;
-    check_rows("text", &rows(&text.encode(&ids).unwrap()), &expected);
+    assert_rows_equal("text", &rows(&text.encode(&ids).unwrap()), &expected);
     // In batches of unequal lengths, as the proxy sends them.
     let batched: Vec<Vec<f32>> = ids
         .chunks(37)
         .flat_map(|chunk| rows(&text.encode(chunk).unwrap()))
         .collect();
-    check_rows("text, batches of 37", &batched, &expected);
+    assert_rows_equal("text, batches of 37", &batched, &expected);
     let padded: Vec<u32> = ids[..8]
         .iter()
         .flat_map(|r| {
@@ -228,7 +209,7 @@ fn text_embeddings_equal_open_clip() {
         })
         .collect();
     let padded = clip::Tensor::from_vec(padded, (8, 77), &Device::Cpu).unwrap();
-    check_rows(
+    assert_rows_equal(
         "text, forward_ids",
         &rows(&text.forward_ids(&padded).unwrap()),
         &expected[..8],
@@ -245,23 +226,17 @@ fn image_embeddings_equal_open_clip() {
         .as_array()
         .unwrap()
         .clone();
-    let pixels: Vec<Vec<f32>> = images
-        .iter()
-        .map(|c| {
-            let file = c["file"].as_str().unwrap();
-            proc.preprocess(&read(&format!("images/{file}"))).unwrap()
-        })
-        .collect();
+    let pixels = preprocess_images(&proc, &images);
     let batch = pixel_batch(&pixels, 112, &Device::Cpu).unwrap();
     let expected = rows(&tensors("mobileclip.safetensors")["image_embeds"]);
-    check_rows(
+    assert_rows_equal(
         "image",
         &rows(&model.vision.forward(&batch).unwrap()),
         &expected,
     );
     // One at a time too: nothing mixes images of a batch.
     let first = pixel_batch(&pixels[..1], 112, &Device::Cpu).unwrap();
-    check_rows(
+    assert_rows_equal(
         "image, alone",
         &rows(&model.vision.forward(&first).unwrap()),
         &expected[..1],
@@ -319,13 +294,13 @@ fn real_size_mobileclip_equals_open_clip_when_generated() {
     let path = std::path::Path::new(&dir).join("reference.safetensors");
     let r = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     let images = m.model.vision.forward(&r["pixels"]).unwrap();
-    check_rows("real-size image", &rows(&images), &rows(&r["image"]));
+    assert_rows_equal("real-size image", &rows(&images), &rows(&r["image"]));
     let ids: Vec<u32> = r["ids"].to_vec2::<i64>().unwrap()[0]
         .iter()
         .map(|&i| i as u32)
         .collect();
     let text = m.model.text.encode(&[ids]).unwrap();
-    check_rows("real-size text", &rows(&text), &rows(&r["text"]));
+    assert_rows_equal("real-size text", &rows(&text), &rows(&r["text"]));
 }
 
 // ---- MobileCLIP-B (timm's vit_base_mci_224 at tiny sizes, a causal text tower) ----
@@ -375,12 +350,12 @@ fn mobileclip_b_embeddings_equal_open_clip() {
     }
     let reference = tensors("mobileclip_b.safetensors");
     let batch = pixel_batch(&pixels, 64, &Device::Cpu).unwrap();
-    check_rows(
+    assert_rows_equal(
         "B image",
         &rows(&model.vision.forward(&batch).unwrap()),
         &rows(&reference["image_embeds"]),
     );
-    check_rows(
+    assert_rows_equal(
         "B text",
         &rows(&model.text.encode(&open_clip_ids()).unwrap()),
         &rows(&reference["text_embeds"]),

@@ -11,7 +11,7 @@ mod common;
 use clip::export::Variant;
 use clip::layout::Family;
 use clip::load::{self, ModelSource, NoProgress};
-use clip::{ClipModel, Device, ImageProcessor, Transform, Weights, cosine, pixel_batch};
+use clip::{ClipModel, Device, ImageProcessor, Transform, Weights, pixel_batch};
 use common::*;
 
 /// The tiny open_clip model, loaded through the layout detection like any model directory.
@@ -41,32 +41,6 @@ fn model_with_config(dir: &str) -> ClipModel {
 /// open_clip's ids per tokens.json row, and why its cleaning may make them differ.
 fn open_clip_tokens() -> Vec<(Vec<u32>, Option<String>)> {
     parse_open_clip_tokens(&read("open_clip_tokens.json"))
-}
-
-fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>]) {
-    assert_eq!(got.len(), expected.len(), "{what}: rows");
-    let bad: Vec<String> = got
-        .iter()
-        .zip(expected)
-        .enumerate()
-        .filter_map(|(i, (g, e))| {
-            let (cos, diff) = (cosine(g, e), max_abs_diff(g, e));
-            (cos < 0.99999 || diff > 1e-4)
-                .then(|| format!("row {i}: cosine {cos}, max abs diff {diff}"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
-    let worst_cos = got
-        .iter()
-        .zip(expected)
-        .map(|(g, e)| cosine(g, e))
-        .fold(1.0f32, f32::min);
-    let worst_abs = got
-        .iter()
-        .zip(expected)
-        .map(|(g, e)| max_abs_diff(g, e))
-        .fold(0.0f32, f32::max);
-    eprintln!("{what}: worst cosine {worst_cos}, max abs diff {worst_abs}");
 }
 
 #[test]
@@ -167,7 +141,7 @@ fn text_embeddings_equal_open_clip() {
         ("tiny-open-clip-quickgelu", "quick_gelu"),
     ] {
         let got = model_with_config(dir).text.encode(&ids).unwrap();
-        check_rows(
+        assert_rows_equal(
             &format!("text {act}"),
             &rows(&got),
             &rows(&reference[&format!("text_embeds.{act}")]),
@@ -187,16 +161,10 @@ fn image_embeddings_equal_open_clip() {
     ] {
         let model = model_with_config(dir);
         let proc = ImageProcessor::for_model(&model.config.vision);
-        let pixels: Vec<Vec<f32>> = images
-            .iter()
-            .map(|c| {
-                let file = c["file"].as_str().unwrap();
-                proc.preprocess(&read(&format!("images/{file}"))).unwrap()
-            })
-            .collect();
+        let pixels = preprocess_images(&proc, &images);
         let batch = pixel_batch(&pixels, 224, &Device::Cpu).unwrap();
         let got = model.vision.forward(&batch).unwrap();
-        check_rows(
+        assert_rows_equal(
             &format!("image {act}"),
             &rows(&got),
             &rows(&reference[&format!("image_embeds.{act}")]),

@@ -71,13 +71,7 @@ fn image_embeddings_equal_sentence_transformers() {
         .zip(reference)
         .filter(|(c, _)| !sixteen_bit.iter().any(|f| c["file"] == f.as_str()))
         .unzip();
-    let pixels: Vec<Vec<f32>> = cases
-        .iter()
-        .map(|c| {
-            let file = c["file"].as_str().unwrap();
-            proc.preprocess(&read(&format!("images/{file}"))).unwrap()
-        })
-        .collect();
+    let pixels = preprocess_images(&proc, cases.iter().copied());
     let batch = pixel_batch(&pixels, 224, &Device::Cpu).unwrap();
     let got = rows(&m.model.vision.forward(&batch).unwrap());
     let same = |c: &&serde_json::Value| c["processor_equals_pil"].as_bool().unwrap();

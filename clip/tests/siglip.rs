@@ -11,9 +11,7 @@ mod common;
 use clip::export::Variant;
 use clip::layout::Family;
 use clip::load::{self, ModelSource, NoProgress};
-use clip::{
-    ClipConfig, Device, ImageProcessor, TextHead, Transform, VisionHead, cosine, pixel_batch,
-};
+use clip::{ClipConfig, Device, ImageProcessor, TextHead, Transform, VisionHead, pixel_batch};
 use common::*;
 
 /// The tiny SigLIP, loaded through the layout detection like any model directory.
@@ -29,21 +27,6 @@ fn loaded() -> load::Loaded {
 /// spiece.model differs, its ids and why.
 fn siglip_tokens() -> Vec<SiglipTokens> {
     parse_siglip_tokens(&read("siglip_tokens.json"))
-}
-
-fn check_rows(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>]) {
-    assert_eq!(got.len(), expected.len(), "{what}: rows");
-    let (mut worst_cos, mut worst_abs) = (1.0f32, 0.0f32);
-    let mut bad = Vec::new();
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        let (cos, diff) = (cosine(g, e), max_abs_diff(g, e));
-        (worst_cos, worst_abs) = (worst_cos.min(cos), worst_abs.max(diff));
-        if cos < 0.99999 || diff > 1e-4 {
-            bad.push(format!("row {i}: cosine {cos}, max abs diff {diff}"));
-        }
-    }
-    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
-    eprintln!("{what}: worst cosine {worst_cos}, max abs diff {worst_abs}");
 }
 
 #[test]
@@ -160,7 +143,7 @@ fn text_embeddings_equal_siglip_model() {
     let ids: Vec<Vec<u32>> = siglip_tokens().into_iter().map(|(ids, _)| ids).collect();
     let got = model.text.encode(&ids).unwrap();
     let expected = rows(&tensors("siglip.safetensors")["text_embeds"]);
-    check_rows("text", &rows(&got), &expected);
+    assert_rows_equal("text", &rows(&got), &expected);
     // The same in one padded batch through the reference path.
     let padded: Vec<u32> = ids
         .iter()
@@ -171,7 +154,7 @@ fn text_embeddings_equal_siglip_model() {
         })
         .collect();
     let batch = clip::Tensor::from_vec(padded, (ids.len(), 64), &Device::Cpu).unwrap();
-    check_rows(
+    assert_rows_equal(
         "text (forward_ids)",
         &rows(&model.text.forward_ids(&batch).unwrap()),
         &expected,
@@ -184,16 +167,10 @@ fn text_embeddings_equal_siglip_model() {
 fn image_embeddings_equal_siglip_model() {
     let model = loaded().model;
     let proc = ImageProcessor::for_model(&model.config.vision);
-    let pixels: Vec<Vec<f32>> = image_cases()
-        .iter()
-        .map(|c| {
-            let file = c["file"].as_str().unwrap();
-            proc.preprocess(&read(&format!("images/{file}"))).unwrap()
-        })
-        .collect();
+    let pixels = preprocess_images(&proc, &image_cases());
     let batch = pixel_batch(&pixels, 32, &Device::Cpu).unwrap();
     let got = model.vision.forward(&batch).unwrap();
-    check_rows(
+    assert_rows_equal(
         "image",
         &rows(&got),
         &rows(&tensors("siglip.safetensors")["image_embeds"]),

@@ -155,6 +155,40 @@ pub fn bundle_text_tower(
     clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap()
 }
 
+/// Every row of `got` at cosine ≥ 0.99999 and max abs difference ≤ 1e-4 of its `expected` row,
+/// all failures listed; the worst figures are printed (`--nocapture` shows them).
+pub fn assert_rows_equal(what: &str, got: &[Vec<f32>], expected: &[Vec<f32>]) {
+    assert_eq!(got.len(), expected.len(), "{what}: rows");
+    let mut worst = (1.0f32, 0.0f32);
+    let bad: Vec<String> = got
+        .iter()
+        .zip(expected)
+        .enumerate()
+        .filter_map(|(i, (g, e))| {
+            let (cos, diff) = (clip::cosine(g, e), max_abs_diff(g, e));
+            worst = (worst.0.min(cos), worst.1.max(diff));
+            (cos < 0.99999 || diff > 1e-4)
+                .then(|| format!("row {i}: cosine {cos}, max abs diff {diff}"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
+    eprintln!("{what}: worst cosine {}, max abs diff {}", worst.0, worst.1);
+}
+
+/// The fixture images `cases` name (`images.json` rows), each preprocessed by `proc`.
+pub fn preprocess_images<'a>(
+    proc: &clip::ImageProcessor,
+    cases: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> Vec<Vec<f32>> {
+    cases
+        .into_iter()
+        .map(|c| {
+            let file = c["file"].as_str().unwrap();
+            proc.preprocess(&read(&format!("images/{file}"))).unwrap()
+        })
+        .collect()
+}
+
 /// Every row of `got` within `(min_cos, max_abs)` of its `reference` row (scaled to unit length
 /// first), except the rows `skip` names.
 pub fn assert_rows_close(
