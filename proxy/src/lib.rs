@@ -30,6 +30,6 @@ pub mod store;
 /// candle gives each op a fresh output buffer, up to 20 MB at an ingest batch of 32, and glibc's
 /// allocator hands such large blocks back to the kernel when they are freed, so every op paid for
 /// page faults and zeroed pages again (about 7% of a batch's time in `perf`). mimalloc keeps freed
-/// memory for the next op: 9–15% more images/s (BENCHMARKS.md).
+/// memory for the next op: 7–11% more images/s (BENCHMARKS.md, medians of three runs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
