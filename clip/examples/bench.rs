@@ -34,7 +34,7 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::Instant;
 
-use clip::{ClipConfig, ClipModel, Device, Tensor, TextEncoder, Weights};
+use clip::{ClipConfig, ClipModel, Device, Tensor, Weights};
 
 #[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
@@ -237,9 +237,12 @@ fn bench_rust(opts: &Options) -> Res<Results> {
     // The text tower as the browser downloads it by default: 8-bit matrices (clip::export).
     let q8 = {
         let checkpoint = clip::random::random_checkpoint(&config, true, 0)?;
-        let gguf = clip::export::export_text(&checkpoint, clip::export::Variant::Q8)?;
-        let weights = Weights::from_gguf(&gguf, &device)?;
-        TextEncoder::new(&config.text, config.projection_dim, &weights)?
+        clip::export::exported_text_encoder(
+            &config,
+            &checkpoint,
+            clip::export::Variant::Q8,
+            &device,
+        )?
     };
     for &n in &opts.text_lengths {
         let ids = vec![query(n)];

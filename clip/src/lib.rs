@@ -23,6 +23,7 @@ pub mod random;
 pub mod siglip;
 pub mod spiece;
 pub mod timm_vit;
+pub mod token_rows;
 pub mod tokenizer;
 pub mod weights;
 
@@ -34,6 +35,7 @@ pub use config::{
 pub use error::{ClipError, Result};
 pub use model::{ClipModel, TextEncoder, VisionEncoder, l2_normalize};
 pub use preprocess::ImageProcessor;
+pub use token_rows::TokenRows;
 pub use tokenizer::ClipTokenizer;
 pub use weights::Weights;
 

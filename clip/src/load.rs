@@ -6,6 +6,7 @@
 //! browser's model bundle.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
@@ -14,6 +15,7 @@ use crate::error::{ClipError, Result};
 use crate::export::{self, FileEntry, Manifest, Variant};
 use crate::layout::{Family, Layout};
 use crate::model::ClipModel;
+use crate::token_rows::TokenRows;
 use crate::tokenizer::ClipTokenizer;
 use crate::weights::Weights;
 
@@ -362,6 +364,34 @@ fn in_file(path: &Path, e: ClipError) -> ClipError {
     }
 }
 
+/// The text encoder of `variant` in the browser bundle written to `dir` by
+/// [`write_browser_bundle`], every token row loaded (tests, benchmarks, native checks).
+pub fn bundle_text_encoder(dir: &Path, variant: Variant) -> Result<crate::TextEncoder> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|source| ClipError::Io { path, source })
+    };
+    let manifest: Manifest = serde_json::from_slice(&read("manifest.json")?)
+        .map_err(|e| ClipError::Input(format!("{}: {e}", dir.join("manifest.json").display())))?;
+    let config = ClipConfig::from_json(&read(&manifest.config.file)?)?;
+    let entry = manifest.variants.get(&variant).ok_or_else(|| {
+        ClipError::Input(format!(
+            "the bundle in {} has no {variant} variant",
+            dir.display()
+        ))
+    })?;
+    let rows = match &manifest.token_rows {
+        Some(r) => Some(Arc::new(TokenRows::from_file(
+            &read(&r.file.file)?,
+            r.rows,
+            r.dim,
+            r.format,
+        )?)),
+        None => None,
+    };
+    export::text_encoder(&config, variant, read(&entry.file)?, rows, &Device::Cpu)
+}
+
 /// Writes the browser bundle into `out`: `config.json`, `tokenizer.json`, one text-tower file per
 /// variant and `manifest.json` (written last, so a reader never sees a manifest whose files are
 /// missing). Returns the manifest. Whatever the family, the bundle is in transformers' layout:
@@ -404,6 +434,15 @@ pub fn write_browser_bundle(
         let data = export::export_text(&checkpoint, v).map_err(|e| in_file(&files.weights, e))?;
         variant_entries.insert(v, write(export::file_name(v), &data)?);
     }
+    let token_rows = if variants.iter().any(|&v| export::is_gguf(v)) {
+        let rows =
+            export::export_token_rows(&checkpoint).map_err(|e| in_file(&files.weights, e))?;
+        let entry = export::RowsEntry::describe(&rows);
+        write(export::TOKEN_ROWS_FILE, &rows.bytes)?;
+        Some(entry)
+    } else {
+        None
+    };
     let manifest = Manifest {
         model_id: files.id.clone(),
         dim: config.projection_dim,
@@ -411,6 +450,7 @@ pub fn write_browser_bundle(
         config: write(CONFIG_FILE, &config_bytes)?,
         tokenizer: write(TOKENIZER_FILE, &tokenizer_bytes)?,
         variants: variant_entries,
+        token_rows,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ClipError::Input(e.to_string()))?;
     write("manifest.json", &json)?;

@@ -6,6 +6,8 @@
 //! `quick_gelu`, and the text tower here must accept the trimmed, batch-padded token layout of
 //! [`TextEncoder::encode`].
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
@@ -16,6 +18,7 @@ use crate::config::{
 use crate::error::{ClipError, Result};
 use crate::fastvit::FastVit;
 use crate::timm_vit::MciVit;
+use crate::token_rows::TokenRows;
 use crate::weights::{Embedding, Linear, Weights};
 
 /// `CLIPAttention`: multi-head self-attention with biases on every projection.
@@ -183,10 +186,18 @@ pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
 }
 
 /// The text tower with its projection: `CLIPTextTransformer` + `text_projection`, or
+/// Where the text tower's token rows come from: its weights file, or a [`TokenRows`] table
+/// filled as queries need it.
+#[derive(Debug, Clone)]
+enum TokenTable {
+    Whole(Embedding),
+    Rows(Arc<TokenRows>),
+}
+
 /// `SiglipTextTransformer` with its `head` (see [`TextHead`]).
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
-    token_embedding: Embedding,
+    token_embedding: TokenTable,
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
     final_layer_norm: LayerNorm,
@@ -201,12 +212,42 @@ impl TextEncoder {
     /// (the root of a checkpoint, or of a text-only export).
     pub fn new(config: &TextConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
         let c = config;
+        let table = w
+            .pp("text_model.embeddings.token_embedding")
+            .embedding(c.vocab_size, c.hidden_size)?;
+        Self::build(config, projection_dim, w, TokenTable::Whole(table))
+    }
+
+    /// Like [`TextEncoder::new`] for a file without the token embedding (the browser's GGUF
+    /// variants): its rows come from `rows`, which must be `vocab_size` rows of `hidden_size`.
+    pub fn with_token_rows(
+        config: &TextConfig,
+        projection_dim: usize,
+        w: &Weights,
+        rows: Arc<TokenRows>,
+    ) -> Result<Self> {
+        let c = config;
+        if (rows.rows(), rows.dim()) != (c.vocab_size, c.hidden_size) {
+            return Err(ClipError::ShapeMismatch {
+                name: "token rows".into(),
+                expected: vec![c.vocab_size, c.hidden_size],
+                found: vec![rows.rows(), rows.dim()],
+            });
+        }
+        Self::build(config, projection_dim, w, TokenTable::Rows(rows))
+    }
+
+    fn build(
+        config: &TextConfig,
+        projection_dim: usize,
+        w: &Weights,
+        token_embedding: TokenTable,
+    ) -> Result<Self> {
+        let c = config;
         let tm = w.pp("text_model");
         let emb = tm.pp("embeddings");
         Ok(Self {
-            token_embedding: emb
-                .pp("token_embedding")
-                .embedding(c.vocab_size, c.hidden_size)?,
+            token_embedding,
             position_embedding: emb
                 .pp("position_embedding")
                 .tensor("weight", &[c.max_position_embeddings, c.hidden_size])?,
@@ -232,6 +273,15 @@ impl TextEncoder {
     /// The tower's configuration.
     pub fn config(&self) -> &TextConfig {
         &self.config
+    }
+
+    /// The token rows, for an encoder built [`TextEncoder::with_token_rows`]: add the rows a
+    /// query lacks ([`TokenRows::missing`]) before encoding it.
+    pub fn token_rows(&self) -> Option<&Arc<TokenRows>> {
+        match &self.token_embedding {
+            TokenTable::Rows(rows) => Some(rows),
+            TokenTable::Whole(_) => None,
+        }
     }
 
     /// Size of the output vectors.
@@ -352,10 +402,11 @@ impl TextEncoder {
         }
         // embeddings = inputs_embeds + self.position_embedding(position_ids)
         let positions = self.position_embedding.narrow(0, 0, t)?;
-        let mut xs = self
-            .token_embedding
-            .forward(ids)?
-            .broadcast_add(&positions)?;
+        let tokens = match &self.token_embedding {
+            TokenTable::Whole(table) => table.forward(ids)?,
+            TokenTable::Rows(rows) => rows.forward(ids, &self.device)?,
+        };
+        let mut xs = tokens.broadcast_add(&positions)?;
         let mask = if self.config.causal {
             // _create_4d_causal_attention_mask: -inf above the diagonal.
             let mask: Vec<f32> = (0..t)

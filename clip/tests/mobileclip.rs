@@ -261,8 +261,8 @@ fn browser_bundle_of_mobileclip_gives_its_text_vectors() {
     );
     let ids = open_clip_ids();
     let reference = rows(&tensors("mobileclip.safetensors")["text_embeds_normalized"]);
-    for (variant, entry) in &manifest.variants {
-        let text = bundle_text_tower(&out, &entry.file, *variant, &config);
+    for variant in manifest.variants.keys() {
+        let text = bundle_text_tower(&out, *variant);
         let got = text.embed(&ids).unwrap();
         let (min_cos, max_abs) = match variant {
             Variant::F32 => (0.99999, 1e-5),

@@ -106,14 +106,10 @@ fn browser_bundle_of_sentence_transformers_gives_its_text_vectors() {
     let files = load::resolve(&ModelSource::Dir(fixture("tiny-st-clip")), &mut NoProgress).unwrap();
     let out = std::env::temp_dir().join(format!("text2img-st-bundle-{}", std::process::id()));
     let manifest = load::write_browser_bundle(&files, &Variant::ALL, &out).unwrap();
-    let config =
-        clip::ClipConfig::from_json(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     let ids: Vec<Vec<u32>> = token_cases().into_iter().map(|(_, ids)| ids).collect();
     let expected = rows(&tensors("sentence_transformers.safetensors")["text_embeds"]);
-    for (variant, entry) in &manifest.variants {
-        let bytes = std::fs::read(out.join(&entry.file)).unwrap();
-        let weights = clip::export::read_weights(*variant, bytes, &Device::Cpu).unwrap();
-        let text = clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+    for variant in manifest.variants.keys() {
+        let text = clip::load::bundle_text_encoder(&out, *variant).unwrap();
         let got = text.embed(&ids).unwrap();
         let min_cos = if *variant == Variant::F16 {
             0.999

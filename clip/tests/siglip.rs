@@ -197,8 +197,8 @@ fn browser_bundle_of_siglip_gives_its_text_vectors() {
     let texts: Vec<String> = token_cases().into_iter().map(|(t, _)| t).collect();
     let ids = tok.encode_batch(&texts).unwrap();
     let expected = rows(&tensors("siglip.safetensors")["text_embeds"]);
-    for (variant, entry) in &manifest.variants {
-        let text = bundle_text_tower(&out, &entry.file, *variant, &config);
+    for variant in manifest.variants.keys() {
+        let text = bundle_text_tower(&out, *variant);
         let got = text.embed(&ids).unwrap();
         let (min_cos, max_abs) = match variant {
             Variant::F16 => (0.999, 1e-2),

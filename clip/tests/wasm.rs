@@ -15,7 +15,7 @@ mod common;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
-use clip::export::{Variant, export_text};
+use clip::export::{Variant, exported_text_encoder};
 use clip::layout::Family;
 use clip::q8::Q8Matrix;
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, Weights, cosine};
@@ -110,9 +110,11 @@ fn exported_variants_load_and_embed() {
     let ids = reference_ids();
     let reference = reference_rows();
     for variant in Variant::ALL {
-        let bytes = export_text(CHECKPOINT, variant).unwrap();
-        let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
-        let got = encoder(&weights).embed(&ids).unwrap();
+        let config = ClipConfig::from_json(CONFIG).unwrap();
+        let got = exported_text_encoder(&config, CHECKPOINT, variant, &Device::Cpu)
+            .unwrap()
+            .embed(&ids)
+            .unwrap();
         let (min_cos, max_abs) = if variant == Variant::F16 {
             (0.999, 1e-2)
         } else {
@@ -203,9 +205,7 @@ fn exports_equal_reference(
     bounds: impl Fn(Variant) -> (f32, f32),
 ) {
     for variant in Variant::ALL {
-        let bytes = export_text(checkpoint, variant).unwrap();
-        let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
-        let text = TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap();
+        let text = exported_text_encoder(config, checkpoint, variant, &Device::Cpu).unwrap();
         let (min_cos, max_abs) = bounds(variant);
         let got = text.embed(ids).unwrap();
         check_rows(

@@ -37,6 +37,7 @@ impl ModelBundle {
         std::iter::once(&m.config)
             .chain(std::iter::once(&m.tokenizer))
             .chain(m.variants.values())
+            .chain(m.token_rows.iter().map(|r| &r.file))
             .find(|e| e.file == file)
             .map(|e| e.sha256.as_str())
     }

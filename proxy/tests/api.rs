@@ -777,6 +777,34 @@ fn model_manifest_and_cached_files() {
         clip::export::sha256_hex(&unpacked),
         m["tokenizer"]["sha256"].as_str().expect("tokenizer sha256")
     );
+    token_rows_come_one_range_at_a_time(&server, &m["token_rows"]);
+}
+
+/// The token rows file, listed with its rows' size, answers a `Range` of one row with that row
+/// (206, as the whole file holds it at its offset, cached like the other model files) and a
+/// `Range` past its end with 416.
+fn token_rows_come_one_range_at_a_time(server: &TestServer, rows: &Value) {
+    // The tiny model's 24-value rows do not split into Q8_0 blocks: f32 rows.
+    assert_eq!(rows["format"], "f32", "{rows}");
+    assert_eq!(rows["row_bytes"], 24 * 4, "{rows}");
+    let url = server.url(rows["file"]["url"].as_str().expect("token rows url"));
+    let whole = get(&url, &[]);
+    assert_eq!(whole.status, 200);
+    assert_eq!(
+        whole.body.len() as u64,
+        rows["file"]["bytes"].as_u64().expect("bytes")
+    );
+    assert_eq!(whole.body.len(), 49_408 * 96);
+    let row = get(&url, &[("Range", "bytes=480-575")]);
+    assert_eq!(row.status, 206, "{}", row.text());
+    assert_eq!(row.body, whole.body[480..576]);
+    assert!(
+        row.header("cache-control")
+            .is_some_and(|c| c.contains("immutable"))
+    );
+    let end = whole.body.len();
+    let past = get(&url, &[("Range", &format!("bytes={end}-{}", end + 95))]);
+    assert_eq!(past.status, 416);
 }
 
 /// The site goes out compressed to a browser that accepts it, and as it is to one that does not.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clip::export::{Variant, file_name};
 use clip::load::{ModelFiles, write_browser_bundle};
-use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder};
+use clip::{ClipConfig, ClipTokenizer};
 use serde_json::json;
 use testkit::browser::{Browser, ENTER};
 use testkit::{Server, ServerOptions, command, public_dir, tiny_model_dir};
@@ -79,10 +79,7 @@ fn random_model(dir: &Path) -> Res<ModelFiles> {
 
 /// Native encode latency of the browser's own file for `variant` (ms, median of `n`).
 fn native_latency(bundle: &Path, variant: Variant, ids: &[u32], n: usize) -> Res<f64> {
-    let config = ClipConfig::from_json(&std::fs::read(bundle.join("config.json"))?)?;
-    let bytes = std::fs::read(bundle.join(file_name(variant)))?;
-    let weights = clip::export::read_weights(variant, bytes, &Device::Cpu)?;
-    let encoder = TextEncoder::new(&config.text, config.projection_dim, &weights)?;
+    let encoder = clip::load::bundle_text_encoder(bundle, variant)?;
     let input = vec![ids.to_vec()];
     encoder.embed(&input)?;
     let mut times = Vec::with_capacity(n);
@@ -384,6 +381,12 @@ fn main() -> Res<()> {
             json!([key]),
         );
         let cold = time_to_first_result(&browser, &server)?;
+        // The token rows a first visit fetched (a GGUF variant's file leaves them out).
+        let rows_path = format!("/model/{}", clip::export::TOKEN_ROWS_FILE);
+        let row_bytes = match (&manifest.token_rows, clip::export::is_gguf(variant)) {
+            (Some(rows), true) => server.requests_for(&rows_path) as u64 * rows.row_bytes as u64,
+            _ => 0,
+        };
         let warm = time_to_first_result(&browser, &server)?;
         let weights = format!("/model/{}", file_name(variant));
         if server.requests_for(&weights) != 1 {
@@ -399,7 +402,7 @@ fn main() -> Res<()> {
         let native = native_latency(&bundle, variant, &ids, queries)?;
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[&variant];
-        let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes;
+        let download = entry.bytes + manifest.config.bytes + manifest.tokenizer.bytes + row_bytes;
         // As transferred: the weights as they are, the JSON compressed as the proxy sends it.
         let json = [&manifest.config.file, &manifest.tokenizer.file]
             .into_iter()
@@ -416,7 +419,7 @@ fn main() -> Res<()> {
             "round_trip_ms_median": median(&mut round_trip),
             "encode77_ms_median": median(&mut long_in_worker),
             "encode77_ms_p90": p90(&mut long_in_worker),
-            "first_visit_mb": (entry.bytes + json + site) as f64 / 1e6,
+            "first_visit_mb": (entry.bytes + json + site + row_bytes) as f64 / 1e6,
             "native_ms_median": native,
             "native_one_thread_ms_median": native_one,
         });

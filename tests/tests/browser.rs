@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use testkit::app_page::{card_ids, exported_labels, tiny_model_server, wait_vote};
 use testkit::browser::{ARROW_RIGHT, Browser, ENTER};
 use testkit::page_checks::{assert_accessible, assert_not_blank};
-use testkit::{Server, ServerOptions, artifacts, public_dir, tiny_model_files, workspace};
+use testkit::{
+    Server, ServerOptions, artifacts, public_dir, tiny_model_dir, tiny_model_files, workspace,
+};
 
 const ADMIN_TOKEN: &str = "browser-test-admin";
 const QUERY: &str = "a photo of a cat";
@@ -137,6 +139,15 @@ fn search_label_and_reload_from_cache() {
         "{summary}"
     );
     assert_eq!(browser.count("#grid > li.card"), 20, "first page");
+    // The q5 file leaves out the token embedding: the rows of the warm-up's and the query's
+    // tokens came one `Range` request each, never the whole table.
+    let rows_file = format!("/model/{}", clip::export::TOKEN_ROWS_FILE);
+    let tokens = distinct_tokens(&["a photo", QUERY]);
+    let row_requests = server.requests_for(&rows_file);
+    assert!(
+        (1..=tokens).contains(&row_requests),
+        "{row_requests} token row requests for {tokens} distinct tokens"
+    );
     // Thumbnails load (a broken image has no natural width).
     assert!(
         browser.wait_for(
@@ -262,6 +273,46 @@ fn search_label_and_reload_from_cache() {
         .find(|l| l["query"] == f32_query)
         .expect("the f32 query's label");
     assert_native_vector(f32_label, f32_query);
+}
+
+/// The distinct token ids of `texts`, start and end tokens included.
+fn distinct_tokens(texts: &[&str]) -> usize {
+    let tokenizer = clip::ClipTokenizer::from_json(
+        &std::fs::read(tiny_model_dir().join("tokenizer.json")).expect("tokenizer.json"),
+    )
+    .expect("tokenizer");
+    let mut ids = std::collections::BTreeSet::new();
+    for text in texts {
+        ids.extend(tokenizer.encode(text).expect("tokens"));
+    }
+    ids.len()
+}
+
+/// A token row that cannot be fetched fails the load with the URL at fault, and retry loads.
+#[test]
+fn a_failed_token_row_says_so_and_retry_loads_the_model() {
+    let rows_file = format!("/model/{}", clip::export::TOKEN_ROWS_FILE);
+    let (server, _model) = tiny_model_server(ServerOptions {
+        fail_once: &[rows_file.as_str()],
+        ..ServerOptions::default()
+    });
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    let status = wait_model(&browser);
+    assert!(
+        status.starts_with("The model did not load")
+            && status.contains("cannot download token row")
+            && status.contains(&rows_file)
+            && status.contains("HTTP 500"),
+        "status {status:?}"
+    );
+    browser.click("#retry");
+    browser
+        .wait_text("#status", Duration::from_secs(60), |t| {
+            t.starts_with("Model ready")
+        })
+        .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
+    assert!(server.requests_for(&rows_file) >= 2);
 }
 
 #[test]

@@ -24,7 +24,7 @@ pub use cutoff::{CutoffOff, CutoffOn, CutoffRule, CutoffState, RuleScore};
 pub use error::{ErrorBody, ErrorDetail};
 pub use feedback::{FeedbackRequest, FeedbackResponse, UnknownVerdict, Verdict};
 pub use health::{Health, Readiness};
-pub use model::{FileRef, ModelManifest};
+pub use model::{FileRef, ModelManifest, RowFormat, TokenRows};
 pub use readiness::{PartState, Unready};
 pub use review::{
     ReviewItem, ReviewQueue, ReviewRequest, ReviewResponse, ReviewVerdict, UnknownReviewVerdict,

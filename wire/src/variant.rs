@@ -20,10 +20,11 @@ pub enum Variant {
     F32,
     /// f16 safetensors: half the bytes, cosine to f32 ≥ 0.999.
     F16,
-    /// GGUF with `Q8_0` matrices and token embedding: about a quarter of f32.
+    /// GGUF with `Q8_0` matrices (the token embedding apart, in `Q8_0` rows fetched as a query
+    /// needs them): about a sixth of f32.
     Q8,
-    /// GGUF with `Q5_0` matrices and token embedding: about a sixth of f32, the default
-    /// download.
+    /// GGUF with `Q5_0` matrices (the same token rows apart as `q8`): about a tenth of f32, the
+    /// default download.
     Q5,
 }
 

@@ -11,7 +11,8 @@ use serde_json::json;
 use wire::worker::{FromWorker, ToWorker, VariantInfo};
 use wire::{
     ErrorBody, Example, FeedbackRequest, FeedbackResponse, FileRef, Health, Hit, ModelManifest,
-    Readiness, Results, SearchRequest, SimilarRequest, Strategy, Term, Variant, Vectors, Verdict,
+    Readiness, Results, RowFormat, SearchRequest, SimilarRequest, Strategy, Term, TokenRows,
+    Variant, Vectors, Verdict,
 };
 
 /// `value` serialises to `golden`, and `golden` parses to `value`.
@@ -275,6 +276,12 @@ fn model_manifest() {
             (Variant::F16, file("text-f16.safetensors", "a16", 50)),
         ]),
         default_variant: Some(Variant::Q8),
+        token_rows: Some(TokenRows {
+            file: file("token-rows.bin", "b0", 544 * 3),
+            rows: 3,
+            row_bytes: 544,
+            format: RowFormat::Q8_0,
+        }),
     };
     golden(
         &manifest,
@@ -286,17 +293,20 @@ fn model_manifest() {
             r#""f16":{"url":"/model/text-f16.safetensors?sha256=a16","sha256":"a16","bytes":50},"#,
             r#""f32":{"url":"/model/text-f32.safetensors?sha256=a32","sha256":"a32","bytes":40},"#,
             r#""q8":{"url":"/model/text-q8.gguf?sha256=a8","sha256":"a8","bytes":30}},"#,
-            r#""default_variant":"q8"}"#
+            r#""default_variant":"q8","#,
+            r#""token_rows":{"file":{"url":"/model/token-rows.bin?sha256=b0","sha256":"b0","bytes":1632},"#,
+            r#""rows":3,"row_bytes":544,"format":"q8_0"}}"#
         ),
     );
     let empty = ModelManifest {
         variants: BTreeMap::new(),
         default_variant: None,
+        token_rows: None,
         ..manifest
     };
     let json = serde_json::to_string(&empty).unwrap();
     assert!(
-        json.ends_with(r#""variants":{},"default_variant":null}"#),
+        json.ends_with(r#""variants":{},"default_variant":null,"token_rows":null}"#),
         "{json}"
     );
     assert_eq!(serde_json::from_str::<ModelManifest>(&json).unwrap(), empty);

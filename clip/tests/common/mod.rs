@@ -143,16 +143,13 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// The text tower of a browser bundle in `out`: its file for `variant`, under `config`.
+/// The text tower of the browser bundle in `out` for `variant`, every token row loaded.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn bundle_text_tower(
     out: &std::path::Path,
-    file: &str,
     variant: clip::export::Variant,
-    config: &ClipConfig,
 ) -> clip::TextEncoder {
-    let bytes = std::fs::read(out.join(file)).unwrap();
-    let weights = clip::export::read_weights(variant, bytes, &Device::Cpu).unwrap();
-    clip::TextEncoder::new(&config.text, config.projection_dim, &weights).unwrap()
+    clip::load::bundle_text_encoder(out, variant).unwrap()
 }
 
 /// Every row of `got` at cosine ≥ 0.99999 and max abs difference ≤ 1e-4 of its `expected` row,

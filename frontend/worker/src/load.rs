@@ -10,7 +10,8 @@ use wire::{FileRef, ModelManifest, Variant};
 
 use crate::cache;
 use crate::download::{self, Progress};
-use crate::model::Model;
+use crate::model::{Files, Model};
+use crate::rows::RowSource;
 use crate::scope::{now_ms, post};
 
 /// Why the model could not be loaded. Each message names the URL at fault and what to do.
@@ -69,7 +70,18 @@ pub async fn load(
     ];
     let fetched = fetch_files(api_base, &manifest, files).await?;
     let [config, tokenizer, weights] = fetched.contents;
-    let model = Model::build(&config, &tokenizer, weights, variant, manifest.dim)
+    let files = Files {
+        config: &config,
+        tokenizer: &tokenizer,
+        weights,
+        variant,
+        rows: manifest
+            .token_rows
+            .as_ref()
+            .map(|rows| (rows, RowSource::new(api_base, rows))),
+    };
+    let model = Model::build(files, manifest.dim)
+        .await
         .map_err(LoadError::Model)?;
     let ready = FromWorker::Ready {
         model_id: manifest.model_id,
@@ -173,6 +185,7 @@ mod tests {
                 .map(|&v| (v, file(v.as_str())))
                 .collect::<BTreeMap<_, _>>(),
             default_variant,
+            token_rows: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The message loop: the page's [`ToWorker`] messages in, [`FromWorker`] reports and answers
 //! out. `Load` starts a load (a newer one wins; a variant switch or a retry); `Embed` is answered
-//! at once by a ready model, waits while the first model loads, and fails with the load's error
-//! when there is none.
+//! by a ready model as soon as it has the query's token rows, waits while the first model loads,
+//! and fails with the load's error when there is none.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -133,16 +133,16 @@ fn embed(id: u32, text: &str) {
         post(&FromWorker::EmbedFailed { id, message });
         return;
     };
-    let start = now_ms();
-    match model.embed(text) {
-        Ok(vector) => post(&FromWorker::Embedded {
-            id,
-            vector,
-            millis: now_ms() - start,
-        }),
-        Err(e) => post(&FromWorker::EmbedFailed {
-            id,
-            message: e.to_string(),
-        }),
-    }
+    let text = text.to_string();
+    spawn_local(async move {
+        let start = now_ms();
+        match model.embed(&text).await {
+            Ok(vector) => post(&FromWorker::Embedded {
+                id,
+                vector,
+                millis: now_ms() - start,
+            }),
+            Err(message) => post(&FromWorker::EmbedFailed { id, message }),
+        }
+    });
 }

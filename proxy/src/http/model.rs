@@ -2,7 +2,8 @@
 //!
 //! `GET /api/model` answers the manifest of the browser's model bundle with content-addressed
 //! URLs (`/model/<file>?sha256=…`); [`model_cache`] gives those files an ETag and a year of
-//! caching, so a reload downloads nothing and a new model is a new URL.
+//! caching, so a reload downloads nothing and a new model is a new URL. The token rows file is
+//! read a row at a time with `Range` requests (the file service answers them, 206).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use wire::{FileRef, ModelManifest, Variant};
+use wire::{FileRef, ModelManifest, TokenRows, Variant};
 
 use super::cache::{etag, not_modified};
 use super::errors::{ApiError, no_model};
@@ -31,6 +32,12 @@ pub async fn model(State(state): State<Arc<AppState>>) -> Result<Json<ModelManif
         tokenizer: file_ref(&m.tokenizer),
         default_variant: Variant::preferred(variants.keys().copied()),
         variants,
+        token_rows: m.token_rows.as_ref().map(|r| TokenRows {
+            file: file_ref(&r.file),
+            rows: r.rows,
+            row_bytes: r.row_bytes,
+            format: r.format,
+        }),
     }))
 }
 
