@@ -276,7 +276,7 @@ impl TextEncoder {
     }
 
     /// The token rows, for an encoder built [`TextEncoder::with_token_rows`]: add the rows a
-    /// query lacks ([`TokenRows::missing`]) before encoding it.
+    /// query lacks ([`TextEncoder::missing_rows`]) before encoding it.
     pub fn token_rows(&self) -> Option<&Arc<TokenRows>> {
         match &self.token_embedding {
             TokenTable::Rows(rows) => Some(rows),
@@ -319,22 +319,39 @@ impl TextEncoder {
         if sequences.is_empty() {
             return Err(ClipError::Input("empty batch of token sequences".into()));
         }
-        if self.config.causal && self.config.head == TextHead::EndToken {
+        let Some(pad) = self.pad_id() else {
             return self.encode_trimmed(sequences);
-        }
+        };
         let context = self.config.max_position_embeddings;
         let rows = sequences
             .iter()
-            .map(|s| {
-                let pad = match self.config.head {
-                    TextHead::LastPosition { pad_id } => pad_id,
-                    // Not causal, pooled at the end token: MobileCLIP, padded as open_clip pads.
-                    TextHead::EndToken => 0,
-                };
-                padded(s, pad, context)
-            })
+            .map(|s| padded(s, pad, context))
             .collect::<Result<Vec<_>>>()?;
         self.forward_ids(&self.ids_tensor(rows)?)
+    }
+
+    /// The id [`Self::encode`] pads each sequence with to the whole context; `None` for a causal
+    /// tower pooled at the end token, which is trimmed instead.
+    fn pad_id(&self) -> Option<u32> {
+        match self.config.head {
+            TextHead::LastPosition { pad_id } => Some(pad_id),
+            TextHead::EndToken if self.config.causal => None,
+            // Not causal, pooled at the end token: MobileCLIP, padded as open_clip pads.
+            TextHead::EndToken => Some(0),
+        }
+    }
+
+    /// The token rows [`Self::encode`] of `sequence` needs that are not here yet: its own tokens,
+    /// and the pad id where the tower pads to its context. Empty for an encoder whose weights
+    /// hold the whole table; an encoder built [`TextEncoder::with_token_rows`] must be given them
+    /// ([`TokenRows::insert`]) before it encodes `sequence`.
+    pub fn missing_rows(&self, sequence: &[u32]) -> Vec<u32> {
+        let TokenTable::Rows(rows) = &self.token_embedding else {
+            return Vec::new();
+        };
+        let mut ids = sequence.to_vec();
+        ids.extend(self.pad_id());
+        rows.missing(&ids)
     }
 
     fn ids_tensor(&self, rows: Vec<Vec<u32>>) -> Result<Tensor> {

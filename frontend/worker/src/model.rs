@@ -69,7 +69,7 @@ impl Model {
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
         let ids = self.tokenizer.encode(text).map_err(|e| e.to_string())?;
         if let (Some(source), Some(table)) = (&self.rows, self.encoder.token_rows()) {
-            let missing = table.missing(&ids);
+            let missing = self.encoder.missing_rows(&ids);
             if !missing.is_empty() {
                 for (id, row) in missing.iter().zip(source.fetch(&missing).await?) {
                     table.insert(*id, &row).map_err(|e| e.to_string())?;
