@@ -39,6 +39,41 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 /// Seven tokens with the start and end tokens: a typical short query.
 const QUERY: &str = "red car parked on street";
 
+/// Queries whose words a fresh worker has not seen: the first encode of each fetches its token
+/// rows (a GGUF variant), the second finds them there.
+const FRESH_QUERIES: [&str; 30] = [
+    "yellow kayak on a calm lake",
+    "snowy mountain cabin at dawn",
+    "children flying kites on a beach",
+    "vintage typewriter on an oak desk",
+    "lighthouse during a violent storm",
+    "bowl of ramen with chopsticks",
+    "giraffe eating leaves from acacia",
+    "astronaut floating near the station",
+    "crowded subway platform in tokyo",
+    "sunflower field under blue sky",
+    "violinist performing in a cathedral",
+    "broken umbrella in heavy rain",
+    "tabby kitten asleep in a basket",
+    "fisherman mending nets at harbour",
+    "neon sign above a diner",
+    "hot air balloons over desert",
+    "penguins huddled on antarctic ice",
+    "chess players in a park",
+    "waterfall hidden in a jungle",
+    "firefighters spraying a burning barn",
+    "stack of pancakes with syrup",
+    "skateboarder grinding a metal rail",
+    "medieval castle surrounded by moat",
+    "bees on lavender blossoms",
+    "motorbike racing through mud",
+    "wedding cake with white roses",
+    "old tractor rusting in grass",
+    "scuba diver beside coral reef",
+    "library shelves full of books",
+    "volcano erupting at night",
+];
+
 /// A query that fills the context: 77 tokens after truncation.
 const LONG_QUERY: &str = "a long and very detailed description of a red car parked on a quiet \
     street at night under orange lamps, with wet cobblestones reflecting the light, a small \
@@ -145,6 +180,34 @@ fn browser_latency(
     }
     let list = |key: &str| -> Res<Vec<f64>> { Ok(serde_json::from_value(answer[key].clone())?) };
     Ok((list("inWorker")?, list("roundTrip")?))
+}
+
+/// In-worker encode times of each of [`FRESH_QUERIES`] in a fresh worker: (first encode, which
+/// fetches the token rows it lacks, second encode of the same text).
+fn fresh_latency(browser: &Browser, variant: &str) -> Res<(Vec<f64>, Vec<f64>)> {
+    let script = r#"
+        const [variant, queries, done] = arguments;
+        const worker = new Worker('./worker_loader.js');
+        const first = [], second = [];
+        let i = 0;
+        const send = () => worker.postMessage(JSON.stringify({type: 'embed', id: i, text: queries[i]}));
+        worker.onmessage = (e) => {
+            const m = JSON.parse(e.data);
+            if (m.type === 'started') worker.postMessage(JSON.stringify({type: 'load', api_base: '', variant}));
+            else if (m.type === 'ready') send();
+            else if (m.type === 'embedded') {
+                (first.length === second.length ? first : second).push(m.millis);
+                if (first.length === second.length) i += 1;
+                if (i < queries.length) send(); else { worker.terminate(); done({first, second}); }
+            } else if (m.type === 'load_failed' || m.type === 'embed_failed') { worker.terminate(); done({error: m.message}); }
+        };
+    "#;
+    let answer = browser.eval_async(script, json!([variant, FRESH_QUERIES]));
+    if let Some(e) = answer["error"].as_str() {
+        return Err(format!("the worker failed: {e}").into());
+    }
+    let list = |key: &str| -> Res<Vec<f64>> { Ok(serde_json::from_value(answer[key].clone())?) };
+    Ok((list("first")?, list("second")?))
 }
 
 /// Native latency on one thread, like the browser's worker: this program again, with
@@ -399,6 +462,7 @@ fn main() -> Res<()> {
         let status = browser.text("#status").unwrap_or_default();
         let (mut in_worker, mut round_trip) = browser_latency(&browser, key, QUERY, queries)?;
         let (mut long_in_worker, _) = browser_latency(&browser, key, LONG_QUERY, queries)?;
+        let (mut fresh_first, mut fresh_second) = fresh_latency(&browser, key)?;
         let native = native_latency(&bundle, variant, &ids, queries)?;
         let native_one = native_latency_one_thread(&bundle, variant, queries)?;
         let entry = &manifest.variants[&variant];
@@ -419,6 +483,8 @@ fn main() -> Res<()> {
             "round_trip_ms_median": median(&mut round_trip),
             "encode77_ms_median": median(&mut long_in_worker),
             "encode77_ms_p90": p90(&mut long_in_worker),
+            "fresh_first_ms_median": median(&mut fresh_first),
+            "fresh_second_ms_median": median(&mut fresh_second),
             "first_visit_mb": (entry.bytes + json + site + row_bytes) as f64 / 1e6,
             "native_ms_median": native,
             "native_one_thread_ms_median": native_one,
@@ -429,13 +495,13 @@ fn main() -> Res<()> {
 
     println!();
     println!(
-        "| variant | download | time to first result, cold | warm | encode (worker), median | p90 | round trip, median | native, all cores | native, 1 thread | browser / native 1 thread |"
+        "| variant | download | time to first result, cold | warm | encode (worker), median | p90 | round trip, median | new words: first encode / second, median | native, all cores | native, 1 thread | browser / native 1 thread |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {} | {:.1} MB | {:.2} s | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× |",
+            "| {} | {:.1} MB | {:.2} s | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× |",
             r["variant"].as_str().unwrap_or("?"),
             f("download_mb"),
             f("cold_s"),
@@ -443,6 +509,8 @@ fn main() -> Res<()> {
             f("encode_ms_median"),
             f("encode_ms_p90"),
             f("round_trip_ms_median"),
+            f("fresh_first_ms_median"),
+            f("fresh_second_ms_median"),
             f("native_ms_median"),
             f("native_one_thread_ms_median"),
             f("encode_ms_median") / f("native_one_thread_ms_median"),
