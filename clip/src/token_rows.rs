@@ -86,17 +86,24 @@ impl TokenRows {
     /// Every row, from the whole published file.
     pub fn from_file(bytes: &[u8], rows: usize, dim: usize, format: RowFormat) -> Result<Self> {
         let table = Self::new(rows, dim, format)?;
-        let size = table.row_bytes();
-        if bytes.len() != rows * size {
+        table.insert_all(bytes)?;
+        Ok(table)
+    }
+
+    /// Adds every row from the whole published file.
+    pub fn insert_all(&self, bytes: &[u8]) -> Result<()> {
+        let size = self.row_bytes();
+        if bytes.len() != self.rows * size {
             return Err(ClipError::Weights(format!(
-                "the token rows file has {} bytes, expected {rows} rows of {size}",
-                bytes.len()
+                "the token rows file has {} bytes, expected {} rows of {size}",
+                bytes.len(),
+                self.rows
             )));
         }
         for (id, row) in bytes.chunks_exact(size).enumerate() {
-            table.insert(id as u32, row)?;
+            self.insert(id as u32, row)?;
         }
-        Ok(table)
+        Ok(())
     }
 
     /// Rows in the whole table (the vocabulary).

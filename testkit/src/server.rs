@@ -157,6 +157,8 @@ pub struct ServerOptions<'a> {
     pub native_model: Option<&'a Path>,
     /// `TEXT2IMG_CORS_ORIGINS`.
     pub cors_origins: &'a [String],
+    /// Drop every request's `Range` header, like a host that always sends whole files.
+    pub ignore_range: bool,
 }
 
 /// The proxy's HTTP app over its own embedded store, on `127.0.0.1:<free port>` until dropped. It
@@ -229,7 +231,11 @@ impl Server {
                 .collect::<Vec<_>>(),
         ));
         let seen = requests.clone();
-        let record = move |request: axum::extract::Request, next: axum::middleware::Next| {
+        let ignore_range = options.ignore_range;
+        let record = move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            if ignore_range {
+                request.headers_mut().remove(axum::http::header::RANGE);
+            }
             let path = request.uri().path().to_string();
             seen.lock().expect("request log").push(path.clone());
             let fail = {

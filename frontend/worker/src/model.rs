@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clip::{ClipConfig, ClipTokenizer, Device, TextEncoder, TokenRows};
 use wire::Variant;
 
-use crate::rows::RowSource;
+use crate::rows::{Arrived, RowSource};
 
 /// A ready text model.
 #[derive(Debug)]
@@ -71,9 +71,14 @@ impl Model {
         if let (Some(source), Some(table)) = (&self.rows, self.encoder.token_rows()) {
             let missing = self.encoder.missing_rows(&ids);
             if !missing.is_empty() {
-                for (id, row) in missing.iter().zip(source.fetch(&missing).await?) {
-                    table.insert(*id, &row).map_err(|e| e.to_string())?;
-                }
+                let inserted = match source.fetch(&missing).await? {
+                    Arrived::Rows(rows) => missing
+                        .iter()
+                        .zip(rows)
+                        .try_for_each(|(&id, row)| table.insert(id, &row)),
+                    Arrived::Whole(file) => table.insert_all(&file),
+                };
+                inserted.map_err(|e| e.to_string())?;
             }
         }
         let mut rows = self.encoder.embed(&[ids]).map_err(|e| e.to_string())?;
