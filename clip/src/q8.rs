@@ -27,6 +27,13 @@ const BLOCK: usize = 32;
 pub struct Q8Matrix {
     rows: usize,
     cols: usize,
+    /// What makes every value non-negative and below 64 (16 for `Q5_0`, 8 for `Q4_0`); 0 for
+    /// `Q8_0`, whose values need all 8 bits.
+    #[cfg_attr(
+        not(all(target_arch = "wasm32", target_feature = "relaxed-simd")),
+        allow(dead_code, reason = "only the relaxed-SIMD kernel reads it")
+    )]
+    offset: i8,
     /// `rows * cols` values, row-major.
     quants: Vec<i8>,
     /// One scale per block: `rows * cols / 32`.
@@ -60,9 +67,15 @@ impl Q8Matrix {
             scales.push(half::f16::from_le_bytes([block[0], block[1]]).to_f32());
             unpack(dtype, &block[2..], &mut quants);
         }
+        let offset = match dtype {
+            GgmlDType::Q5_0 => 16,
+            GgmlDType::Q4_0 => 8,
+            _ => 0,
+        };
         Ok(Some(Q8Matrix {
             rows,
             cols,
+            offset,
             quants,
             scales,
         }))
@@ -88,6 +101,10 @@ impl Q8Matrix {
                 out[i * n + j] = *a;
             }
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if self.offset > 0 {
+            return self.matmul_narrow(x, m);
+        }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
             // Whole groups of `ROWS` weight rows, then the rest one by one.
@@ -102,6 +119,26 @@ impl Q8Matrix {
                 simd::row_dots::<1>([self.row(j)], &xq, &xs, &mut acc, &mut lanes);
                 self.scatter(&acc, j, 1, &mut out);
             }
+        }
+        out
+    }
+
+    /// [`Self::matmul`] for 5- and 4-bit values, with relaxed SIMD's 8-bit dot product.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    fn matmul_narrow(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (self.rows, self.cols);
+        let input = relaxed::Input::quantize(x, m, k);
+        let mut out = vec![0f32; m * n];
+        let (mut acc, mut lanes) = (Vec::new(), Vec::new());
+        let grouped = n - n % simd::ROWS;
+        for j in (0..grouped).step_by(simd::ROWS) {
+            let rows = std::array::from_fn(|r| self.row(j + r));
+            relaxed::row_dots::<{ simd::ROWS }>(rows, self.offset, &input, &mut acc, &mut lanes);
+            self.scatter(&acc, j, simd::ROWS, &mut out);
+        }
+        for j in grouped..n {
+            relaxed::row_dots::<1>([self.row(j)], self.offset, &input, &mut acc, &mut lanes);
+            self.scatter(&acc, j, 1, &mut out);
         }
         out
     }
@@ -228,6 +265,97 @@ mod simd {
                     sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][1], x[1]));
                     sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][2], x[2]));
                     sum = i32x4_add(sum, i32x4_dot_i16x8(w[r][3], x[3]));
+                    let scale = f32x4_splat(rows[r].1[b] * x_scale);
+                    *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
+                }
+            }
+        }
+        acc.clear();
+        acc.extend(lanes.iter().map(|lane| {
+            f32x4_extract_lane::<0>(*lane)
+                + f32x4_extract_lane::<1>(*lane)
+                + f32x4_extract_lane::<2>(*lane)
+                + f32x4_extract_lane::<3>(*lane)
+        }));
+    }
+}
+
+/// The 5- and 4-bit kernel where the browser has relaxed SIMD (the worker's second build):
+/// `i32x4.relaxed_dot_i8x16_i7x16_add_s` does 16 multiply-adds of a signed byte by a 7-bit one
+/// and adds them into four `i32` lanes, twice the work of `i32x4.dot_i16x8_s` and without
+/// widening. Its second operand must stay below 64 for every engine to give the same exact
+/// result, so each weight block is loaded with the matrix's offset added (`Q5_0`'s -16..=15
+/// become 0..=31), and the offset times the input block's sum is taken away again in the
+/// accumulator the dot products start from. The sums are the same exact `i32`s as the other
+/// kernels'; only how they are spread over the four lanes before the `f32` scaling differs.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod relaxed {
+    use core::arch::wasm32::*;
+
+    use super::BLOCK;
+
+    /// The input rows in 8-bit blocks: values, each block's sum and its scale.
+    pub struct Input {
+        values: Vec<i8>,
+        sums: Vec<i32>,
+        scales: Vec<f32>,
+    }
+
+    impl Input {
+        /// `m` rows of `k` values, quantized as [`super::quantize_rows`] does.
+        pub fn quantize(x: &[f32], m: usize, k: usize) -> Input {
+            let (wide, scales) = super::quantize_rows(x, m, k);
+            let values: Vec<i8> = wide.iter().map(|&v| v as i8).collect();
+            let sums = values
+                .chunks_exact(BLOCK)
+                .map(|b| b.iter().map(|&v| i32::from(v)).sum())
+                .collect();
+            Input {
+                values,
+                sums,
+                scales,
+            }
+        }
+    }
+
+    fn i8x16_of(a: &[i8]) -> v128 {
+        i8x16(
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
+            a[14], a[15],
+        )
+    }
+
+    /// `acc[i * R + r]` = the dot product of weight row `rows[r]` (values, block scales) with
+    /// input row `i`.
+    pub fn row_dots<const R: usize>(
+        rows: [(&[i8], &[f32]); R],
+        offset: i8,
+        input: &Input,
+        acc: &mut Vec<f32>,
+        lanes: &mut Vec<v128>,
+    ) {
+        let blocks = rows[0].1.len();
+        let m = input.scales.len() / blocks;
+        lanes.clear();
+        lanes.resize(m * R, f32x4_splat(0.0));
+        let shift = i8x16_splat(offset);
+        for b in 0..blocks {
+            let w: [[v128; 2]; R] = std::array::from_fn(|r| {
+                let q = &rows[r].0[b * BLOCK..(b + 1) * BLOCK];
+                [
+                    i8x16_add(i8x16_of(&q[..16]), shift),
+                    i8x16_add(i8x16_of(&q[16..]), shift),
+                ]
+            });
+            for (i, lanes) in lanes.chunks_exact_mut(R).enumerate() {
+                let at = i * blocks + b;
+                let x = &input.values[at * BLOCK..][..BLOCK];
+                let x = [i8x16_of(&x[..16]), i8x16_of(&x[16..])];
+                let start = i32x4(-i32::from(offset) * input.sums[at], 0, 0, 0);
+                let x_scale = input.scales[at];
+                for (r, lane) in lanes.iter_mut().enumerate() {
+                    let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[0], w[r][0], start);
+                    let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[1], w[r][1], sum);
                     let scale = f32x4_splat(rows[r].1[b] * x_scale);
                     *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
                 }

@@ -229,19 +229,16 @@ fn native_latency_one_thread(bundle: &Path, variant: Variant, n: usize) -> Res<f
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// The bytes a first visit to the site transfers besides the model bundle: the page, its wasm
-/// and JavaScript, the style sheet, the settings and the worker, each as `server` sends it to a
+/// The bytes a first visit to the site transfers besides the model bundle: the page (`/`), and
+/// each file of the site the browser asked `server` for (its wasm and JavaScript, the style
+/// sheet, the settings, the worker build its loader chose), each as `server` sends it to a
 /// browser that accepts brotli.
 fn site_bytes(public: &Path, server: &Server) -> Res<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(public)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let loaded = matches!(
-            name,
-            "index.html" | "settings.json" | "worker_loader.js" | "worker.js" | "worker_bg.wasm"
-        ) || name.starts_with("frontend-")
-            || name.starts_with("style-");
+        let loaded = name == "index.html" || server.requests_for(&format!("/{name}")) > 0;
         if loaded && path.is_file() {
             total += transferred(server, &format!("/{name}"));
         }

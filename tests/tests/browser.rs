@@ -126,6 +126,9 @@ fn search_label_and_reload_from_cache() {
     }
     let f32_file = format!("/model/{}", file_name(Variant::F32));
     assert_eq!(server.requests_for(&f32_file), 0);
+    // Chromium has relaxed SIMD: the loader chose the worker built with it.
+    assert_eq!(server.requests_for("/worker_relaxed_bg.wasm"), 1);
+    assert_eq!(server.requests_for("/worker_bg.wasm"), 0);
     // The worker's files keep their names across builds: the browser must revalidate them.
     let loader = ureq::get(&server.url("/worker_loader.js"))
         .call()
@@ -313,6 +316,34 @@ fn a_failed_token_row_says_so_and_retry_loads_the_model() {
         })
         .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
     assert!(server.requests_for(&rows_file) >= 2);
+}
+
+/// Behind a host that ignores `Range`, the token rows file arrives whole, once, checked; later
+/// queries fetch nothing more and search as usual.
+#[test]
+fn a_host_without_range_requests_sends_the_token_rows_once() {
+    let rows_file = format!("/model/{}", clip::export::TOKEN_ROWS_FILE);
+    let (server, _model) = tiny_model_server(ServerOptions {
+        demo_data: true,
+        ignore_range: true,
+        ..ServerOptions::default()
+    });
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    let status = wait_model(&browser);
+    assert!(
+        status.starts_with("Model ready"),
+        "status {status:?}\nbrowser console:\n{}",
+        browser.console()
+    );
+    let after_load = server.requests_for(&rows_file);
+    assert!(after_load >= 1);
+    let summary = search(&browser, QUERY);
+    assert!(
+        summary.contains("query encoded in this browser"),
+        "{summary}"
+    );
+    assert_eq!(server.requests_for(&rows_file), after_load);
 }
 
 #[test]
