@@ -213,15 +213,14 @@ mod simd {
     /// Weight rows per pass.
     pub const ROWS: usize = 8;
 
-    fn i8x16_of(a: &[i8]) -> v128 {
-        i8x16(
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
-            a[14], a[15],
-        )
+    /// The first 16 values of `a`, with one load.
+    pub fn i8x16_of(a: &[i8]) -> v128 {
+        bytemuck::cast(*a.first_chunk::<16>().expect("16 values"))
     }
 
+    /// The first 8 values of `a`, with one load.
     fn i16x8_of(a: &[i16]) -> v128 {
-        i16x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+        bytemuck::cast(*a.first_chunk::<8>().expect("8 values"))
     }
 
     /// One weight block widened to four `i16x8`.
@@ -318,12 +317,7 @@ mod relaxed {
         }
     }
 
-    fn i8x16_of(a: &[i8]) -> v128 {
-        i8x16(
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
-            a[14], a[15],
-        )
-    }
+    use super::simd::i8x16_of;
 
     /// `acc[i * R + r]` = the dot product of weight row `rows[r]` (values, block scales) with
     /// input row `i`.
