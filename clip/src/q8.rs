@@ -28,7 +28,8 @@ pub struct Q8Matrix {
     rows: usize,
     cols: usize,
     /// What makes every value non-negative and below 64 (16 for `Q5_0`, 8 for `Q4_0`); 0 for
-    /// `Q8_0`, whose values need all 8 bits.
+    /// `Q8_0`, whose values need all 8 bits. Where the relaxed-SIMD kernel is built, `quants`
+    /// holds the values with it added.
     #[cfg_attr(
         not(all(target_arch = "wasm32", target_feature = "relaxed-simd")),
         allow(dead_code, reason = "only the relaxed-SIMD kernel reads it")
@@ -72,6 +73,9 @@ impl Q8Matrix {
             GgmlDType::Q4_0 => 8,
             _ => 0,
         };
+        // The relaxed-SIMD kernel reads the values with the offset added: add it once here.
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        quants.iter_mut().for_each(|q| *q += offset);
         Ok(Some(Q8Matrix {
             rows,
             cols,
@@ -88,6 +92,10 @@ impl Q8Matrix {
 
     /// `x · selfᵀ` for `x` of `m` rows of `cols` values, row-major; `m × rows` values out.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if self.offset > 0 {
+            return self.matmul_narrow(x, m);
+        }
         let (n, k) = (self.rows, self.cols);
         debug_assert_eq!(x.len(), m * k);
         let (xq, xs) = quantize_rows(x, m, k);
@@ -100,10 +108,6 @@ impl Q8Matrix {
             for (i, a) in acc.iter().enumerate() {
                 out[i * n + j] = *a;
             }
-        }
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        if self.offset > 0 {
-            return self.matmul_narrow(x, m);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
@@ -127,17 +131,17 @@ impl Q8Matrix {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     fn matmul_narrow(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.rows, self.cols);
-        let input = relaxed::Input::quantize(x, m, k);
+        let input = relaxed::Input::quantize(x, m, k, self.offset);
         let mut out = vec![0f32; m * n];
         let (mut acc, mut lanes) = (Vec::new(), Vec::new());
         let grouped = n - n % simd::ROWS;
         for j in (0..grouped).step_by(simd::ROWS) {
             let rows = std::array::from_fn(|r| self.row(j + r));
-            relaxed::row_dots::<{ simd::ROWS }>(rows, self.offset, &input, &mut acc, &mut lanes);
+            relaxed::row_dots::<{ simd::ROWS }>(rows, &input, &mut acc, &mut lanes);
             self.scatter(&acc, j, simd::ROWS, &mut out);
         }
         for j in grouped..n {
-            relaxed::row_dots::<1>([self.row(j)], self.offset, &input, &mut acc, &mut lanes);
+            relaxed::row_dots::<1>([self.row(j)], &input, &mut acc, &mut lanes);
             self.scatter(&acc, j, 1, &mut out);
         }
         out
@@ -283,47 +287,51 @@ mod simd {
 /// `i32x4.relaxed_dot_i8x16_i7x16_add_s` does 16 multiply-adds of a signed byte by a 7-bit one
 /// and adds them into four `i32` lanes, twice the work of `i32x4.dot_i16x8_s` and without
 /// widening. Its second operand must stay below 64 for every engine to give the same exact
-/// result, so each weight block is loaded with the matrix's offset added (`Q5_0`'s -16..=15
-/// become 0..=31), and the offset times the input block's sum is taken away again in the
-/// accumulator the dot products start from. The sums are the same exact `i32`s as the other
+/// result, so the weights are stored with the matrix's offset added (`Q5_0`'s -16..=15 become
+/// 0..=31), and the offset times the input block's sum is taken away again in the accumulator
+/// the dot products start from. The sums are the same exact `i32`s as the other
 /// kernels'; only how they are spread over the four lanes before the `f32` scaling differs.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed {
     use core::arch::wasm32::*;
 
     use super::BLOCK;
+    use super::simd::i8x16_of;
 
-    /// The input rows in 8-bit blocks: values, each block's sum and its scale.
+    /// The input rows in 8-bit blocks: values, the accumulator each block's dot products start
+    /// from (the offset times the block's sum, taken away) and its scale.
     pub struct Input {
         values: Vec<i8>,
-        sums: Vec<i32>,
+        starts: Vec<v128>,
         scales: Vec<f32>,
     }
 
     impl Input {
-        /// `m` rows of `k` values, quantized as [`super::quantize_rows`] does.
-        pub fn quantize(x: &[f32], m: usize, k: usize) -> Input {
+        /// `m` rows of `k` values, quantized as [`super::quantize_rows`] does, for weights stored
+        /// with `offset` added.
+        pub fn quantize(x: &[f32], m: usize, k: usize, offset: i8) -> Input {
             let (wide, scales) = super::quantize_rows(x, m, k);
             let values: Vec<i8> = wide.iter().map(|&v| v as i8).collect();
-            let sums = values
+            let starts = values
                 .chunks_exact(BLOCK)
-                .map(|b| b.iter().map(|&v| i32::from(v)).sum())
+                .map(|b| {
+                    let sum: i32 = b.iter().map(|&v| i32::from(v)).sum();
+                    i32x4(-i32::from(offset) * sum, 0, 0, 0)
+                })
                 .collect();
             Input {
                 values,
-                sums,
+                starts,
                 scales,
             }
         }
     }
 
-    use super::simd::i8x16_of;
-
-    /// `acc[i * R + r]` = the dot product of weight row `rows[r]` (values, block scales) with
-    /// input row `i`.
+    /// `acc[i * R + r]` = the dot product of weight row `rows[r]` (values with the offset added,
+    /// block scales) with input row `i`. Each weight block is loaded once and dotted with every
+    /// input row, as in the SIMD128 kernel.
     pub fn row_dots<const R: usize>(
         rows: [(&[i8], &[f32]); R],
-        offset: i8,
         input: &Input,
         acc: &mut Vec<f32>,
         lanes: &mut Vec<v128>,
@@ -332,21 +340,16 @@ mod relaxed {
         let m = input.scales.len() / blocks;
         lanes.clear();
         lanes.resize(m * R, f32x4_splat(0.0));
-        let shift = i8x16_splat(offset);
         for b in 0..blocks {
             let w: [[v128; 2]; R] = std::array::from_fn(|r| {
                 let q = &rows[r].0[b * BLOCK..(b + 1) * BLOCK];
-                [
-                    i8x16_add(i8x16_of(&q[..16]), shift),
-                    i8x16_add(i8x16_of(&q[16..]), shift),
-                ]
+                [i8x16_of(&q[..16]), i8x16_of(&q[16..])]
             });
             for (i, lanes) in lanes.chunks_exact_mut(R).enumerate() {
                 let at = i * blocks + b;
                 let x = &input.values[at * BLOCK..][..BLOCK];
                 let x = [i8x16_of(&x[..16]), i8x16_of(&x[16..])];
-                let start = i32x4(-i32::from(offset) * input.sums[at], 0, 0, 0);
-                let x_scale = input.scales[at];
+                let (start, x_scale) = (input.starts[at], input.scales[at]);
                 for (r, lane) in lanes.iter_mut().enumerate() {
                     let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[0], w[r][0], start);
                     let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[1], w[r][1], sum);
