@@ -239,9 +239,16 @@ fn search_label_and_reload_from_cache() {
         })
         .unwrap_or_else(|last| panic!("back did not return; summary {last:?}"));
 
-    // A reload takes the model from Cache Storage: no second download.
+    // A reload takes the model from Cache Storage: no second download; the warm-up's token rows
+    // come from the HTTP cache.
+    let rows_before_reload = server.requests_for(&rows_file);
     browser.goto(&server.url("/"));
     let status = wait_model(&browser);
+    assert_eq!(
+        server.requests_for(&rows_file),
+        rows_before_reload,
+        "token rows fetched again after a reload"
+    );
     assert!(
         status.contains("from this browser's cache"),
         "status after reload {status:?}"
