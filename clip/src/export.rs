@@ -269,9 +269,9 @@ pub fn export_text(checkpoint: &[u8], variant: Variant) -> Result<Vec<u8>> {
 }
 
 /// The block type of each tensor in a GGUF variant. The matrices of the linear layers hold nearly
-/// all the bytes; they are quantized when their rows split into
-/// whole blocks of 32. Biases, layer norms and position embeddings are tiny and stay f32 (they
-/// also matter most for accuracy).
+/// all the bytes; they are quantized when their rows split into whole blocks of 32. Biases,
+/// layer norms and position embeddings are tiny and stay f32 (they also matter most for
+/// accuracy).
 fn block_dtype(name: &str, t: &Tensor, variant: Variant) -> GgmlDType {
     let dims = t.dims();
     let matrix =

@@ -185,7 +185,6 @@ pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
     Ok(xs.broadcast_div(&norm)?)
 }
 
-/// The text tower with its projection: `CLIPTextTransformer` + `text_projection`, or
 /// Where the text tower's token rows come from: its weights file, or a [`TokenRows`] table
 /// filled as queries need it.
 #[derive(Debug, Clone)]
@@ -194,6 +193,7 @@ enum TokenTable {
     Rows(Arc<TokenRows>),
 }
 
+/// The text tower with its projection: `CLIPTextTransformer` + `text_projection`, or
 /// `SiglipTextTransformer` with its `head` (see [`TextHead`]).
 #[derive(Debug, Clone)]
 pub struct TextEncoder {

@@ -27,8 +27,8 @@ const BLOCK: usize = 32;
 pub struct Q8Matrix {
     rows: usize,
     cols: usize,
-    /// What makes every value non-negative and below 64 (16 for `Q5_0`, 8 for `Q4_0`); 0 for
-    /// `Q8_0`, whose values need all 8 bits. Where the relaxed-SIMD kernel is built, `quants`
+    /// What makes every value non-negative, so that it fits relaxed SIMD's 7-bit operand (16 for
+    /// `Q5_0`, 8 for `Q4_0`); 0 for `Q8_0`, whose values need all 8 bits. Where the relaxed-SIMD kernel is built, `quants`
     /// holds the values with it added.
     #[cfg_attr(
         not(all(target_arch = "wasm32", target_feature = "relaxed-simd")),
@@ -286,10 +286,10 @@ mod simd {
 /// The 5- and 4-bit kernel where the browser has relaxed SIMD (the worker's second build):
 /// `i32x4.relaxed_dot_i8x16_i7x16_add_s` does 16 multiply-adds of a signed byte by a 7-bit one
 /// and adds them into four `i32` lanes, twice the work of `i32x4.dot_i16x8_s` and without
-/// widening. Its second operand must stay below 64 for every engine to give the same exact
-/// result, so the weights are stored with the matrix's offset added (`Q5_0`'s -16..=15 become
-/// 0..=31), and the offset times the input block's sum is taken away again in the accumulator
-/// the dot products start from. The sums are the same exact `i32`s as the other
+/// widening. Its second operand must have its top bit clear for every engine to give the same
+/// exact result, so the weights are stored with the matrix's offset added (`Q5_0`'s -16..=15
+/// become 0..=31), and the offset times the input block's sum is taken away again in the
+/// accumulator the dot products start from. The sums are the same exact `i32`s as the other
 /// kernels'; only how they are spread over the four lanes before the `f32` scaling differs.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed {

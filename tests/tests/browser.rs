@@ -302,26 +302,7 @@ fn distinct_tokens(texts: &[&str]) -> usize {
 #[test]
 fn a_failed_token_row_says_so_and_retry_loads_the_model() {
     let rows_file = format!("/model/{}", clip::export::TOKEN_ROWS_FILE);
-    let (server, _model) = tiny_model_server(ServerOptions {
-        fail_once: &[rows_file.as_str()],
-        ..ServerOptions::default()
-    });
-    let browser = Browser::start();
-    browser.goto(&server.url("/"));
-    let status = wait_model(&browser);
-    assert!(
-        status.starts_with("The model did not load")
-            && status.contains("cannot download token row")
-            && status.contains(&rows_file)
-            && status.contains("HTTP 500"),
-        "status {status:?}"
-    );
-    browser.click("#retry");
-    browser
-        .wait_text("#status", Duration::from_secs(60), |t| {
-            t.starts_with("Model ready")
-        })
-        .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
+    let (server, _model) = failed_then_retried(&rows_file, "cannot download token row");
     assert!(server.requests_for(&rows_file) >= 2);
 }
 
@@ -356,16 +337,24 @@ fn a_host_without_range_requests_sends_the_token_rows_once() {
 #[test]
 fn a_failed_download_says_so_and_retry_loads_the_model() {
     let default_file = format!("/model/{}", file_name(Variant::Q5));
-    let (server, _model) = tiny_model_server(ServerOptions {
-        fail_once: &[default_file.as_str()],
+    let (server, _model) = failed_then_retried(&default_file, "cannot download");
+    assert_eq!(server.requests_for(&default_file), 2);
+}
+
+/// Loads the page while `path`'s first request fails (HTTP 500): the status says the model did
+/// not load, with `says` and `path`, and Retry loads it. The server and its model directory.
+fn failed_then_retried(path: &str, says: &str) -> (Server, tempfile::TempDir) {
+    let (server, model) = tiny_model_server(ServerOptions {
+        fail_once: &[path],
         ..ServerOptions::default()
     });
     let browser = Browser::start();
     browser.goto(&server.url("/"));
     let status = wait_model(&browser);
     assert!(
-        status.starts_with("The model did not load: cannot download")
-            && status.contains(&default_file)
+        status.starts_with("The model did not load")
+            && status.contains(says)
+            && status.contains(path)
             && status.contains("HTTP 500"),
         "status {status:?}"
     );
@@ -375,7 +364,7 @@ fn a_failed_download_says_so_and_retry_loads_the_model() {
             t.starts_with("Model ready")
         })
         .unwrap_or_else(|last| panic!("retry did not load the model; status {last:?}"));
-    assert_eq!(server.requests_for(&default_file), 2);
+    (server, model)
 }
 
 #[test]
