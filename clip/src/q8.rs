@@ -345,15 +345,16 @@ mod relaxed {
                 let q = &rows[r].0[b * BLOCK..(b + 1) * BLOCK];
                 [i8x16_of(&q[..16]), i8x16_of(&q[16..])]
             });
+            let w_scales: [v128; R] = std::array::from_fn(|r| f32x4_splat(rows[r].1[b]));
             for (i, lanes) in lanes.chunks_exact_mut(R).enumerate() {
                 let at = i * blocks + b;
                 let x = &input.values[at * BLOCK..][..BLOCK];
                 let x = [i8x16_of(&x[..16]), i8x16_of(&x[16..])];
-                let (start, x_scale) = (input.starts[at], input.scales[at]);
+                let (start, x_scale) = (input.starts[at], f32x4_splat(input.scales[at]));
                 for (r, lane) in lanes.iter_mut().enumerate() {
                     let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[0], w[r][0], start);
                     let sum = i32x4_relaxed_dot_i8x16_i7x16_add(x[1], w[r][1], sum);
-                    let scale = f32x4_splat(rows[r].1[b] * x_scale);
+                    let scale = f32x4_mul(w_scales[r], x_scale);
                     *lane = f32x4_add(*lane, f32x4_mul(f32x4_convert_i32x4(sum), scale));
                 }
             }
