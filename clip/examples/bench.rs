@@ -34,7 +34,7 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::Instant;
 
-use clip::{ClipConfig, ClipModel, Device, Tensor, Weights};
+use clip::{ClipConfig, ClipModel, Device, Tensor, VisionEncoder, Weights};
 
 #[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
@@ -56,6 +56,8 @@ struct Options {
     min_iters: usize,
     batches: Vec<usize>,
     text_lengths: Vec<usize>,
+    /// The vision tower through candle's ops ([`VisionEncoder::with_candle_ops`]).
+    candle_vision: bool,
 }
 
 impl Options {
@@ -66,10 +68,12 @@ impl Options {
         let (mut warmup, mut min_seconds, mut min_iters) = (None, None, None);
         let mut batches: Option<Vec<usize>> = None;
         let mut text_lengths = vec![7, 77];
+        let mut candle_vision = false;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--candle-vision" => candle_vision = true,
                 "--no-python" => python = None,
                 "--python" => python = Some(value("--python")?),
                 "--warmup" => warmup = Some(value("--warmup")?.parse()?),
@@ -104,7 +108,8 @@ impl Options {
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: bench [--quick] [--no-python] [--python PATH] [--warmup N] [--min-seconds S] [--min-iters N] [--batches 1,8,32] [--text-lengths 7,77 (empty: none)]\n\
+                        "usage: bench [--quick] [--no-python] [--python PATH] [--warmup N] [--min-seconds S] [--min-iters N] [--batches 1,8,32] [--text-lengths 7,77 (empty: none)] [--candle-vision]\n\
+                         --candle-vision: the vision tower through candle's ops, not the fused CPU path\n\
                          threads: RAYON_NUM_THREADS (default: all physical cores)"
                     );
                     std::process::exit(0);
@@ -120,6 +125,7 @@ impl Options {
             min_iters: min_iters.unwrap_or(if quick { 2 } else { 5 }),
             batches: batches.unwrap_or_else(|| if quick { vec![1, 8] } else { vec![1, 8, 32] }),
             text_lengths,
+            candle_vision,
         })
     }
 }
@@ -189,7 +195,12 @@ fn bench_rust(opts: &Options) -> Res<Results> {
     let model = {
         let bytes = clip::random::random_checkpoint(&config, false, 0)?;
         let weights = Weights::from_safetensors(bytes, &device)?;
-        ClipModel::new(&config, &weights)?
+        let mut model = ClipModel::new(&config, &weights)?;
+        if opts.candle_vision {
+            model.vision =
+                VisionEncoder::with_candle_ops(&config.vision, config.projection_dim, &weights)?;
+        }
+        model
     };
     println!(
         "text2img: random ViT-B/32 model built in {:.1} s",

@@ -7,6 +7,8 @@
 
 pub mod attention_pool;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cpu;
 pub mod error;
 pub mod export;
 pub mod fastvit;

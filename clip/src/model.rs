@@ -506,6 +506,9 @@ pub struct VisionEncoder {
 #[derive(Debug, Clone)]
 enum Tower2d {
     Vit(Box<Vit>),
+    /// A class-token ViT with f32 weights on the CPU: [`crate::cpu::vit`].
+    #[cfg(not(target_arch = "wasm32"))]
+    Fused(Box<crate::cpu::vit::FusedVit>),
     FastVit(Box<FastVit>),
     MciVit(Box<MciVit>),
 }
@@ -616,8 +619,35 @@ impl Vit {
 
 impl VisionEncoder {
     /// Reads the tower from `w`: `vision_model.*` (and `visual_projection.weight`) for a ViT,
-    /// `visual.trunk.*` for MobileCLIP's timm towers.
+    /// `visual.trunk.*` for MobileCLIP's timm towers. A class-token ViT with dense f32 weights
+    /// on the CPU computes through the fused path ([`crate::cpu`]); everything else through
+    /// candle's ops.
     pub fn new(config: &VisionConfig, projection_dim: usize, w: &Weights) -> Result<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if config.tower == VisionTower::Vit
+            && config.head == VisionHead::ClassToken
+            && w.device().is_cpu()
+            && w.dtype() == DType::F32
+            && w.is_dense()
+        {
+            let vit = crate::cpu::vit::FusedVit::new(config, projection_dim, w)?;
+            return Ok(Self::with_tower(
+                Tower2d::Fused(Box::new(vit)),
+                config,
+                projection_dim,
+                w,
+            ));
+        }
+        Self::with_candle_ops(config, projection_dim, w)
+    }
+
+    /// [`Self::new`] always computing through candle's ops: the reference the fused CPU path is
+    /// tested and measured against.
+    pub fn with_candle_ops(
+        config: &VisionConfig,
+        projection_dim: usize,
+        w: &Weights,
+    ) -> Result<Self> {
         let tower = match &config.tower {
             VisionTower::Vit => Tower2d::Vit(Box::new(Vit::new(config, projection_dim, w)?)),
             VisionTower::FastVitMci { timm_model_name } => Tower2d::FastVit(Box::new(
@@ -629,17 +659,36 @@ impl VisionEncoder {
                 projection_dim,
             )?)),
         };
-        Ok(Self {
+        Ok(Self::with_tower(tower, config, projection_dim, w))
+    }
+
+    fn with_tower(
+        tower: Tower2d,
+        config: &VisionConfig,
+        projection_dim: usize,
+        w: &Weights,
+    ) -> Self {
+        Self {
             tower,
             config: config.clone(),
             projection_dim,
             dtype: w.dtype(),
-        })
+        }
     }
 
     /// The tower's configuration.
     pub fn config(&self) -> &VisionConfig {
         &self.config
+    }
+
+    /// Whether this encoder computes through the fused CPU path ([`crate::cpu`]) rather than
+    /// candle's ops.
+    pub fn is_fused(&self) -> bool {
+        match self.tower {
+            #[cfg(not(target_arch = "wasm32"))]
+            Tower2d::Fused(_) => true,
+            _ => false,
+        }
     }
 
     /// Size of the output vectors.
@@ -662,6 +711,8 @@ impl VisionEncoder {
         let pixels = pixels.to_dtype(self.dtype)?;
         let features = match &self.tower {
             Tower2d::Vit(vit) => vit.forward(c, &pixels)?,
+            #[cfg(not(target_arch = "wasm32"))]
+            Tower2d::Fused(vit) => vit.forward(&pixels)?,
             Tower2d::FastVit(fastvit) => fastvit.forward(&pixels)?,
             Tower2d::MciVit(vit) => vit.forward(&pixels)?,
         };

@@ -107,6 +107,11 @@ impl<'a> Weights<'a> {
         self.dtype
     }
 
+    /// Whether the tensors are plain float arrays (safetensors), not quantized blocks (GGUF).
+    pub fn is_dense(&self) -> bool {
+        matches!(self.inner, Inner::Dense(_))
+    }
+
     /// Whether the tensor `name` exists (for models whose structure is read from their tensors).
     pub fn contains(&self, name: &str) -> bool {
         match &self.inner {
