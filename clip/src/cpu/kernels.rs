@@ -17,18 +17,25 @@ use crate::config::Activation;
 /// Inputs below −87.3 give about 1e-38 instead of a subnormal or 0, above 88.3 about 2e38.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    /// Adding and taking away 1.5 · 2^23 rounds an f32 below 2^22 to the nearest integer.
+    /// Adding 1.5 · 2^23 rounds an f32 below 2^22 to the nearest integer, which then sits in
+    /// the low bits of the sum: read from there, it needs no float-to-int conversion (whose
+    /// saturating semantics in Rust compile to scalar code lane by lane).
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 0.166_666_65)
         * r
         + 0.5;
     let e = p * r * r + r + 1.0;
-    // n is in [-126, 127] after the clamp, so n + 127 is a normal exponent.
-    e * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2^n: n is in [-126, 127] after the clamp, so n + 127 is a normal exponent.
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    e * f32::from_bits(biased << 23)
 }
 
 /// `erf(x)` within 1.5e-7 (Abramowitz & Stegun 7.1.26), branch-free.

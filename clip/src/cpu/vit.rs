@@ -24,7 +24,7 @@ use crate::config::{Activation, VisionConfig};
 use crate::error::Result;
 use crate::weights::Weights;
 
-/// At most this many token rows per slice: bounds each thread's buffers (about 35 MB for
+/// At most this many token rows per slice: bounds each thread's buffers (about 31 MB for
 /// ViT-B/32's 20 images) whatever the batch size.
 const MAX_ROWS: usize = 1024;
 
@@ -229,7 +229,11 @@ impl FusedVit {
         let pixels = pixels.flatten_all()?.to_vec1::<f32>()?;
         let per_image = s.channels * s.image * s.image;
         let threads = rayon::current_num_threads().max(1);
-        let slice = b.div_ceil(threads).clamp(1, (MAX_ROWS / s.tokens).max(1));
+        // As many slices as threads, or a multiple of that where a slice would pass MAX_ROWS,
+        // all of about the same size so that no thread waits for another.
+        let most = (MAX_ROWS / s.tokens).max(1);
+        let slices = threads * b.div_ceil(threads * most);
+        let slice = b.div_ceil(slices).max(1);
         let parallelism = if slice >= b && threads > 1 {
             Parallelism::Rayon(threads)
         } else {
