@@ -53,10 +53,6 @@ impl View {
 ///
 /// When the shapes disagree or a view reaches past its slice: a bug in the caller, never a
 /// property of the input.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "three views, two slices and the mode"
-)]
 pub fn matmul(
     dst: (&mut [f32], View),
     accumulate: bool,
