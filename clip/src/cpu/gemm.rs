@@ -27,6 +27,16 @@ impl View {
         }
     }
 
+    /// A column-major matrix whose columns are `stride` values apart.
+    pub fn columns(rows: usize, cols: usize, stride: usize) -> Self {
+        View {
+            rows,
+            cols,
+            rs: 1,
+            cs: stride,
+        }
+    }
+
     /// The transpose of a row-major `[cols, rows]` matrix (a linear layer's `[out, in]` weight
     /// read as the `in × out` right operand).
     pub fn transposed(rows: usize, cols: usize) -> Self {

@@ -1,6 +1,7 @@
 //! What does the fused CPU path compute between two matrix products? The element-wise and
 //! row-wise steps of a transformer layer, each one pass over a buffer that already exists:
-//! bias adds, bias + activation, layer norm and softmax.
+//! bias adds, bias + activation, layer norm (over the column-major activations of
+//! [`super::vit`]) and softmax (over a row-major score matrix).
 //!
 //! Each step is a [`WithSimd`] whose loops `pulp` compiles for the widest instruction set the
 //! CPU has (AVX-512 or AVX2 on x86-64), chosen at run time; the loops are branch-free over whole
@@ -93,19 +94,38 @@ pub fn add_bias(rows: &mut [f32], bias: &[f32]) {
     Arch::new().dispatch(Op(rows, bias));
 }
 
-/// `rows = activation(rows + bias)`, row by row.
-pub fn bias_activation(rows: &mut [f32], bias: &[f32], activation: Activation) {
+/// Adds `bias[j]` to every value of column `j` of a column-major matrix (`bias.len()` columns).
+pub fn add_column_bias(columns: &mut [f32], bias: &[f32]) {
+    struct Op<'a>(&'a mut [f32], &'a [f32]);
+    impl WithSimd for Op<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            let rows = self.0.len() / self.1.len();
+            for (column, b) in self.0.chunks_exact_mut(rows).zip(self.1) {
+                for v in column.iter_mut() {
+                    *v += b;
+                }
+            }
+        }
+    }
+    Arch::new().dispatch(Op(columns, bias));
+}
+
+/// `x = activation(x + bias[j])` for every value `x` of column `j` of a column-major matrix.
+pub fn column_bias_activation(columns: &mut [f32], bias: &[f32], activation: Activation) {
     struct Op<'a>(&'a mut [f32], &'a [f32], Activation);
     impl WithSimd for Op<'_> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: Simd>(self, _: S) {
-            let Op(rows, bias, activation) = self;
+            let Op(columns, bias, activation) = self;
+            let rows = columns.len() / bias.len();
             // One loop per activation, so that none branches inside.
             macro_rules! each {
                 ($act:expr) => {
-                    for row in rows.chunks_exact_mut(bias.len()) {
-                        for (v, b) in row.iter_mut().zip(bias) {
+                    for (column, b) in columns.chunks_exact_mut(rows).zip(bias) {
+                        for v in column.iter_mut() {
                             *v = activate(*v + b, $act);
                         }
                     }
@@ -118,31 +138,62 @@ pub fn bias_activation(rows: &mut [f32], bias: &[f32], activation: Activation) {
             }
         }
     }
-    Arch::new().dispatch(Op(rows, bias, activation));
+    Arch::new().dispatch(Op(columns, bias, activation));
 }
 
-/// `LayerNorm` of each row of `src` into the same row of `dst`: `(x − mean) / sqrt(var + eps)
-/// · weight + bias` (rows of `weight.len()` values).
-pub fn layer_norm(src: &[f32], dst: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
-    struct Op<'a>(&'a [f32], &'a mut [f32], &'a [f32], &'a [f32], f32);
+/// `LayerNorm` of each row of the column-major `src` (`weight.len()` columns) into `dst`:
+/// `(x − mean) / sqrt(var + eps) · weight + bias`. `stats` holds two values per row; every
+/// pass runs down whole columns, so it vectorises across rows.
+pub fn layer_norm_columns(
+    src: &[f32],
+    dst: &mut [f32],
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+    stats: &mut Vec<f32>,
+) {
+    struct Op<'a>(
+        &'a [f32],
+        &'a mut [f32],
+        &'a [f32],
+        &'a [f32],
+        f32,
+        &'a mut [f32],
+    );
     impl WithSimd for Op<'_> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: Simd>(self, _: S) {
-            let Op(src, dst, weight, bias, eps) = self;
-            let dim = weight.len();
-            for (x, out) in src.chunks_exact(dim).zip(dst.chunks_exact_mut(dim)) {
-                let n = dim as f32;
-                let mean = sum(x.iter().copied()) / n;
-                let var = sum(x.iter().map(|v| (v - mean) * (v - mean))) / n;
-                let inv = 1.0 / (var + eps).sqrt();
-                for (((o, v), w), b) in out.iter_mut().zip(x).zip(weight).zip(bias) {
-                    *o = (v - mean) * inv * w + b;
+            let Op(src, dst, weight, bias, eps, stats) = self;
+            let (dim, rows) = (weight.len(), src.len() / weight.len());
+            let (mean, scale) = stats.split_at_mut(rows);
+            mean.fill(0.0);
+            scale.fill(0.0);
+            for column in src.chunks_exact(rows) {
+                for (m, v) in mean.iter_mut().zip(column) {
+                    *m += v;
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= dim as f32);
+            for column in src.chunks_exact(rows) {
+                for ((s, m), v) in scale.iter_mut().zip(&*mean).zip(column) {
+                    *s += (v - m) * (v - m);
+                }
+            }
+            scale
+                .iter_mut()
+                .for_each(|s| *s = 1.0 / (*s / dim as f32 + eps).sqrt());
+            let columns = src.chunks_exact(rows).zip(dst.chunks_exact_mut(rows));
+            for ((column, out), (w, b)) in columns.zip(weight.iter().zip(bias)) {
+                for (((o, v), m), s) in out.iter_mut().zip(column).zip(&*mean).zip(&*scale) {
+                    *o = (v - m) * s * w + b;
                 }
             }
         }
     }
-    Arch::new().dispatch(Op(src, dst, weight, bias, eps));
+    let rows = src.len() / weight.len();
+    stats.resize(2 * rows, 0.0);
+    Arch::new().dispatch(Op(src, dst, weight, bias, eps, &mut stats[..2 * rows]));
 }
 
 /// Softmax of each `width`-value row of `rows`, in place.
@@ -236,18 +287,30 @@ mod tests {
         let (w, b): (Vec<f32>, Vec<f32>) = (0..37)
             .map(|i| (1.0 + i as f32 * 0.01, i as f32 * 0.1))
             .unzip();
-        let mut out = vec![0.0; 37];
-        layer_norm(&x, &mut out, &w, &b, 1e-5);
-        let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / 37.0;
-        let var = x
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / 37.0;
-        for i in 0..37 {
-            let want =
-                (f64::from(x[i]) - mean) / (var + 1e-5).sqrt() * f64::from(w[i]) + f64::from(b[i]);
-            assert!((f64::from(out[i]) - want).abs() < 1e-5, "layer norm {i}");
+        // Three rows: x, x reversed and x + 5, stored column-major (37 columns of 3).
+        let rows: [Vec<f32>; 3] = [
+            x.clone(),
+            x.iter().rev().copied().collect(),
+            x.iter().map(|v| v + 5.0).collect(),
+        ];
+        let columns: Vec<f32> = (0..37)
+            .flat_map(|j| rows.iter().map(move |r| r[j]))
+            .collect();
+        let (mut out, mut stats) = (vec![0.0; 3 * 37], Vec::new());
+        layer_norm_columns(&columns, &mut out, &w, &b, 1e-5, &mut stats);
+        for (i, row) in rows.iter().enumerate() {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / 37.0;
+            let var = row
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / 37.0;
+            for j in 0..37 {
+                let want = (f64::from(row[j]) - mean) / (var + 1e-5).sqrt() * f64::from(w[j])
+                    + f64::from(b[j]);
+                let got = f64::from(out[j * 3 + i]);
+                assert!((got - want).abs() < 1e-5, "layer norm row {i}, column {j}");
+            }
         }
         let mut row = x.clone();
         softmax(&mut row, 37);
