@@ -10,8 +10,9 @@
 //!   products then accumulate into that stream: the residual add costs nothing); attention reads
 //!   its heads in place and scales inside the product.
 //! - **Activations column-major** (feature by feature, each feature's values for every token
-//!   row in a run): the products then write and read them in the layout `gemm` packs least
-//!   (measured 5% faster at 800 rows, twice as fast at 50), and a bias is one value per run.
+//!   row in a run): `gemm` then packs the activations, small panels, instead of the weights
+//!   on every product (ViT-B/32: 7% faster at batch 32 than row-major, 2.7× at batch 1), and a
+//!   bias is one value per run.
 //! - **One slice of the batch per thread.** The batch is cut into one slice per core and each
 //!   slice runs the whole tower with single-threaded products: no barrier per op. A batch too
 //!   small to cut runs as one slice whose products use every core.
