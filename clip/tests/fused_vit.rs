@@ -67,6 +67,14 @@ fn fused_equals_candle_for_every_activation_and_batch() {
     }
 }
 
+/// An empty batch gives no features rather than a panic.
+#[test]
+fn an_empty_batch_gives_no_features() {
+    let (fused, _) = encoders(&tiny("quick_gelu"), 5);
+    let pixels = Tensor::zeros((0, 3, 40, 40), clip::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(fused.forward(&pixels).unwrap().dims(), [0, 24]);
+}
+
 /// ViT-B/32's shapes (the default model's), where the sums are long enough for rounding to
 /// show.
 #[test]

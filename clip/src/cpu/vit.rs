@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{Parallelism, View, matmul};
@@ -247,6 +247,9 @@ impl FusedVit {
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let s = self.shape;
         let b = pixels.dim(0)?;
+        if b == 0 {
+            return Ok(Tensor::zeros((0, s.projection), DType::F32, &Device::Cpu)?);
+        }
         let pixels = pixels.flatten_all()?.to_vec1::<f32>()?;
         let per_image = s.channels * s.image * s.image;
         let threads = rayon::current_num_threads().max(1);
