@@ -1,7 +1,10 @@
+#![cfg(not(target_arch = "wasm32"))]
+
 //! The fused CPU path of the vision tower (`clip::cpu`) against candle's ops, the path the
 //! reference tests prove equal to `transformers` (`reference.rs` runs the fused path too: a
 //! class-token ViT with f32 weights on the CPU takes it): the same features for every activation,
-//! for batches cut into uneven slices, and at ViT-B/32's real shapes.
+//! for batches cut into uneven slices, and at ViT-B/32's real shapes. Native only, like the
+//! path.
 
 use clip::random::random_checkpoint;
 use clip::{ClipConfig, Device, Tensor, VisionEncoder, Weights, cosine};
