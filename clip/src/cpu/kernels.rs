@@ -5,10 +5,10 @@
 //!
 //! Each step is a [`WithSimd`] whose loops `pulp` compiles for the widest instruction set the
 //! CPU has (AVX-512 or AVX2 on x86-64), chosen at run time; the loops are branch-free over whole
-//! rows so the compiler vectorises them. (A closure handed to `pulp` is not reliably inlined
-//! into the dispatched function, and its loops then run in baseline SSE2: measured 22% of a
-//! batch's time, against the few percent below.) `exp` is a polynomial rather than libm's so
-//! that it vectorises: within 2 ulp over the range an `f32` result can take.
+//! runs of values so the compiler vectorises them. (A closure handed to `pulp` is not reliably
+//! inlined into the dispatched function, and its loops then run in baseline SSE2: these passes
+//! took 22% of a batch's time that way, 5% dispatched.) `exp` is a polynomial rather than
+//! libm's so that it vectorises: within 2 ulp over the range an `f32` result can take.
 
 use pulp::{Arch, Simd, WithSimd};
 
